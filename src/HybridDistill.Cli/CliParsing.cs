@@ -1,0 +1,23 @@
+namespace HybridDistill.Cli;
+
+/// <summary>Small parsers for option values, with errors that name the option.</summary>
+public static class CliParsing
+{
+    public static int[] IntList(string text, string option)
+    {
+        try
+        {
+            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+        }
+        catch (FormatException)
+        {
+            throw new InputException($"{option} expects comma-separated integers, got \"{text}\".");
+        }
+    }
+}
+
+/// <summary>An IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool, out of order).</summary>
+public sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -1,0 +1,97 @@
+using System.ComponentModel;
+using System.Text.Json.Nodes;
+using HybridDistill.Checkpoints;
+using HybridDistill.Config;
+using HybridDistill.Evaluation;
+using HybridDistill.Models;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace HybridDistill.Cli.Commands;
+
+public sealed class BenchForwardCommand : Command<BenchForwardCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--model <DIR>")]
+        [Description("Model directory to measure.")]
+        public string? Model { get; init; }
+
+        [CommandOption("--config <JSON>")]
+        [Description("A config.json to build a random-weight model from (instead of --model).")]
+        public string? Config { get; init; }
+
+        [CommandOption("--tokens <T>")]
+        [Description("Prefill sequence length (default: 1024, capped at the model's context).")]
+        public int? Tokens { get; init; }
+
+        [CommandOption("--batch <B>")]
+        [DefaultValue(1)]
+        public int Batch { get; init; } = 1;
+
+        [CommandOption("--decode-contexts <LIST>")]
+        [Description("Comma-separated context lengths for decode ms/token (default: 128 and the prefill length).")]
+        public string? DecodeContexts { get; init; }
+
+        [CommandOption("--json")]
+        [Description("Print one JSON object on stdout.")]
+        public bool Json { get; init; }
+
+        public override ValidationResult Validate() =>
+            (Model is null) == (Config is null)
+                ? ValidationResult.Error("give exactly one of --model DIR or --config JSON.")
+                : Batch < 1 ? ValidationResult.Error("--batch must be >= 1.") : ValidationResult.Success();
+    }
+
+    protected override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        using var model = LoadOrBuild(s.Model, s.Config);
+        int tokens = s.Tokens ?? Math.Min(1024, model.Config.MaxPositionEmbeddings);
+        var contexts = s.DecodeContexts is null
+            ? new[] { 128, tokens }.Where(c => c + 17 <= model.Config.MaxPositionEmbeddings).Distinct().ToArray()
+            : CliParsing.IntList(s.DecodeContexts, "--decode-contexts");
+        var progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"));
+        var r = ForwardBenchmark.Run(model, tokens, s.Batch, contexts, progress: progress);
+
+        if (s.Json)
+        {
+            var json = new JsonObject
+            {
+                ["model"] = s.Model ?? s.Config,
+                ["batch"] = r.Batch,
+                ["tokens"] = r.Tokens,
+                ["prefill_ms"] = r.PrefillMs,
+                ["prefill_tokens_per_s"] = r.PrefillTokensPerSecond,
+                ["model_gflops_per_token"] = r.ModelGflopsPerToken,
+                ["achieved_gflops"] = r.AchievedGflops,
+                ["matmul_gflops"] = r.MatmulGflops,
+                ["achieved_fraction_of_matmul"] = r.AchievedGflops / r.MatmulGflops,
+                ["decode_ms_per_token"] = new JsonObject(r.DecodeMsPerToken.Select(p => KeyValuePair.Create(p.Key.ToString(), (JsonNode?)p.Value))),
+                ["decode_cache_bytes"] = new JsonObject(r.DecodeCacheBytes.Select(p => KeyValuePair.Create(p.Key.ToString(), (JsonNode?)p.Value))),
+            };
+            Console.Out.WriteLine(json.ToJsonString(JsonOptions.Indented));
+            return 0;
+        }
+        var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
+        table.AddRow("prefill", $"{r.Batch} x {r.Tokens} tokens in {r.PrefillMs:F1} ms");
+        table.AddRow("prefill tokens/s", $"{r.PrefillTokensPerSecond:F0}");
+        table.AddRow("model GFLOP/token", $"{r.ModelGflopsPerToken:F4}");
+        table.AddRow("achieved GFLOP/s", $"{r.AchievedGflops:F1}");
+        table.AddRow("matmul GFLOP/s (same run)", $"{r.MatmulGflops:F1}");
+        table.AddRow("achieved / matmul", $"{r.AchievedGflops / r.MatmulGflops:P0}");
+        foreach (var (ctx, ms) in r.DecodeMsPerToken)
+            table.AddRow($"decode ms/token @ {ctx}", $"{ms:F2} ({r.DecodeCacheBytes[ctx] / 1048576.0:F1} MiB cache)");
+        AnsiConsole.Write(table);
+        return 0;
+    }
+
+    /// <summary>A model directory, or a random-weight model (seed 0) built from a config.json.</summary>
+    public static HybridCausalLM LoadOrBuild(string? modelDir, string? configPath)
+    {
+        if (modelDir is not null) return HfCheckpoint.Load(modelDir);
+        var model = new HybridCausalLM(ModelConfig.Load(configPath!));
+        model.InitializeWeights(seed: 0);
+        model.eval();
+        return model;
+    }
+}

@@ -1,0 +1,149 @@
+using HybridDistill.Config;
+using HybridDistill.Modules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Attention;
+
+/// <summary>
+/// Causal softmax attention with RoPE and grouped-query heads, the teacher's attention.
+///   q = W_q x [B, T, H*D], k = W_k x, v = W_v x [B, T, H_kv*D] (optional bias: Qwen2),
+///   optional per-head RMSNorm of q and k (Qwen3), RoPE on q and k,
+///   o_t = softmax(q_t K^T / sqrt(D)) V over positions <= t; query head h reads KV head h / (H / H_kv);
+///   y = W_o o.
+/// </summary>
+public sealed class SoftmaxAttention : AttentionLayer
+{
+    private readonly Linear q_proj;
+    private readonly Linear k_proj;
+    private readonly Linear v_proj;
+    private readonly RmsNorm? q_norm;
+    private readonly RmsNorm? k_norm;
+    private readonly Linear o_proj;
+
+    private readonly int heads;
+    private readonly int kvHeads;
+    private readonly int headDim;
+
+    public SoftmaxAttention(ModelConfig config) : base("SoftmaxAttention")
+    {
+        heads = config.NumAttentionHeads;
+        kvHeads = config.NumKeyValueHeads;
+        headDim = config.HeadDim;
+        q_proj = nn.Linear(config.HiddenSize, heads * headDim, hasBias: config.AttentionBias);
+        k_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: config.AttentionBias);
+        v_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: config.AttentionBias);
+        if (config.QkNorm)
+        {
+            q_norm = new RmsNorm(headDim, config.RmsNormEps);
+            k_norm = new RmsNorm(headDim, config.RmsNormEps);
+        }
+        o_proj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: false);
+        RegisterComponents();
+    }
+
+    public override string Kind => LayerKinds.Softmax;
+
+    public Linear QProj => q_proj;
+    public Linear KProj => k_proj;
+    public Linear VProj => v_proj;
+    public Linear OProj => o_proj;
+    public int Heads => heads;
+    public int KvHeads => kvHeads;
+    public int HeadDim => headDim;
+
+    public override LayerState CreateState(long batch, long capacity) =>
+        new KvCache(batch, kvHeads, capacity, headDim, q_proj.weight!.device);
+
+    public override Tensor forward(Tensor x, AttentionContext context, LayerState? state)
+    {
+        using var scope = NewDisposeScope();
+        var (q, k, v) = ProjectQkv(x, context);
+        Tensor output = state switch
+        {
+            null => Attend(q, k, v, 0),
+            KvCache cache => AttendCached(q, k, v, cache),
+            _ => throw new ArgumentException($"softmax attention needs a KvCache, got {state.GetType().Name}"),
+        };
+        return scope.MoveToOuter(Output(output));
+    }
+
+    /// <summary>q [B, H, T, D], k and v [B, H_kv, T, D], after the optional q/k norm and RoPE.</summary>
+    public (Tensor Q, Tensor K, Tensor V) ProjectQkv(Tensor x, AttentionContext context)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        var q = q_proj.forward(x).view(b, t, heads, headDim);       // [B, T, H*D] -> [B, T, H, D]
+        var k = k_proj.forward(x).view(b, t, kvHeads, headDim);     // [B, T, Hkv*D] -> [B, T, Hkv, D]
+        var v = v_proj.forward(x).view(b, t, kvHeads, headDim);
+        if (q_norm is not null && k_norm is not null)
+        {
+            q = q_norm.forward(q);
+            k = k_norm.forward(k);
+        }
+        q = Rotary.Apply(q.transpose(1, 2), context.Rotary);        // [B, T, H, D] -> [B, H, T, D]
+        k = Rotary.Apply(k.transpose(1, 2), context.Rotary);        // [B, T, Hkv, D] -> [B, Hkv, T, D]
+        v = v.transpose(1, 2);
+        return (scope.MoveToOuter(q), scope.MoveToOuter(k), scope.MoveToOuter(v));
+    }
+
+    /// <summary>o [B, H, T, D] -> o_proj over the concatenated heads [B, T, d_model].</summary>
+    public Tensor Output(Tensor o)
+    {
+        using var scope = NewDisposeScope();
+        long b = o.shape[0], t = o.shape[2];
+        var merged = o.transpose(1, 2).reshape(b, t, heads * headDim); // [B, H, T, D] -> [B, T, H*D]
+        return scope.MoveToOuter(o_proj.forward(merged));
+    }
+
+    private Tensor AttendCached(Tensor q, Tensor k, Tensor v, KvCache cache)
+    {
+        long start = cache.Length;
+        var (keys, values) = cache.Append(k, v);
+        return Attend(q, keys, values, start);
+    }
+
+    /// <summary>
+    /// Causal attention of q [B, H, T, D] at positions start..start+T-1 over keys/values [B, H_kv, L, D] at
+    /// positions 0..L-1 (L = start + T).
+    /// </summary>
+    public static Tensor Attend(Tensor q, Tensor keys, Tensor values, long start)
+    {
+        using var scope = NewDisposeScope();
+        long b = q.shape[0], h = q.shape[1], t = q.shape[2], d = q.shape[3];
+        long hkv = keys.shape[1], l = keys.shape[2];
+        long groups = h / hkv;
+        Tensor o;
+        if (t == 1)
+        {
+            // One query per head needs no mask, so the G query heads sharing a KV head can be laid out as
+            // G query positions against that head's keys: no copy of the (possibly long) cache.
+            var qg = q.reshape(b, hkv, groups, d);                                     // [B, H, 1, D] -> [B, Hkv, G, D]
+            o = nn.functional.scaled_dot_product_attention(qg, keys, values)           // [B, Hkv, G, D]
+                .reshape(b, h, 1, d);                                                  // -> [B, H, 1, D]
+        }
+        else
+        {
+            var k = ExpandKv(keys, groups);                                            // [B, H, L, D]
+            var v = ExpandKv(values, groups);
+            if (start == 0 && l == t)
+                o = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
+            else
+            {
+                // query i (position start + i) sees keys j <= start + i
+                var allowed = arange(l, device: q.device).unsqueeze(0) <= arange(start, start + t, device: q.device).unsqueeze(1); // [T, L]
+                o = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: allowed);
+            }
+        }
+        return scope.MoveToOuter(o);
+    }
+
+    /// <summary>[B, H_kv, L, D] -> [B, H_kv * groups, L, D]: query head h reads KV head h / groups.</summary>
+    public static Tensor ExpandKv(Tensor kv, long groups)
+    {
+        if (groups == 1) return kv.alias();
+        long b = kv.shape[0], hkv = kv.shape[1], l = kv.shape[2], d = kv.shape[3];
+        return kv.unsqueeze(2).expand(b, hkv, groups, l, d).reshape(b, hkv * groups, l, d); // [B, Hkv, G, L, D] -> [B, H, L, D]
+    }
+}

@@ -1,0 +1,87 @@
+using System.Text.Json.Nodes;
+
+namespace HybridDistill.Config;
+
+/// <summary>Gated DeltaNet options (config.json <c>linear_attention.gdn</c>).</summary>
+public sealed record GdnOptions(int ChunkSize = 64, bool UseShortConv = false, int ConvSize = 4);
+
+/// <summary>Gated linear attention options (config.json <c>linear_attention.gla</c>).</summary>
+public sealed record GlaOptions(int ChunkSize = 64, int GateLowRankDim = 16, double GateLogitNormalizer = 16.0);
+
+/// <summary>Sliding-window attention options (config.json <c>linear_attention.swa</c>).</summary>
+public sealed record SwaOptions(int? Window = null);
+
+/// <summary>
+/// Per-kind options of a hybrid's non-softmax layers, stored under stable keys in config.json:
+/// <c>"linear_attention": {"gdn": {"chunk_size": 64, "use_short_conv": false, "conv_size": 4},
+/// "gla": {"chunk_size": 64, "gate_low_rank_dim": 16, "gate_logit_normalizer": 16}, "swa": {"window": 256}}</c>.
+/// Unknown keys are errors.
+/// </summary>
+public sealed record LinearAttentionOptions
+{
+    public GdnOptions Gdn { get; init; } = new();
+    public GlaOptions Gla { get; init; } = new();
+    public SwaOptions Swa { get; init; } = new();
+
+    public static LinearAttentionOptions FromJson(JsonObject json)
+    {
+        var result = new LinearAttentionOptions();
+        foreach (var (key, value) in json)
+        {
+            if (value is not JsonObject o) throw new InputException($"linear_attention.{key} should be an object.");
+            result = key switch
+            {
+                "gdn" => result with
+                {
+                    Gdn = new GdnOptions(
+                        Take(o, "chunk_size", key, 64),
+                        TakeBool(o, "use_short_conv", key, false),
+                        Take(o, "conv_size", key, 4)),
+                },
+                "gla" => result with
+                {
+                    Gla = new GlaOptions(
+                        Take(o, "chunk_size", key, 64),
+                        Take(o, "gate_low_rank_dim", key, 16),
+                        Take(o, "gate_logit_normalizer", key, 16.0)),
+                },
+                "swa" => result with { Swa = new SwaOptions(o.ContainsKey("window") ? Take(o, "window", key, 0) : null) },
+                _ => throw new InputException($"unknown key linear_attention.{key} (known: gdn, gla, swa)."),
+            };
+            var unknown = o.Select(p => p.Key).Except(KnownKeys(key)).FirstOrDefault();
+            if (unknown != null) throw new InputException($"unknown key linear_attention.{key}.{unknown}.");
+        }
+        return result;
+    }
+
+    public JsonObject ToJson() => new()
+    {
+        ["gdn"] = new JsonObject { ["chunk_size"] = Gdn.ChunkSize, ["use_short_conv"] = Gdn.UseShortConv, ["conv_size"] = Gdn.ConvSize },
+        ["gla"] = new JsonObject
+        {
+            ["chunk_size"] = Gla.ChunkSize, ["gate_low_rank_dim"] = Gla.GateLowRankDim, ["gate_logit_normalizer"] = Gla.GateLogitNormalizer,
+        },
+        ["swa"] = Swa.Window is int w ? new JsonObject { ["window"] = w } : new JsonObject(),
+    };
+
+    static string[] KnownKeys(string kind) => kind switch
+    {
+        "gdn" => ["chunk_size", "use_short_conv", "conv_size"],
+        "gla" => ["chunk_size", "gate_low_rank_dim", "gate_logit_normalizer"],
+        _ => ["window"],
+    };
+
+    static T Take<T>(JsonObject o, string key, string kind, T fallback)
+    {
+        if (o[key] is not JsonValue v) return fallback;
+        if (typeof(T) == typeof(int) && v.TryGetValue<double>(out var d)) return (T)(object)checked((int)d);
+        if (typeof(T) == typeof(double) && v.TryGetValue<double>(out var x)) return (T)(object)x;
+        throw new InputException($"linear_attention.{kind}.{key} should be a number.");
+    }
+
+    static bool TakeBool(JsonObject o, string key, string kind, bool fallback)
+    {
+        if (o[key] is not JsonValue v) return fallback;
+        return v.TryGetValue<bool>(out var b) ? b : throw new InputException($"linear_attention.{kind}.{key} should be true or false.");
+    }
+}

@@ -1,0 +1,78 @@
+using HybridDistill.Models;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Evaluation;
+
+public sealed record ForwardBenchmarkResult(
+    int Batch, int Tokens, double PrefillMs, double PrefillTokensPerSecond, double ModelGflopsPerToken,
+    double AchievedGflops, double MatmulGflops, IReadOnlyDictionary<int, double> DecodeMsPerToken,
+    IReadOnlyDictionary<int, long> DecodeCacheBytes);
+
+/// <summary>
+/// Prefill throughput against the machine's own matmul speed, and decode latency at given context lengths.
+/// FLOPs per token = 2 x (non-embedding parameters + lm_head parameters) + 2 x layers x d_model x T
+/// (T = tokens in the sequence; logits at every position). The reference matmul is fp32
+/// [B*T, d_model] x [d_model, intermediate_size], timed in the same process right before the prefill.
+/// </summary>
+public static class ForwardBenchmark
+{
+    public static double FlopsPerToken(HybridCausalLM model, long tokens)
+    {
+        var c = model.Config;
+        long lmHead = (long)c.VocabSize * c.HiddenSize;
+        long nonEmbedding = model.parameters().Sum(p => p.numel()) - model.Stack.Embeddings.weight!.numel();
+        long weights = c.TieWordEmbeddings ? nonEmbedding + lmHead : nonEmbedding; // untied: lm_head already counted
+        return 2.0 * weights + 2.0 * c.NumHiddenLayers * c.HiddenSize * tokens;
+    }
+
+    public static ForwardBenchmarkResult Run(HybridCausalLM model, int tokens, int batch, IReadOnlyList<int> decodeContexts,
+        int decodeSteps = 16, IProgress<string>? progress = null)
+    {
+        var c = model.Config;
+        if (tokens > c.MaxPositionEmbeddings)
+            throw new InputException($"--tokens {tokens} exceeds the model's context ({c.MaxPositionEmbeddings}).");
+        using var inference = inference_mode();
+        manual_seed(0);
+        using var ids = randint(0, c.VocabSize, [batch, tokens], dtype: int64);
+
+        progress?.Report("matmul reference");
+        double matmul = Measure.MatmulGflops((long)batch * tokens, c.HiddenSize, c.IntermediateSize);
+        progress?.Report($"prefill {batch}x{tokens}");
+        double prefillMs = Measure.MedianMs(() => { using var logits = model.forward(ids); }, repeats: 3, warmup: 1);
+        double flopsPerToken = FlopsPerToken(model, tokens);
+        double achieved = flopsPerToken * batch * tokens / (prefillMs * 1e-3) / 1e9;
+
+        var decodeMs = new SortedDictionary<int, double>();
+        var cacheBytes = new SortedDictionary<int, long>();
+        foreach (int context in decodeContexts)
+        {
+            if (context + decodeSteps > c.MaxPositionEmbeddings)
+                throw new InputException($"decode context {context} + {decodeSteps} steps exceeds the model's context ({c.MaxPositionEmbeddings}).");
+            progress?.Report($"decode at context {context}");
+            (decodeMs[context], cacheBytes[context]) = DecodeMsPerToken(model, context, decodeSteps);
+        }
+        return new ForwardBenchmarkResult(batch, tokens, prefillMs, batch * tokens / (prefillMs * 1e-3), flopsPerToken / 1e9,
+            achieved, matmul, decodeMs, cacheBytes);
+    }
+
+    /// <summary>Prefills <paramref name="context"/> random tokens, then times one-token steps; returns ms/token and the cache bytes at that context.</summary>
+    public static (double MsPerToken, long CacheBytes) DecodeMsPerToken(HybridCausalLM model, int context, int steps)
+    {
+        using var inference = inference_mode();
+        using var state = model.CreateState(1, context + steps + 1);
+        manual_seed(1);
+        using (var prompt = randint(0, model.Config.VocabSize, [1, context], dtype: int64))
+        using (var _ = model.Forward(prompt, state)) { }
+        long bytes = state.CacheBytes;
+        using var token = tensor(new long[] { 1 }).unsqueeze(0);                                       // [1, 1]
+        using (var _ = model.Forward(token, state)) { }                                                  // warm-up step
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++)
+        {
+            using var logits = model.Forward(token, state);
+            using var next = logits[0, -1].argmax();
+            _ = next.item<long>();
+        }
+        return (sw.Elapsed.TotalMilliseconds / steps, bytes);
+    }
+}

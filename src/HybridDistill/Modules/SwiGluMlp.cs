@@ -1,0 +1,29 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Modules;
+
+/// <summary>The Llama MLP: <c>down(silu(gate(x)) * up(x))</c>, no biases.</summary>
+public sealed class SwiGluMlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear gate_proj;
+    private readonly Linear up_proj;
+    private readonly Linear down_proj;
+
+    public SwiGluMlp(long hiddenSize, long intermediateSize) : base("SwiGluMlp")
+    {
+        gate_proj = nn.Linear(hiddenSize, intermediateSize, hasBias: false);
+        up_proj = nn.Linear(hiddenSize, intermediateSize, hasBias: false);
+        down_proj = nn.Linear(intermediateSize, hiddenSize, hasBias: false);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        // [B, T, d] -> [B, T, I] -> [B, T, d]
+        var y = down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+        return scope.MoveToOuter(y);
+    }
+}
