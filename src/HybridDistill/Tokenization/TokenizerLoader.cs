@@ -63,7 +63,7 @@ public static class TokenizerLoader
                                      $"and {VocabJson} + {MergesTxt}. Copy the tokenizer files of the model into that folder.");
         }
 
-        var settings = ResolveSpecialTokens(tokenizer, config, genConfig, tokConfig, modelDir);
+        var settings = ResolveSpecialTokens(tokenizer, config, genConfig, tokConfig);
         return tokenizer switch
         {
             SentencePieceTokenizer sp => sp.WithSpecialTokens(settings),
@@ -90,11 +90,10 @@ public static class TokenizerLoader
         }
     }
 
-    static SpecialTokenSettings ResolveSpecialTokens(ITextTokenizer tok, JsonFile? config, JsonFile? genConfig, JsonFile? tokConfig, string dir)
+    static SpecialTokenSettings ResolveSpecialTokens(ITextTokenizer tok, JsonFile? config, JsonFile? genConfig, JsonFile? tokConfig)
     {
-        int? bos = IdList(config, "bos_token_id", tok).FirstOrDefault(-1) is var b && b >= 0 ? b
-                 : IdList(genConfig, "bos_token_id", tok).FirstOrDefault(-1) is var g && g >= 0 ? g
-                 : TokenStringId(tokConfig, "bos_token", tok) ?? tok.BosId;
+        int? bos = FirstOrNull(IdList(config, "bos_token_id", tok)) ?? FirstOrNull(IdList(genConfig, "bos_token_id", tok))
+                   ?? TokenStringId(tokConfig, "bos_token", tok) ?? tok.BosId;
 
         var eos = IdList(config, "eos_token_id", tok).Concat(IdList(genConfig, "eos_token_id", tok)).Distinct().ToList();
         if (eos.Count == 0 && TokenStringId(tokConfig, "eos_token", tok) is int e) eos.Add(e);
@@ -106,6 +105,8 @@ public static class TokenizerLoader
 
         return new SpecialTokenSettings { BosId = bos, EosIds = eos, AddBosByDefault = addBos && bos is not null };
     }
+
+    static int? FirstOrNull(List<int> ids) => ids.Count > 0 ? ids[0] : null;
 
     /// <summary>An id or list of ids under <paramref name="key"/>; each must be a token of the tokenizer.</summary>
     static List<int> IdList(JsonFile? file, string key, ITextTokenizer tok)
