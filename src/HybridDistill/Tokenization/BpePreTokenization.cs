@@ -1,0 +1,176 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace HybridDistill.Tokenization;
+
+/// <summary>How a split keeps the pattern's matches (Hugging Face SplitDelimiterBehavior).</summary>
+internal enum SplitBehavior { Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous }
+
+/// <summary>One Hugging Face pre-tokenizer: splits each piece of text into smaller pieces.
+/// BPE merges never cross piece boundaries.</summary>
+internal abstract class PreTokenizeStep
+{
+    public abstract void Split(string piece, List<string> output);
+
+    /// <summary>GPT-2's pattern, used by the ByteLevel pre-tokenizer when use_regex is true.</summary>
+    public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+
+    public static List<string> Run(IReadOnlyList<PreTokenizeStep> steps, string text)
+    {
+        var pieces = new List<string> { text };
+        foreach (var step in steps)
+        {
+            var next = new List<string>(pieces.Count * 2);
+            foreach (var p in pieces) step.Split(p, next);
+            pieces = next;
+        }
+        return pieces;
+    }
+}
+
+/// <summary>Split{pattern, behavior, invert}: regex matches are delimiters (or, with invert, the kept content).</summary>
+internal sealed class RegexSplitStep(Regex regex, SplitBehavior behavior, bool invert) : PreTokenizeStep
+{
+    public Regex Regex { get; } = regex;
+
+    public override void Split(string piece, List<string> output)
+    {
+        // (text, isDelimiter) segments covering the piece in order.
+        var segments = new List<(string Text, bool Delim)>();
+        int pos = 0;
+        for (var m = Regex.Match(piece); m.Success; m = m.NextMatch())
+        {
+            if (m.Length == 0) continue;
+            if (m.Index > pos) segments.Add((piece[pos..m.Index], invert));
+            segments.Add((m.Value, !invert));
+            pos = m.Index + m.Length;
+        }
+        if (pos < piece.Length) segments.Add((piece[pos..], invert));
+
+        switch (behavior)
+        {
+            case SplitBehavior.Isolated:
+                foreach (var s in segments) output.Add(s.Text);
+                break;
+            case SplitBehavior.Removed:
+                foreach (var s in segments) if (!s.Delim) output.Add(s.Text);
+                break;
+            case SplitBehavior.MergedWithPrevious:
+            {
+                var sb = new StringBuilder();
+                foreach (var s in segments)
+                {
+                    sb.Append(s.Text);
+                    if (s.Delim) { output.Add(sb.ToString()); sb.Clear(); }
+                }
+                if (sb.Length > 0) output.Add(sb.ToString());
+                break;
+            }
+            case SplitBehavior.MergedWithNext:
+            {
+                var sb = new StringBuilder();
+                foreach (var s in segments)
+                {
+                    if (s.Delim && sb.Length > 0) { output.Add(sb.ToString()); sb.Clear(); }
+                    sb.Append(s.Text);
+                }
+                if (sb.Length > 0) output.Add(sb.ToString());
+                break;
+            }
+            case SplitBehavior.Contiguous:
+            {
+                var sb = new StringBuilder();
+                bool lastDelim = false;
+                foreach (var s in segments)
+                {
+                    if (s.Delim && lastDelim) { sb.Append(s.Text); continue; }
+                    if (sb.Length > 0) output.Add(sb.ToString());
+                    sb.Clear().Append(s.Text);
+                    lastDelim = s.Delim;
+                }
+                if (sb.Length > 0) output.Add(sb.ToString());
+                break;
+            }
+        }
+    }
+}
+
+/// <summary>ByteLevel{add_prefix_space, use_regex}: optionally a space in front of each piece, then GPT-2's
+/// pattern. (The byte -> alphabet mapping itself happens in the BPE model call.)</summary>
+internal sealed class ByteLevelStep(bool addPrefixSpace, bool useRegex) : PreTokenizeStep
+{
+    static readonly RegexSplitStep Gpt2 = new(new Regex(Gpt2Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant), SplitBehavior.Isolated, false);
+
+    public override void Split(string piece, List<string> output)
+    {
+        if (addPrefixSpace && !piece.StartsWith(' ')) piece = " " + piece;
+        if (useRegex) Gpt2.Split(piece, output);
+        else output.Add(piece);
+    }
+}
+
+/// <summary>Digits{individual_digits}: digits become their own pieces (each one, or each run).</summary>
+internal sealed class DigitsStep(bool individual) : PreTokenizeStep
+{
+    readonly RegexSplitStep _split = new(new Regex(individual ? @"\p{Nd}" : @"\p{Nd}+", RegexOptions.CultureInvariant), SplitBehavior.Isolated, false);
+    public override void Split(string piece, List<string> output) => _split.Split(piece, output);
+}
+
+/// <summary>An added token from tokenizer.json's added_tokens (or tokenizer_config.json): matched in raw text
+/// before pre-tokenization, leftmost and then longest first.</summary>
+internal sealed record AddedToken(string Content, int Id, bool Special, bool LStrip = false, bool RStrip = false, bool SingleWord = false);
+
+/// <summary>Cuts text into plain-text segments and added-token ids.</summary>
+internal sealed class AddedTokenSplitter
+{
+    readonly Dictionary<char, AddedToken[]> _byFirstChar;
+
+    public AddedTokenSplitter(IEnumerable<AddedToken> tokens)
+    {
+        _byFirstChar = tokens.Where(t => t.Content.Length > 0)
+            .GroupBy(t => t.Content[0])
+            .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Content.Length).ToArray());
+    }
+
+    public bool IsEmpty => _byFirstChar.Count == 0;
+
+    /// <summary>Segments in order: (text, -1) for plain text, (null, id) for an added token.</summary>
+    public List<(string? Text, int Id)> Split(string text)
+    {
+        var result = new List<(string?, int)>();
+        int segStart = 0, i = 0;
+        while (i < text.Length)
+        {
+            var tok = MatchAt(text, i);
+            if (tok is null) { i++; continue; }
+            int start = i, end = i + tok.Content.Length;
+            if (tok.LStrip) while (start > segStart && char.IsWhiteSpace(text[start - 1])) start--;
+            if (tok.RStrip) while (end < text.Length && char.IsWhiteSpace(text[end])) end++;
+            if (start > segStart) result.Add((text[segStart..start], -1));
+            result.Add((null, tok.Id));
+            i = segStart = end;
+        }
+        if (segStart < text.Length) result.Add((text[segStart..], -1));
+        return result;
+    }
+
+    AddedToken? MatchAt(string text, int i)
+    {
+        if (!_byFirstChar.TryGetValue(text[i], out var candidates)) return null;
+        foreach (var t in candidates)
+        {
+            if (!text.AsSpan(i).StartsWith(t.Content, StringComparison.Ordinal)) continue;
+            if (t.SingleWord && (IsWordChar(text, i - 1) || IsWordChar(text, i + t.Content.Length))) continue;
+            return t;
+        }
+        return null;
+    }
+
+    static bool IsWordChar(string text, int i) =>
+        i >= 0 && i < text.Length && (char.IsLetterOrDigit(text[i]) || text[i] == '_');
+}
+
+/// <summary>Unicode normalizers that may precede byte-level BPE. Note: the library builds with
+/// InvariantGlobalization, where .NET's string.Normalize leaves non-ASCII text unchanged, so NFC/NFKC are exact
+/// only for text that is already normalized (almost all text; Qwen2 uses NFC).</summary>
+internal enum TextNormalization { None, Nfc, Nfkc, Nfd, Nfkd, Lowercase }

@@ -1,0 +1,175 @@
+using System.Text.Json;
+
+namespace HybridDistill.Tokenization;
+
+/// <summary>
+/// Picks and loads the tokenizer of a Hugging Face style model directory.
+///
+/// Which file: tokenizer.json when it is byte-level BPE; otherwise tokenizer.model (SentencePiece BPE), which is
+/// also the fallback when tokenizer.json is SentencePiece-style (Llama-2's fast tokenizer, Metaspace/byte_fallback);
+/// otherwise vocab.json + merges.txt (GPT-2 layout). A tokenizer.json that is not valid JSON is an error, not a
+/// reason to fall back.
+///
+/// Special tokens: BOS = config.json bos_token_id, else generation_config.json's, else tokenizer_config.json
+/// bos_token mapped to its id, else the tokenizer's own (SentencePiece bos_id; tokenizer.json post-processor
+/// template). EosIds = config.json eos_token_id (an int or a list) followed by generation_config.json's, else
+/// tokenizer_config.json eos_token, else the tokenizer's own; EosId is the first. AddBosByDefault =
+/// tokenizer_config.json add_bos_token, else true for SentencePiece, for BPE true only when the tokenizer.json
+/// post-processor puts a special token first (Llama-3), else false; never true without a BOS id.
+/// </summary>
+public static class TokenizerLoader
+{
+    public const string TokenizerJson = "tokenizer.json";
+    public const string SentencePieceModel = "tokenizer.model";
+    public const string VocabJson = "vocab.json";
+    public const string MergesTxt = "merges.txt";
+
+    public static ITextTokenizer Load(string modelDir)
+    {
+        if (!Directory.Exists(modelDir))
+            throw new InputException($"Model directory '{modelDir}' does not exist; pass the folder that holds the tokenizer files.");
+
+        string Path_(string name) => Path.Combine(modelDir, name);
+        string tokJson = Path_(TokenizerJson), spModel = Path_(SentencePieceModel), vocab = Path_(VocabJson), merges = Path_(MergesTxt);
+
+        var config = ReadJsonObject(Path_("config.json"));
+        var genConfig = ReadJsonObject(Path_("generation_config.json"));
+        var tokConfig = ReadJsonObject(Path_("tokenizer_config.json"));
+
+        ITextTokenizer tokenizer;
+        if (File.Exists(tokJson))
+        {
+            var def = TokenizerJsonReader.ReadTokenizerJson(tokJson);
+            if (def.NotByteLevelReason is null) tokenizer = BpeTokenizer.Create(def, null);
+            else if (File.Exists(spModel)) tokenizer = SentencePieceTokenizer.Load(spModel);
+            else
+                throw new InputException($"'{tokJson}' cannot be used: {def.NotByteLevelReason}, and there is no {SentencePieceModel} " +
+                                         $"beside it. Supported: byte-level BPE tokenizer.json, SentencePiece BPE {SentencePieceModel}, " +
+                                         $"or {VocabJson} + {MergesTxt}.");
+        }
+        else if (File.Exists(spModel))
+        {
+            tokenizer = SentencePieceTokenizer.Load(spModel);
+        }
+        else if (File.Exists(vocab) && File.Exists(merges))
+        {
+            tokenizer = BpeTokenizer.FromVocabAndMerges(vocab, merges, AddedTokensFromConfig(tokConfig, vocab));
+        }
+        else
+        {
+            string partial = File.Exists(vocab) ? $" ({VocabJson} is there but {MergesTxt} is missing)"
+                           : File.Exists(merges) ? $" ({MergesTxt} is there but {VocabJson} is missing)" : "";
+            throw new InputException($"No tokenizer in '{modelDir}'{partial}: looked for {TokenizerJson}, {SentencePieceModel}, " +
+                                     $"and {VocabJson} + {MergesTxt}. Copy the tokenizer files of the model into that folder.");
+        }
+
+        var settings = ResolveSpecialTokens(tokenizer, config, genConfig, tokConfig);
+        return tokenizer switch
+        {
+            SentencePieceTokenizer sp => sp.WithSpecialTokens(settings),
+            BpeTokenizer bpe => bpe.WithSpecialTokens(settings),
+            _ => tokenizer,
+        };
+    }
+
+    sealed record JsonFile(string Path, JsonElement Root);
+
+    static JsonFile? ReadJsonObject(string path)
+    {
+        if (!File.Exists(path)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { AllowTrailingCommas = true });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InputException($"'{path}' must hold a JSON object.");
+            return new JsonFile(path, doc.RootElement.Clone());
+        }
+        catch (JsonException e)
+        {
+            throw new InputException($"'{path}' is not valid JSON ({e.Message}).", e);
+        }
+    }
+
+    static SpecialTokenSettings ResolveSpecialTokens(ITextTokenizer tok, JsonFile? config, JsonFile? genConfig, JsonFile? tokConfig)
+    {
+        int? bos = FirstOrNull(IdList(config, "bos_token_id", tok)) ?? FirstOrNull(IdList(genConfig, "bos_token_id", tok))
+                   ?? TokenStringId(tokConfig, "bos_token", tok) ?? tok.BosId;
+
+        var eos = IdList(config, "eos_token_id", tok).Concat(IdList(genConfig, "eos_token_id", tok)).Distinct().ToList();
+        if (eos.Count == 0 && TokenStringId(tokConfig, "eos_token", tok) is int e) eos.Add(e);
+        if (eos.Count == 0) eos.AddRange(tok.EosIds);
+
+        bool addBos = tokConfig is not null && tokConfig.Root.TryGetProperty("add_bos_token", out var ab) &&
+                      ab.ValueKind is JsonValueKind.True or JsonValueKind.False
+            ? ab.GetBoolean() : tok.AddBosByDefault;
+
+        return new SpecialTokenSettings { BosId = bos, EosIds = eos, AddBosByDefault = addBos && bos is not null };
+    }
+
+    static int? FirstOrNull(List<int> ids) => ids.Count > 0 ? ids[0] : null;
+
+    /// <summary>An id or list of ids under <paramref name="key"/>; each must be a token of the tokenizer.</summary>
+    static List<int> IdList(JsonFile? file, string key, ITextTokenizer tok)
+    {
+        var ids = new List<int>();
+        if (file is null || !file.Root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return ids;
+        if (v.ValueKind == JsonValueKind.Number) ids.Add(ReadId(v, file, key));
+        else if (v.ValueKind == JsonValueKind.Array) foreach (var x in v.EnumerateArray()) ids.Add(ReadId(x, file, key));
+        else throw new InputException($"'{file.Path}': '{key}' must be an integer or a list of integers, not {v.ValueKind}.");
+        foreach (var id in ids)
+            if (tok.IdToToken(id) is null)
+                throw new InputException($"'{file.Path}': {key} = {id} is not a token of the tokenizer ({tok.VocabSize} ids). " +
+                                         "The config and the tokenizer files belong to different models.");
+        return ids;
+    }
+
+    static int ReadId(JsonElement v, JsonFile file, string key) =>
+        v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int id) && id >= 0 ? id
+            : throw new InputException($"'{file.Path}': '{key}' holds {v.GetRawText()}, expected a non-negative integer.");
+
+    /// <summary>tokenizer_config.json's bos_token / eos_token (a string or {"content": ...}) as an id.</summary>
+    static int? TokenStringId(JsonFile? file, string key, ITextTokenizer tok)
+    {
+        string? content = TokenContent(file, key);
+        if (content is null) return null;
+        return tok.TokenToId(content)
+               ?? throw new InputException($"'{file!.Path}': {key} \"{content}\" is not a token of the tokenizer.");
+    }
+
+    static string? TokenContent(JsonFile? file, string key)
+    {
+        if (file is null || !file.Root.TryGetProperty(key, out var v)) return null;
+        return v.ValueKind switch
+        {
+            JsonValueKind.String => v.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String => c.GetString(),
+            _ => null,
+        };
+    }
+
+    /// <summary>For vocab.json + merges.txt: special tokens named in tokenizer_config.json (added_tokens_decoder,
+    /// bos/eos/unk/pad_token); null (the GPT-2 default, &lt;|endoftext|&gt;) when it names none.</summary>
+    static List<(string, int)>? AddedTokensFromConfig(JsonFile? tokConfig, string vocabPath)
+    {
+        if (tokConfig is null) return null;
+        var result = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (tokConfig.Root.TryGetProperty("added_tokens_decoder", out var dec) && dec.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var p in dec.EnumerateObject())
+            {
+                if (!int.TryParse(p.Name, out int id) || !p.Value.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String)
+                    throw new InputException($"'{tokConfig.Path}': added_tokens_decoder entry \"{p.Name}\" needs an integer key and a \"content\" string.");
+                result[c.GetString()!] = id;
+            }
+        }
+        Dictionary<string, int>? vocab = null;
+        foreach (var key in new[] { "bos_token", "eos_token", "unk_token", "pad_token" })
+        {
+            string? content = TokenContent(tokConfig, key);
+            if (content is null || result.ContainsKey(content)) continue;
+            vocab ??= JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabPath)) ?? new();
+            if (vocab.TryGetValue(content, out int id)) result[content] = id;
+        }
+        return result.Count == 0 ? null : result.Select(kv => (kv.Key, kv.Value)).ToList();
+    }
+}
