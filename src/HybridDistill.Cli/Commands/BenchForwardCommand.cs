@@ -43,7 +43,7 @@ public sealed class BenchForwardCommand : Command<BenchForwardCommand.Settings>
                 : Batch < 1 ? ValidationResult.Error("--batch must be >= 1.") : ValidationResult.Success();
     }
 
-    protected override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         using var model = LoadOrBuild(s.Model, s.Config);
         int tokens = s.Tokens ?? Math.Min(1024, model.Config.MaxPositionEmbeddings);

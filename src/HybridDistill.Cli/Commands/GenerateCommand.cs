@@ -61,7 +61,7 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
             : Spectre.Console.ValidationResult.Success();
     }
 
-    protected override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var tokenizer = TokenizerLoader.Load(HfCheckpoint.ResolveModelDirectory(s.Model));
         using var model = HfCheckpoint.Load(s.Model);
@@ -79,7 +79,7 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
 
         var generated = new List<int>();
         string printed = "";
-        foreach (int token in Generator.Generate(model, prompt, options, useCache: !s.NoCache))
+        foreach (int token in TokenGenerator.Generate(model, prompt, options, useCache: !s.NoCache))
         {
             cancellation.ThrowIfCancellationRequested();
             generated.Add(token);

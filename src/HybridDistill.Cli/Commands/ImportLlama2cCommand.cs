@@ -1,5 +1,7 @@
 using System.ComponentModel;
 using HybridDistill.Checkpoints;
+using HybridDistill.Models;
+using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace HybridDistill.Cli.Commands;
@@ -26,7 +28,7 @@ public sealed class ImportLlama2cCommand : Command<ImportLlama2cCommand.Settings
                 : Spectre.Console.ValidationResult.Success();
     }
 
-    protected override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         Llama2cImporter.Import(s.Input, s.Output, s.Tokenizer);
         CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {Path.GetFullPath(s.Output)}");

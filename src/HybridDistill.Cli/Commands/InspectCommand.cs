@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using Spectre.Console;
+using HybridDistill.Models;
 using Spectre.Console.Cli;
 
 namespace HybridDistill.Cli.Commands;
@@ -20,7 +21,7 @@ public sealed class InspectCommand : Command<InspectCommand.Settings>
         public bool Json { get; init; }
     }
 
-    protected override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
         var report = ModelInspector.Inspect(settings.Directory);
         if (settings.Json)

@@ -6,7 +6,6 @@ using HybridDistill.Generation;
 using HybridDistill.Models;
 using Spectre.Console;
 using Spectre.Console.Cli;
-using static TorchSharp.torch;
 
 namespace HybridDistill.Cli.Commands;
 
@@ -29,7 +28,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         public string Out { get; init; } = "out/run";
     }
 
-    protected override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         string configPath = s.Config ?? Path.Combine(RepositoryRoot(), "configs", "demo-tiny.json");
         var config = ModelConfig.Load(configPath);
@@ -41,8 +40,8 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         model.eval();
         int bos = config.BosTokenId ?? 1;
         var options = new SamplingOptions { MaxNewTokens = 48 };
-        var cached = Generator.Generate(model, [bos], options, useCache: true).ToList();
-        var reference = Generator.Generate(model, [bos], options, useCache: false).ToList();
+        var cached = TokenGenerator.Generate(model, [bos], options, useCache: true).ToList();
+        var reference = TokenGenerator.Generate(model, [bos], options, useCache: false).ToList();
         bool agree = cached.SequenceEqual(reference);
         err.MarkupLineInterpolated($"greedy decoding, 48 tokens: cached and full-forward paths {(agree ? "[green]agree[/]" : "[red]DISAGREE[/]")}");
         err.MarkupLineInterpolated($"tokens: {string.Join(' ', cached)}");

@@ -1,5 +1,6 @@
 using HybridDistill.Config;
 using HybridDistill.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace HybridDistill.Checkpoints;
@@ -44,7 +45,7 @@ public static class HfCheckpoint
             model.Dispose();
             throw;
         }
-        if (device is not null && device.type != DeviceType.CPU) model.to(device);
+        if (device is not null && device.type != TorchSharp.DeviceType.CPU) model.to(device);
         model.eval();
         return model;
     }

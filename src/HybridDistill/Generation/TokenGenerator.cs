@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace HybridDistill.Generation;
 
 /// <summary>Autoregressive generation, streamed token by token.</summary>
-public static class Generator
+public static class TokenGenerator
 {
     /// <summary>
     /// Yields new token ids after <paramref name="prompt"/> (which must not be empty: pass BOS alone to start
