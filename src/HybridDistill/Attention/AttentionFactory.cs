@@ -11,6 +11,7 @@ public static class AttentionFactory
         return kind switch
         {
             LayerKinds.Softmax => new SoftmaxAttention(config),
+            LayerKinds.GatedDeltaNet => new GatedDeltaNet(config),
             _ => throw new InputException($"layer {layerIndex}: attention kind \"{kind}\" is not available in this build."),
         };
     }
