@@ -19,6 +19,10 @@ app.Configure(config =>
     config.AddCommand<ImportLlama2cCommand>("import-llama2c")
         .WithDescription("Convert a llama2.c .bin checkpoint into a Hugging Face model directory.")
         .WithExample("import-llama2c", "stories260K.bin", "out/stories260K", "--tokenizer", "tokenizer.model");
+    config.AddCommand<ConvertCommand>("convert")
+        .WithDescription("Write an untrained hybrid initialised from a teacher (RADLADS weight transfer).")
+        .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--softmax-layers", "2", "--out", "out/hybrid-untrained")
+        .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--layer-types", "gdn,gdn,softmax,gdn,gdn", "--out", "out/h");
     config.AddBranch("bench", bench =>
     {
         bench.SetDescription("Measure speed and memory.");

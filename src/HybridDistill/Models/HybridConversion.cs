@@ -54,17 +54,4 @@ public static class HybridConversion
         int layer = int.Parse(name.AsSpan(prefix.Length, name.IndexOf('.', prefix.Length) - prefix.Length));
         return !LayerKinds.IsLinear(config.LayerTypes[layer]);
     }
-
-    /// <summary>Layer types from "--softmax-layers 0,3" with every other layer of <paramref name="linearKind"/>.</summary>
-    public static string[] LayoutFromSoftmaxLayers(int numLayers, IEnumerable<int> softmaxLayers, string linearKind)
-    {
-        var types = Enumerable.Repeat(LayerKinds.Normalize(linearKind), numLayers).ToArray();
-        foreach (int l in softmaxLayers)
-        {
-            if (l < 0 || l >= numLayers) throw new InputException($"softmax layer {l} is out of range: the model has layers 0..{numLayers - 1}.");
-            types[l] = LayerKinds.Softmax;
-        }
-        return types;
-    }
 }
-
