@@ -29,6 +29,10 @@ app.Configure(config =>
         bench.AddCommand<BenchForwardCommand>("forward")
             .WithDescription("Prefill tokens/s, FLOPs and GFLOP/s against the machine's matmul, decode ms/token.")
             .WithExample("bench", "forward", "--config", "configs/bench-d512.json", "--tokens", "1024");
+        bench.AddCommand<BenchDecodeCommand>("decode")
+            .WithDescription("Decode ms/token and cache bytes vs context: a teacher and its hybrids, timings interleaved.")
+            .WithExample("bench", "decode")
+            .WithExample("bench", "decode", "--model", "out/teacher", "--model", "out/hybrid", "--contexts", "256,512", "--json", "out/");
     });
 });
 return CliRunner.Run(app, args);
