@@ -192,4 +192,19 @@ public class GatedLinearAttentionTests
         gk[0, 0, 3, 2] = torch.tensor(0.5f);
         Assert.Throws<ArgumentException>(() => GatedLinearAttention.Chunked(inputs[0], inputs[1], inputs[2], gk, inputs[4]));
     }
+
+    [Fact]
+    public void Kernels_leave_no_live_tensors_behind()
+    {
+        using var scope = torch.NewDisposeScope();
+        var inputs = Inputs(100, "strong", 10);
+        var statistics = DisposeScopeManager.Statistics;
+        long before = statistics.ThreadTotalLiveCount;
+        var (o1, s1) = GatedLinearAttention.Chunked(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4]);
+        var (o2, s2) = GatedLinearAttention.Naive(inputs[0], inputs[1], inputs[2], inputs[3]);
+        var (o3, s3) = GatedLinearAttention.Step(inputs[0].select(2, 0), inputs[1].select(2, 0), inputs[2].select(2, 0), inputs[3].select(2, 0), inputs[4]);
+        Assert.Equal(before + 6 + 4, statistics.ThreadTotalLiveCount); // 6 results + 4 select views
+        foreach (var t in new[] { o1, s1, o2, s2, o3, s3 }) t.Dispose();
+        Assert.Equal(before + 4, statistics.ThreadTotalLiveCount);
+    }
 }
