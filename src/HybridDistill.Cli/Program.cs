@@ -29,6 +29,13 @@ app.Configure(config =>
         bench.AddCommand<BenchForwardCommand>("forward")
             .WithDescription("Prefill tokens/s, FLOPs and GFLOP/s against the machine's matmul, decode ms/token.")
             .WithExample("bench", "forward", "--config", "configs/bench-d512.json", "--tokens", "1024");
+        bench.AddCommand<BenchAttentionCommand>("attention")
+            .WithDescription("Each attention kind's fast path vs its naive reference, and chunked GDN vs SDPA, fwd and fwd+bwd.")
+            .WithExample("bench", "attention")
+            .WithExample("bench", "attention", "--kinds", "gdn,softmax", "--lengths", "512,1024,2048,4096,8192", "--json", "out/");
+        bench.AddCommand<BenchMemoryCommand>("memory")
+            .WithDescription("Resident memory while generating N tokens: growth after warm-up vs the KV-cache bytes added.")
+            .WithExample("bench", "memory", "--tokens", "2000");
         bench.AddCommand<BenchDecodeCommand>("decode")
             .WithDescription("Decode ms/token and cache bytes vs context: a teacher and its hybrids, timings interleaved.")
             .WithExample("bench", "decode")

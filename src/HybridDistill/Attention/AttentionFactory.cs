@@ -12,7 +12,9 @@ public static class AttentionFactory
         {
             LayerKinds.Softmax => new SoftmaxAttention(config),
             LayerKinds.GatedDeltaNet => new GatedDeltaNet(config),
-            _ => throw new InputException($"layer {layerIndex}: attention kind \"{kind}\" is not available in this build."),
+            LayerKinds.GatedLinearAttention => new GatedLinearAttention(config),
+            LayerKinds.SlidingWindow => new SlidingWindowAttention(config),
+            _ => throw new InputException($"layer {layerIndex}: unknown attention kind \"{kind}\"."),
         };
     }
 }

@@ -6,34 +6,6 @@ using static TorchSharp.torch;
 
 namespace HybridDistill.Attention;
 
-/// <summary>Recurrent state of a GDN layer: S [B, H, D_k, D_v] and, with the short convolution, the last K-1 q/k/v inputs.</summary>
-public sealed class GatedDeltaNetState : LayerState
-{
-    public GatedDeltaNetState(Tensor s, Tensor? qConv, Tensor? kConv, Tensor? vConv)
-    {
-        S = s;
-        QConv = qConv;
-        KConv = kConv;
-        VConv = vConv;
-    }
-
-    public Tensor S { get; set; }
-    public Tensor? QConv { get; }
-    public Tensor? KConv { get; }
-    public Tensor? VConv { get; }
-
-    public override long Bytes =>
-        (S.numel() + (QConv?.numel() ?? 0) + (KConv?.numel() ?? 0) + (VConv?.numel() ?? 0)) * sizeof(float);
-
-    public override void Dispose()
-    {
-        S.Dispose();
-        QConv?.Dispose();
-        KConv?.Dispose();
-        VConv?.Dispose();
-    }
-}
-
 /// <summary>
 /// The Gated DeltaNet layer around the kernels (method.md section 3), with flash-linear-attention's parameter names:
 ///   q, k, v = silu(W_q x), silu(W_k x), silu(W_v x)      [B, T, H*D] (optionally via a causal short conv + SiLU)
@@ -97,15 +69,15 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         var device = q_proj.weight!.device;
         long inner = heads * headDim;
         Tensor? Conv() => q_conv1d is null ? null : zeros(batch, inner, options.ConvSize - 1, device: device);
-        return new GatedDeltaNetState(zeros(batch, heads, headDim, headDim, device: device), Conv(), Conv(), Conv());
+        return new RecurrentState(zeros(batch, heads, headDim, headDim, device: device), Conv(), Conv(), Conv());
     }
 
     public override Tensor forward(Tensor x, AttentionContext context, LayerState? state)
     {
         using var scope = NewDisposeScope();
-        var gdnState = state as GatedDeltaNetState;
+        var gdnState = state as RecurrentState;
         if (state is not null && gdnState is null)
-            throw new ArgumentException($"Gated DeltaNet needs a GatedDeltaNetState, got {state.GetType().Name}");
+            throw new ArgumentException($"Gated DeltaNet needs a RecurrentState, got {state.GetType().Name}");
         long b = x.shape[0], t = x.shape[1];
 
         var q = Features(q_proj.forward(x), q_conv1d, gdnState?.QConv);                           // [B, T, H*D]
@@ -124,13 +96,13 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         {
             var (step, next) = Step(q.squeeze(2), k.squeeze(2), v.squeeze(2), beta.squeeze(2), g.squeeze(2), gdnState.S);
             o = step.unsqueeze(2);                                                                // [B, H, D] -> [B, H, 1, D]
-            Replace(gdnState, next);
+            gdnState.Replace(next);
         }
         else
         {
             var (chunked, final) = Chunked(q, k, v, beta, g, gdnState.S, options.ChunkSize);
             o = chunked;
-            Replace(gdnState, final);
+            gdnState.Replace(final);
         }
 
         var gate = nn.functional.silu(g_proj.forward(x)).view(b, t, heads, headDim);             // [B, T, H, D]
@@ -142,17 +114,8 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
     /// RADLADS transfer from the teacher's attention: q and o copied, k and v expanded from KV heads to query
     /// heads, q/k/v biases carried over. The gates, A_log, dt_bias and o_norm keep their fresh init.
     /// </summary>
-    public void InitFromTeacher(SoftmaxAttention teacher, KvExpansion kvExpansion)
-    {
-        using var scope = NewDisposeScope();
-        int groups = teacher.Heads / teacher.KvHeads;
-        WeightTransfer.Copy(q_proj, teacher.QProj.weight!, teacher.QProj.bias);
-        WeightTransfer.Copy(k_proj, WeightTransfer.ExpandKv(teacher.KProj.weight!, teacher.KvHeads, groups, kvExpansion),
-            teacher.KProj.bias is null ? null : WeightTransfer.ExpandKv(teacher.KProj.bias, teacher.KvHeads, groups, kvExpansion));
-        WeightTransfer.Copy(v_proj, WeightTransfer.ExpandKv(teacher.VProj.weight!, teacher.KvHeads, groups, kvExpansion),
-            teacher.VProj.bias is null ? null : WeightTransfer.ExpandKv(teacher.VProj.bias, teacher.KvHeads, groups, kvExpansion));
-        WeightTransfer.Copy(o_proj, teacher.OProj.weight!, null);
-    }
+    public void InitFromTeacher(SoftmaxAttention teacher, KvExpansion kvExpansion) =>
+        WeightTransfer.CopyProjections(teacher, q_proj, k_proj, v_proj, o_proj, kvExpansion);
 
     public Linear KProj => k_proj;
     public Linear VProj => v_proj;
@@ -163,11 +126,4 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
 
     /// <summary>x / sqrt(sum x^2 + 1e-6) over the last dimension.</summary>
     private static Tensor L2Normalize(Tensor x) => x * rsqrt(x.pow(2).sum(-1, keepdim: true) + 1e-6);
-
-    private static void Replace(GatedDeltaNetState state, Tensor next)
-    {
-        var old = state.S;
-        state.S = next.detach().DetachFromDisposeScope();
-        old.Dispose();
-    }
 }

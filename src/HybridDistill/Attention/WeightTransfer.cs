@@ -54,4 +54,19 @@ public static class WeightTransfer
         }
         else target.bias?.zero_();
     }
+
+    /// <summary>
+    /// The RADLADS transfer shared by every linear kind: q and o copied, k and v expanded from the teacher's KV
+    /// heads to its query heads, q/k/v biases carried over.
+    /// </summary>
+    public static void CopyProjections(SoftmaxAttention teacher, Linear q, Linear k, Linear v, Linear o, KvExpansion mode)
+    {
+        using var scope = NewDisposeScope();
+        int groups = teacher.Heads / teacher.KvHeads;
+        Tensor? Expand(Tensor? t) => t is null ? null : ExpandKv(t, teacher.KvHeads, groups, mode);
+        Copy(q, teacher.QProj.weight!, teacher.QProj.bias);
+        Copy(k, Expand(teacher.KProj.weight)!, Expand(teacher.KProj.bias));
+        Copy(v, Expand(teacher.VProj.weight)!, Expand(teacher.VProj.bias));
+        Copy(o, teacher.OProj.weight!, null);
+    }
 }

@@ -62,6 +62,9 @@ public class HybridModelTests
         { "gdn,softmax,gdn", false },
         { "gdn,gdn,softmax", true },
         { "softmax,gdn,gdn", false },
+        { "gla,softmax,gla", false },
+        { "swa,gdn,gla", false },
+        { "gdn,swa,softmax", true },
     };
 
     [Theory]
@@ -69,7 +72,12 @@ public class HybridModelTests
     public void PrefillThenDecodingOfAMixedLayoutEqualsTheFullForward(string layout, bool shortConv)
     {
         using var teacher = Teacher(TinyConfigs.Llama(layers: 3));
-        var options = new LinearAttentionOptions { Gdn = new GdnOptions(ChunkSize: 16, UseShortConv: shortConv) };
+        var options = new LinearAttentionOptions
+        {
+            Gdn = new GdnOptions(ChunkSize: 16, UseShortConv: shortConv),
+            Gla = new GlaOptions(ChunkSize: 16),
+            Swa = new SwaOptions(Window: 24),
+        };
         using var hybrid = HybridConversion.FromTeacher(teacher, layout.Split(','), options: options);
         manual_seed(5);
         using var ids = randint(0, 50, [2, 70], dtype: int64);
@@ -105,5 +113,34 @@ public class HybridModelTests
         using var a = hybrid.forward(ids);
         using var b = loaded.forward(ids);
         Assert.Equal(0.0, MaxAbs(a, b));
+    }
+
+    [Fact]
+    public void SlidingWindowWiderThanTheSequenceEqualsTheTeacher()
+    {
+        using var teacher = Teacher(TinyConfigs.Qwen2WithBias());
+        var options = new LinearAttentionOptions { Swa = new SwaOptions(Window: 64) };
+        using var hybrid = HybridConversion.FromTeacher(teacher, ["swa", "swa"], options: options);
+        manual_seed(4);
+        using var ids = randint(0, 50, [2, 64], dtype: int64);
+        using var a = teacher.forward(ids);
+        using var b = hybrid.forward(ids);
+        Assert.True(MaxAbs(a, b) <= 1e-5, $"swa with window >= T differs from softmax by {MaxAbs(a, b)}");
+
+        var narrow = new LinearAttentionOptions { Swa = new SwaOptions(Window: 8) };
+        using var windowed = HybridConversion.FromTeacher(teacher, ["swa", "swa"], options: narrow);
+        using var c = windowed.forward(ids);
+        Assert.True(MaxAbs(a.narrow(1, 0, 8), c.narrow(1, 0, 8)) <= 1e-5, "the first window positions see the whole prefix");
+        Assert.True(MaxAbs(a, c) > 1e-3, "a narrow window must change later positions");
+    }
+
+    [Fact]
+    public void GlaLayerUsesFlashLinearAttentionNames()
+    {
+        using var teacher = Teacher(TinyConfigs.Llama());
+        using var hybrid = HybridConversion.FromTeacher(teacher, ["gla", "softmax"]);
+        var names = hybrid.state_dict().Keys.ToHashSet();
+        foreach (var n in new[] { "q_proj.weight", "k_proj.weight", "v_proj.weight", "gk_proj.0.weight", "gk_proj.1.weight", "gk_proj.1.bias", "g_proj.weight", "o_norm.weight", "o_proj.weight" })
+            Assert.Contains("model.layers.0.self_attn." + n, names);
     }
 }
