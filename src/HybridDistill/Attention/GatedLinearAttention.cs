@@ -52,13 +52,15 @@ public sealed partial class GatedLinearAttention
         var (batch, heads, tokens, keyDim, valueDim) = CheckSequenceShapes(q, k, v, gk, initialState);
         using var scope = torch.NewDisposeScope();
         var state = initialState ?? torch.zeros(batch, heads, keyDim, valueDim, dtype: q.dtype, device: q.device);
+        // unbind, not select per step: select's backward writes a full-size zero gradient per token (O(T^2)).
+        var (qs, ks, vs, gks) = (q.unbind(2), k.unbind(2), v.unbind(2), gk.unbind(2)); // [B, H, T, D] -> T x [B, H, D]
         var outputs = new Tensor[tokens];
         for (long t = 0; t < tokens; t++)
         {
             var previous = state;
             using (var stepScope = torch.NewDisposeScope())
             {
-                var (output, next) = StepCore(q.select(2, t), k.select(2, t), v.select(2, t), gk.select(2, t), state);
+                var (output, next) = StepCore(qs[t], ks[t], vs[t], gks[t], state);
                 (outputs[t], state) = stepScope.MoveToOuter(output, next);
             }
             // Only the handle goes: autograd keeps its own reference to the tensor it needs.
@@ -149,10 +151,12 @@ public sealed partial class GatedLinearAttention
 
         var state = initialState ?? torch.zeros(batch, heads, keyDim, valueDim, dtype: q.dtype, device: q.device);
         var startStates = new Tensor[chunks];
+        // unbind, not select per chunk: select's backward writes a full-size zero gradient per chunk.
+        var (decays, updates) = (chunkDecay.unbind(2), chunkUpdate.unbind(2)); // -> N x [B, H, Dk, 1], N x [B, H, Dk, Dv]
         for (long n = 0; n < chunks; n++)
         {
             startStates[n] = state;
-            state = chunkDecay.select(2, n) * state + chunkUpdate.select(2, n); // [B, H, Dk, 1] * [B, H, Dk, Dv] + [B, H, Dk, Dv]
+            state = decays[n] * state + updates[n];                        // [B, H, Dk, 1] * [B, H, Dk, Dv] + [B, H, Dk, Dv]
         }
         var carried = torch.stack(startStates, 2);                         // N x [B, H, Dk, Dv] -> [B, H, N, Dk, Dv]
 
