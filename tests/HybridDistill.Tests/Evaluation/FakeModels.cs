@@ -12,6 +12,7 @@ internal sealed class OracleModel(int vocab, int context = 4096) : ILogitModel
     public int VocabSize => vocab;
     public Tensor Logits(Tensor ids)
     {
+        if (ids.shape[1] > context) throw new InvalidOperationException($"{ids.shape[1]} tokens exceed the context {context}");
         using var scope = NewDisposeScope();
         var next = ids.roll(-1, 1);                                                           // [B, T]: ids[t + 1]
         var logits = nn.functional.one_hot(next, vocab).to_type(ScalarType.Float32) * 30;   // [B, T, V]
@@ -42,6 +43,7 @@ internal sealed class TableModel(int vocab, Func<int, float[]> table, int contex
     public int VocabSize => vocab;
     public Tensor Logits(Tensor ids)
     {
+        if (ids.shape[1] > context) throw new InvalidOperationException($"{ids.shape[1]} tokens exceed the context {context}");
         var flat = ids.data<long>().ToArray();
         var logits = new float[flat.Length * vocab];
         for (int i = 0; i < flat.Length; i++) Array.Copy(table((int)flat[i]), 0, logits, i * vocab, vocab);
