@@ -150,10 +150,10 @@ public class MultipleChoiceTests
     {
         using var lm = HfCheckpoint.Load(TestPaths.Assets("stories260K"));
         var model = new CausalLMLogits(lm);
-        var piqa = MultipleChoice.Evaluate(model, EvalTokenizers.Stories260K, MultipleChoice.Load(TestPaths.Assets("eval", "piqa.jsonl"), limit: 40));
-        Assert.Equal(40, piqa.N);
-        Assert.InRange(piqa.Acc.Accuracy, 0.25, 0.8);                     // two choices: chance 0.5
-        var arc = MultipleChoice.Evaluate(model, EvalTokenizers.Stories260K, MultipleChoice.Load(TestPaths.Assets("eval", "arc_easy.jsonl"), limit: 40));
-        Assert.InRange(arc.Acc.Accuracy, 0.05, 0.55);                     // four choices: chance 0.25
+        var piqa = MultipleChoice.Evaluate(model, EvalTokenizers.Stories260K, MultipleChoice.Load(TestPaths.Assets("eval", "piqa.jsonl"), limit: 20));
+        Assert.Equal(20, piqa.N);
+        Assert.InRange(piqa.Acc.Accuracy, 0.2, 0.8);                      // two choices: chance 0.5
+        var arc = MultipleChoice.Evaluate(model, EvalTokenizers.Stories260K, MultipleChoice.Load(TestPaths.Assets("eval", "arc_easy.jsonl"), limit: 20));
+        Assert.InRange(arc.Acc.Accuracy, 0.0, 0.6);                       // four choices: chance 0.25
     }
 }
