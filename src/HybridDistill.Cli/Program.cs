@@ -41,5 +41,12 @@ app.Configure(config =>
             .WithExample("bench", "decode")
             .WithExample("bench", "decode", "--model", "out/teacher", "--model", "out/hybrid", "--contexts", "256,512", "--json", "out/");
     });
+    config.AddCommand<EvalCommand>("eval")
+        .WithDescription("Evaluate a model: perplexity, teacher agreement, recall suites, multiple choice (JSON + Markdown).")
+        .WithExample("eval", "--model", "../shared/assets/stories260K", "--tasks", "ppl,recall", "--data",
+                     "../shared/assets/text/tinystories_val_slice.txt", "--limit", "20", "--json", "out/teacher/");
+    config.AddCommand<ReportCommand>("report")
+        .WithDescription("Put several models' eval.json and bench_decode.json side by side in Markdown with PNG plots.")
+        .WithExample("report", "out/teacher", "out/hybrid-25", "out/hybrid-12.5", "--out", "out/report.md");
 });
 return CliRunner.Run(app, args);
