@@ -31,7 +31,10 @@ public sealed class ScoringContext
     public required string Method { get; init; }
     public string? TeacherDir { get; init; }
     public string? Stage1Dir { get; init; }
+    /// <summary>The windows to evaluate; when null, <see cref="DataPath"/> is opened on first use.</summary>
     public ITokenWindowSource? Data { get; init; }
+    /// <summary>--data as given: a text file (a token directory later), opened only by methods that read data.</summary>
+    public string? DataPath { get; init; }
     public string? RecipePath { get; init; }
     /// <summary>Only these layers (per-layer methods; for splitting the work over processes). Null: every layer.</summary>
     public IReadOnlyList<int>? Layers { get; init; }
@@ -69,7 +72,9 @@ public sealed class ScoringContext
     public ITokenWindowSource RequireData()
     {
         used.Add("--data");
-        return Data ?? throw new InputException($"--method {Method} needs --data FILE (held-out text, tokenized with the teacher's tokenizer).");
+        if (Data is not null) return Data;
+        if (DataPath is not null) return TokenWindowSources.FromPath(DataPath);
+        throw new InputException($"--method {Method} needs --data FILE (held-out text, tokenized with the teacher's tokenizer).");
     }
 
     public string RequireRecipe()

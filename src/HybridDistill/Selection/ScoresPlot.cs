@@ -19,7 +19,7 @@ public static class ScoresPlot
     public static void Save(LayerScores scores, string path, int k, string? budgetLabel = null, int width = 900)
     {
         var chosen = LayerSelection.Choose(scores, k).ToHashSet();
-        string keep = $"K={k}" + (budgetLabel is null ? "" : $" ({budgetLabel})") + (LayerSelection.UsesLayout(scores, k) ? ", the method's own layout" : "");
+        string keep = $"K={k}" + (budgetLabel is null ? "" : $" ({budgetLabel})") + (LayerSelection.UsesLayout(scores, k) ? $", {scores.Method}'s layout" : "");
         var panels = new List<Plot> { ScorePanel(scores, chosen, keep) };
         if (scores.Curves is { Count: > 0 } curves) panels.Add(CurvePanel(curves, chosen));
 
@@ -27,7 +27,13 @@ public static class ScoresPlot
         using var surface = SKSurface.Create(new SKImageInfo(width, panelHeight * panels.Count));
         surface.Canvas.Clear(SKColors.White);
         for (int i = 0; i < panels.Count; i++)
-            panels[i].Render(surface.Canvas, new PixelRect(0, width, panelHeight * (i + 1), panelHeight * i));
+        {
+            // each panel on its own surface: a plot's render clears the whole canvas it is given
+            using var panel = SKSurface.Create(new SKImageInfo(width, panelHeight));
+            panels[i].Render(panel);
+            using var snapshot = panel.Snapshot();
+            surface.Canvas.DrawImage(snapshot, 0, panelHeight * i);
+        }
         using var image = surface.Snapshot();
         using var png = image.Encode(SKEncodedImageFormat.Png, 100);
         AtomicFile.WriteAllBytes(path, png.AsSpan());
@@ -46,13 +52,16 @@ public static class ScoresPlot
         }).ToList();
         plot.Add.Bars(bars);
         plot.Axes.Bottom.TickGenerator = LayerTicks(scores.NumLayers);
-        plot.Axes.Margins(bottom: 0);
+        // bars grow from 0: keep 0 in view whatever the sign of the scores (kl's are negative)
+        double low = Math.Min(0, scores.Scores.Min()), high = Math.Max(0, scores.Scores.Max());
+        double pad = Math.Max(1e-12, (high - low) * 0.05);
+        plot.Axes.SetLimitsY(low < 0 ? low - pad : 0, high > 0 ? high + pad : 0);
         plot.Title($"{scores.Method}: per-layer score (higher = keep softmax), {scores.NumLayers} layers");
         plot.XLabel("layer");
         plot.YLabel("score");
-        plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"softmax at {keep}: {string.Join(",", chosen.Order())}", FillColor = Chosen });
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"softmax at {keep}: layers {string.Join(",", chosen.Order())}", FillColor = Chosen });
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = "linear", FillColor = Other });
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(Edge.Bottom);
         return plot;
     }
 
@@ -72,7 +81,7 @@ public static class ScoresPlot
         plot.Title("KL of each candidate's scoring run (teacher softmax at that layer)");
         plot.XLabel("training tokens");
         plot.YLabel("KL (nats / position)");
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(Edge.Right);
         return plot;
     }
 
