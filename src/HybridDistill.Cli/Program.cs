@@ -23,6 +23,18 @@ app.Configure(config =>
         .WithDescription("Write an untrained hybrid initialised from a teacher (RADLADS weight transfer).")
         .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--softmax-layers", "2", "--out", "out/hybrid-untrained")
         .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--layer-types", "gdn,gdn,softmax,gdn,gdn", "--out", "out/h");
+    config.AddBranch<ScoreCommand.Settings>("score", score =>
+    {
+        score.SetDescription("Per-layer importance scores for choosing which layers stay softmax.");
+        score.SetDefaultCommand<ScoreCommand>();
+        score.AddCommand<ScoreMergeCommand>("merge")
+            .WithDescription("Combine OUT/layers/layer-{l}.json from one or several processes into OUT/scores.json.")
+            .WithExample("score", "merge", "out/scores-ppl");
+    });
+    config.AddCommand<SelectCommand>("select")
+        .WithDescription("The softmax layers for a budget from scores.json; writes the layout file stage 2 and convert read.")
+        .WithExample("select", "--scores", "out/scores-ppl/scores.json", "--budget", "25%", "--out", "out/layout.json")
+        .WithExample("select", "--scores", "out/scores-uniform", "--keep", "2", "--json");
     config.AddBranch("bench", bench =>
     {
         bench.SetDescription("Measure speed and memory.");

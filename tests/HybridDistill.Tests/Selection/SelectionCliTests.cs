@@ -1,0 +1,87 @@
+using HybridDistill.Cli;
+using HybridDistill.Cli.Commands;
+using HybridDistill.Config;
+using HybridDistill.Selection;
+using HybridDistill.Tests.Models;
+using Spectre.Console.Cli;
+
+namespace HybridDistill.Tests.Selection;
+
+/// <summary>hybrid score / score merge / select through Spectre's parser, wired as Program.cs wires them.</summary>
+public class SelectionCliTests
+{
+    static (int Code, string Stdout) Run(params string[] args)
+    {
+        var app = new CommandApp();
+        app.Configure(config =>
+        {
+            config.PropagateExceptions();
+            config.AddBranch<ScoreCommand.Settings>("score", score =>
+            {
+                score.SetDefaultCommand<ScoreCommand>();
+                score.AddCommand<ScoreMergeCommand>("merge");
+            });
+            config.AddCommand<SelectCommand>("select");
+        });
+        var stdout = new StringWriter();
+        var original = Console.Out;
+        Console.SetOut(stdout);
+        try { return (CliRunner.Run(app, args), stdout.ToString()); }
+        finally { Console.SetOut(original); }
+    }
+
+    [Fact]
+    public void ScoreThenSelectWritesTheLayoutOfThatK()
+    {
+        var teacher = TestPaths.NewTempDir("cli-teacher");
+        TinyConfigs.Llama(5).Save(teacher);
+        var outDir = Path.Combine(TestPaths.NewTempDir("cli-score"), "uniform");
+        Assert.Equal(0, Run("score", "--method", "uniform", "--teacher", teacher, "--out", outDir).Code);
+        Assert.True(File.Exists(Path.Combine(outDir, "scores.json")));
+        Assert.True(new FileInfo(Path.Combine(outDir, "scores.png")).Length > 10_000);
+
+        var layoutPath = Path.Combine(outDir, "layout.json");
+        var (code, stdout) = Run("select", "--scores", outDir, "--keep", "3", "--out", layoutPath, "--linear-kind", "gla");
+        Assert.Equal(0, code);
+        Assert.Equal("1,3,4", stdout.Trim());                     // uniform's own layout for K=3, not the ranking's top 3 (4,2,1)
+        var layout = LayerLayout.Load(layoutPath);
+        Assert.Equal([1, 3, 4], layout.SoftmaxLayers);
+        Assert.Equal(["gla", "softmax", "gla", "softmax", "softmax"], layout.LayerTypes);
+
+        (code, stdout) = Run("select", "--scores", Path.Combine(outDir, "scores.json"), "--budget", "50%", "--json");
+        Assert.Equal(0, code);
+        Assert.Contains("\"k\": 3", stdout);
+        Assert.Contains("\"source\": \"layouts\"", stdout);
+    }
+
+    [Fact]
+    public void UserErrorsExitWithCodeTwo()
+    {
+        Assert.Equal(2, Run("select", "--scores", "/nonexistent/scores.json", "--keep", "1").Code);
+        Assert.Equal(2, Run("select", "--scores", "x.json").Code);                                   // neither --budget nor --keep
+        Assert.Equal(2, Run("score", "--method", "nope", "--out", TestPaths.NewTempDir("cli-bad")).Code);
+        Assert.Equal(2, Run("score", "merge", TestPaths.NewTempDir("cli-empty")).Code);
+        Assert.Equal(2, Run("score", "--method", "ends", "--out", TestPaths.NewTempDir("cli-bad"), "--set", "noequals").Code);
+    }
+
+    [Fact]
+    public void MergeCombinesLayerFilesFromSeparateRuns()
+    {
+        var teacher = PlantedTeacher.SaveTo(TestPaths.NewTempDir("cli-planted"));
+        var outDir = TestPaths.NewTempDir("cli-merge");
+        var windows = new InMemoryTokenWindows(PlantedTeacher.Sequences(4, 8, seed: 2));
+        var context = (IReadOnlyList<int> layers) => new ScoringContext
+        {
+            Method = "ppl", TeacherDir = teacher, Data = windows, OutDir = outDir, Layers = layers,
+            Set = new Dictionary<string, string> { ["window"] = windows.Length.ToString() },
+        };
+        new PerplexityScorer().Run(context([0, 1]));       // as two processes would
+        Assert.Equal(2, Run("score", "merge", outDir).Code);
+        new PerplexityScorer().Run(context([2, 3]));
+        File.Delete(Path.Combine(outDir, "scores.json"));
+        var (code, _) = Run("score", "merge", outDir);
+        Assert.Equal(0, code);
+        Assert.Equal(2, LayerScores.Load(outDir).Ranking[0]);
+        Assert.True(File.Exists(Path.Combine(outDir, "scores.png")));
+    }
+}
