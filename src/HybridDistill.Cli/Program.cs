@@ -19,6 +19,11 @@ app.Configure(config =>
     config.AddCommand<ImportLlama2cCommand>("import-llama2c")
         .WithDescription("Convert a llama2.c .bin checkpoint into a Hugging Face model directory.")
         .WithExample("import-llama2c", "stories260K.bin", "out/stories260K", "--tokenizer", "tokenizer.model");
+    // ---- data and distillation (wip-distill) ----
+    config.AddCommand<TokenizeCommand>("tokenize")
+        .WithDescription("Tokenize text, folders of text and JSONL into a packed token directory with a validation split.")
+        .WithExample("tokenize", "--model", "../shared/assets/stories260K", "--input", "../shared/assets/text/tinystories_val_slice.txt", "--out", "out/data/tinystories");
+    // ---- end data and distillation ----
     config.AddBranch("bench", bench =>
     {
         bench.SetDescription("Measure speed and memory.");
