@@ -19,6 +19,10 @@ app.Configure(config =>
     config.AddCommand<ImportLlama2cCommand>("import-llama2c")
         .WithDescription("Convert a llama2.c .bin checkpoint into a Hugging Face model directory.")
         .WithExample("import-llama2c", "stories260K.bin", "out/stories260K", "--tokenizer", "tokenizer.model");
+    config.AddCommand<ConvertCommand>("convert")
+        .WithDescription("Write an untrained hybrid initialised from a teacher (RADLADS weight transfer).")
+        .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--softmax-layers", "2", "--out", "out/hybrid-untrained")
+        .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--layer-types", "gdn,gdn,softmax,gdn,gdn", "--out", "out/h");
     // ---- data and distillation (wip-distill) ----
     config.AddCommand<TokenizeCommand>("tokenize")
         .WithDescription("Tokenize text, folders of text and JSONL into a packed token directory with a validation split.")
@@ -43,6 +47,17 @@ app.Configure(config =>
         bench.AddCommand<BenchForwardCommand>("forward")
             .WithDescription("Prefill tokens/s, FLOPs and GFLOP/s against the machine's matmul, decode ms/token.")
             .WithExample("bench", "forward", "--config", "configs/bench-d512.json", "--tokens", "1024");
+        bench.AddCommand<BenchAttentionCommand>("attention")
+            .WithDescription("Each attention kind's fast path vs its naive reference, and chunked GDN vs SDPA, fwd and fwd+bwd.")
+            .WithExample("bench", "attention")
+            .WithExample("bench", "attention", "--kinds", "gdn,softmax", "--lengths", "512,1024,2048,4096,8192", "--json", "out/");
+        bench.AddCommand<BenchMemoryCommand>("memory")
+            .WithDescription("Resident memory while generating N tokens: growth after warm-up vs the KV-cache bytes added.")
+            .WithExample("bench", "memory", "--tokens", "2000");
+        bench.AddCommand<BenchDecodeCommand>("decode")
+            .WithDescription("Decode ms/token and cache bytes vs context: a teacher and its hybrids, timings interleaved.")
+            .WithExample("bench", "decode")
+            .WithExample("bench", "decode", "--model", "out/teacher", "--model", "out/hybrid", "--contexts", "256,512", "--json", "out/");
     });
 });
 return CliRunner.Run(app, args);

@@ -11,7 +11,10 @@ public static class AttentionFactory
         return kind switch
         {
             LayerKinds.Softmax => new SoftmaxAttention(config),
-            _ => throw new InputException($"layer {layerIndex}: attention kind \"{kind}\" is not available in this build."),
+            LayerKinds.GatedDeltaNet => new GatedDeltaNet(config),
+            LayerKinds.GatedLinearAttention => new GatedLinearAttention(config),
+            LayerKinds.SlidingWindow => new SlidingWindowAttention(config),
+            _ => throw new InputException($"layer {layerIndex}: unknown attention kind \"{kind}\"."),
         };
     }
 }

@@ -37,3 +37,9 @@ public abstract class AttentionLayer : nn.Module
     /// <summary>A fresh, empty state for decoding <paramref name="capacity"/> tokens with batch size <paramref name="batch"/>.</summary>
     public abstract LayerState CreateState(long batch, long capacity);
 }
+
+/// <summary>A linear-attention kind initialised from the teacher's softmax attention (RADLADS weight transfer).</summary>
+public interface ITeacherInitialized
+{
+    void InitFromTeacher(SoftmaxAttention teacher, KvExpansion kvExpansion);
+}

@@ -13,7 +13,7 @@ namespace HybridDistill.Attention;
 ///   o_t = softmax(q_t K^T / sqrt(D)) V over positions <= t; query head h reads KV head h / (H / H_kv);
 ///   y = W_o o.
 /// </summary>
-public sealed class SoftmaxAttention : AttentionLayer
+public class SoftmaxAttention : AttentionLayer
 {
     private readonly Linear q_proj;
     private readonly Linear k_proj;
@@ -26,7 +26,9 @@ public sealed class SoftmaxAttention : AttentionLayer
     private readonly int kvHeads;
     private readonly int headDim;
 
-    public SoftmaxAttention(ModelConfig config) : base("SoftmaxAttention")
+    public SoftmaxAttention(ModelConfig config) : this(config, "SoftmaxAttention") { }
+
+    protected SoftmaxAttention(ModelConfig config, string name) : base(name)
     {
         heads = config.NumAttentionHeads;
         kvHeads = config.NumKeyValueHeads;
@@ -45,6 +47,9 @@ public sealed class SoftmaxAttention : AttentionLayer
 
     public override string Kind => LayerKinds.Softmax;
 
+    public RmsNorm? QNorm => q_norm;
+    public RmsNorm? KNorm => k_norm;
+
     public Linear QProj => q_proj;
     public Linear KProj => k_proj;
     public Linear VProj => v_proj;
@@ -60,13 +65,7 @@ public sealed class SoftmaxAttention : AttentionLayer
     {
         using var scope = NewDisposeScope();
         var (q, k, v) = ProjectQkv(x, context);
-        Tensor output = state switch
-        {
-            null => Attend(q, k, v, 0),
-            KvCache cache => AttendCached(q, k, v, cache),
-            _ => throw new ArgumentException($"softmax attention needs a KvCache, got {state.GetType().Name}"),
-        };
-        return scope.MoveToOuter(Output(output));
+        return scope.MoveToOuter(Output(state is null ? AttendSequence(q, k, v) : AttendWithState(q, k, v, state)));
     }
 
     /// <summary>q [B, H, T, D], k and v [B, H_kv, T, D], after the optional q/k norm and RoPE.</summary>
@@ -97,8 +96,13 @@ public sealed class SoftmaxAttention : AttentionLayer
         return scope.MoveToOuter(o_proj.forward(merged));
     }
 
-    private Tensor AttendCached(Tensor q, Tensor k, Tensor v, KvCache cache)
+    /// <summary>A whole sequence from position 0: q [B, H, T, D], k and v [B, H_kv, T, D] -> o [B, H, T, D].</summary>
+    protected virtual Tensor AttendSequence(Tensor q, Tensor k, Tensor v) => Attend(q, k, v, 0);
+
+    /// <summary>New tokens continuing the sequence held by <paramref name="state"/>, which takes their keys and values.</summary>
+    protected virtual Tensor AttendWithState(Tensor q, Tensor k, Tensor v, LayerState state)
     {
+        if (state is not KvCache cache) throw new ArgumentException($"softmax attention needs a KvCache, got {state.GetType().Name}");
         long start = cache.Length;
         var (keys, values) = cache.Append(k, v);
         return Attend(q, keys, values, start);

@@ -73,7 +73,7 @@ public static class DistillRun
             return new DistillOutcome(runDir, result, layerTypes, AlreadyFinished: true);
         }
 
-        using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed);
+        using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, Attention.WeightTransfer.ParseKvExpansion(config.KvExpand));
         student.train();
         teacher.eval();
         ITrainingObjective objective = request.Stage switch
@@ -97,9 +97,9 @@ public static class DistillRun
 
     /// <summary>
     /// The student's layer_types for a stage. Stage 1: every layer linear_kind (a layout file may say otherwise).
-    /// Stages 2 and 3: softmax at the chosen layers (--softmax-layers, else the layout file, else the recipe's
-    /// softmax_layers for stage 2, else --from's softmax layers), each other layer keeps --from's linear kind or
-    /// takes linear_kind. A layout file's "layer_types" is taken as it is.
+    /// Stages 2 and 3: softmax at the chosen layers (--softmax-layers, else the recipe's softmax_layers for stage 2,
+    /// else --from's softmax layers), each other layer keeps --from's linear kind or takes linear_kind.
+    /// A layout file (LayerLayout: "layer_types", as hybrid select writes it) is taken as it is.
     /// </summary>
     public static IReadOnlyList<string> Layout(Stage stage, ModelConfig teacher, ModelConfig? from, TrainConfig config,
         IReadOnlyList<int>? softmaxLayers, string? layoutFile)
@@ -108,14 +108,12 @@ public static class DistillRun
         IReadOnlyList<int>? chosen = softmaxLayers;
         if (layoutFile is not null)
         {
-            var (fileTypes, fileSoftmax) = ReadLayoutFile(layoutFile, layers);
-            if (fileTypes is not null)
-            {
-                if (softmaxLayers is not null)
-                    throw new InputException($"{layoutFile}: gives layer_types, so --softmax-layers cannot be combined with it.");
-                return fileTypes;
-            }
-            chosen ??= fileSoftmax;
+            if (softmaxLayers is not null)
+                throw new InputException("give --softmax-layers or --layout, not both.");
+            var layout = LayerLayout.Load(Path.GetFullPath(layoutFile));
+            if (layout.LayerTypes.Count != layers)
+                throw new InputException($"{layoutFile}: layer_types has {layout.LayerTypes.Count} entries, the teacher {layers} layers.");
+            return layout.LayerTypes;
         }
         if (stage == Stage.Stage2) chosen ??= config.SoftmaxLayers.Count > 0 ? config.SoftmaxLayers : null;
         if (stage == Stage.Stage3 && chosen is null)
@@ -131,51 +129,6 @@ public static class DistillRun
             chosen.Contains(l) ? LayerKinds.Softmax
             : stage != Stage.Stage1 && from is not null && from.LayerTypes[l] != LayerKinds.Softmax ? from.LayerTypes[l]
             : linearKind).ToArray();
-    }
-
-    /// <summary>A layout file: <c>{"softmax_layers": [0, 3], "layer_types": ["softmax", "gdn", ...]}</c> (either key).</summary>
-    public static (IReadOnlyList<string>? LayerTypes, IReadOnlyList<int>? SoftmaxLayers) ReadLayoutFile(string path, int layers)
-    {
-        var full = Path.GetFullPath(path);
-        if (!File.Exists(full)) throw new InputException($"{full}: layout file not found.");
-        JsonObject o;
-        try { o = JsonNode.Parse(File.ReadAllText(full)) as JsonObject ?? throw new JsonException("expected an object"); }
-        catch (JsonException e) { throw new InputException($"{full}: not valid JSON ({e.Message}).", e); }
-        IReadOnlyList<string>? types = null;
-        IReadOnlyList<int>? softmax = null;
-        foreach (var (key, value) in o)
-        {
-            try
-            {
-                switch (key)
-                {
-                    case "layer_types":
-                        types = ((JsonArray)value!).Select(n => LayerKinds.Normalize((string)n!)).ToArray();
-                        if (types.Count != layers)
-                            throw new InputException($"{full}: layer_types has {types.Count} entries, the teacher {layers} layers.");
-                        break;
-                    case "softmax_layers":
-                        softmax = ((JsonArray)value!).Select(n => (int)n!).Distinct().Order().ToArray();
-                        break;
-                    default:
-                        // Selection writes its scores beside the layout; anything else is a typo.
-                        if (key is "scores" or "ranking" or "method" or "budget" or "description") break;
-                        throw new InputException($"{full}: unknown key \"{key}\" (a layout has softmax_layers and/or layer_types).");
-                }
-            }
-            catch (Exception e) when (e is InvalidCastException or InvalidOperationException or NullReferenceException or FormatException)
-            {
-                throw new InputException($"{full}: \"{key}\" has the wrong type ({e.Message}).", e);
-            }
-        }
-        if (types is null && softmax is null) throw new InputException($"{full}: a layout needs softmax_layers or layer_types.");
-        if (types is not null && softmax is not null)
-        {
-            var fromTypes = Enumerable.Range(0, types.Count).Where(l => types[l] == LayerKinds.Softmax).ToArray();
-            if (!fromTypes.SequenceEqual(softmax))
-                throw new InputException($"{full}: softmax_layers [{string.Join(", ", softmax)}] disagrees with layer_types (softmax at [{string.Join(", ", fromTypes)}]).");
-        }
-        return (types, softmax);
     }
 
     /// <summary>True when the run directory holds the final model (config.json at its top).</summary>

@@ -1,9 +1,10 @@
 // A student is built, never edited: a config with the teacher's architecture and the student's layer_types,
 // then every tensor copied from its source (method.md sections 2 and 4):
 //   embeddings, MLPs, norms, LM head   <- --from when given (its trained values), else the teacher
-//   attention of a softmax layer        <- --from when that layer is softmax there too, else the teacher exactly
+//   attention of a softmax (or swa) layer <- --from when that layer has that kind there too, else the teacher exactly
 //   attention of a linear layer         <- --from when that layer has the same kind there, else a fresh layer
-//                                          initialised from the teacher's attention (q/k/v/o transfer)
+//                                          initialised from the teacher's attention (q/k/v/o transfer,
+//                                          ITeacherInitialized.InitFromTeacher; k/v expanded per kv_expand)
 using System.Text.RegularExpressions;
 using HybridDistill.Attention;
 using HybridDistill.Checkpoints;
@@ -30,7 +31,8 @@ public static partial class StudentBuilder
         AttentionLayerOf(name) is not null || (name.StartsWith("model.layers.") && name.Contains(".input_layernorm."));
 
     /// <summary>Builds the student with <paramref name="layerTypes"/> from the teacher and, optionally, a previous stage's model directory.</summary>
-    public static HybridCausalLM Build(HybridCausalLM teacher, IReadOnlyList<string> layerTypes, string? fromDir, long seed)
+    public static HybridCausalLM Build(HybridCausalLM teacher, IReadOnlyList<string> layerTypes, string? fromDir, long seed,
+        KvExpansion kvExpansion = KvExpansion.Heads)
     {
         var teacherConfig = teacher.Config;
         ModelConfig? fromConfig = null;
@@ -44,9 +46,11 @@ public static partial class StudentBuilder
             LinearAttention = fromConfig?.LinearAttention ?? teacherConfig.LinearAttention,
         };
         for (int l = 0; l < layerTypes.Count; l++)
-            if (config.LayerTypes[l] != LayerKinds.Softmax && teacherConfig.LayerTypes[l] != LayerKinds.Softmax)
+            if (LayerKinds.IsLinear(config.LayerTypes[l]) && teacherConfig.LayerTypes[l] != LayerKinds.Softmax)
                 throw new InputException($"teacher layer {l} is {teacherConfig.LayerTypes[l]}, not softmax: linear layers are initialised from softmax attention only.");
 
+        if (config.LayerTypes.Contains(LayerKinds.SlidingWindow) && config.LinearAttention.Swa.Window is null)
+            throw new InputException("sliding-window layers need a window: set linear_attention.swa.window in the teacher's config.json or use --from a converted model.");
         manual_seed(seed);   // fresh linear-attention parameters are drawn from the global generator
         var student = new HybridCausalLM(config);
         try
@@ -67,7 +71,7 @@ public static partial class StudentBuilder
                             throw new InputException($"{fromDir}: no tensor {name}: the model does not match its config.json.");
                         fromWanted[name] = target;
                     }
-                    else if (layer is null || config.LayerTypes[layer.Value] == LayerKinds.Softmax)
+                    else if (layer is null || !LayerKinds.IsLinear(config.LayerTypes[layer.Value]))
                         target.copy_(teacherState[name]);
                     else
                         fresh.Add(layer.Value);
@@ -76,7 +80,11 @@ public static partial class StudentBuilder
             if (fromWanted.Count > 0)
                 ModelWeights.LoadInto(fromDir!, fromWanted, ignoreExtra: _ => true);
             foreach (int l in fresh.Order())
-                InitFromTeacher(student.Layers[l].Attention, (SoftmaxAttention)teacher.Layers[l].Attention, l);
+            {
+                if (student.Layers[l].Attention is not ITeacherInitialized linear)
+                    throw new InputException($"layer {l}: no weight transfer from softmax attention to \"{config.LayerTypes[l]}\".");
+                linear.InitFromTeacher((SoftmaxAttention)teacher.Layers[l].Attention, kvExpansion);
+            }
         }
         catch
         {
@@ -84,16 +92,6 @@ public static partial class StudentBuilder
             throw;
         }
         return student;
-    }
-
-    /// <summary>The RADLADS setup step for one layer: the kind's own transfer of the teacher's q/k/v/o.</summary>
-    static void InitFromTeacher(AttentionLayer student, SoftmaxAttention teacher, int layer)
-    {
-        switch (student)
-        {
-            default:
-                throw new InputException($"layer {layer}: no weight transfer from softmax attention to \"{student.Kind}\" in this build.");
-        }
     }
 
     static void CheckSameArchitecture(ModelConfig teacher, ModelConfig from, string fromDir)

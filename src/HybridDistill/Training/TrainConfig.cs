@@ -94,6 +94,8 @@ public sealed record TrainConfig
     // ---- stage-specific ----------------------------------------------------------------------------
     /// <summary>Stages 1 and 2: the kind of the linear layers (gdn, gla).</summary>
     public string LinearKind { get; init; } = LayerKinds.GatedDeltaNet;
+    /// <summary>Stages 1 and 2: how fresh linear layers get k/v from the teacher's KV heads: "heads" (whole head blocks) or "rows" (the reference code).</summary>
+    public string KvExpand { get; init; } = "heads";
     /// <summary>Stage 2: layers that keep the teacher's softmax attention (the command line's --softmax-layers wins).</summary>
     public IReadOnlyList<int> SoftmaxLayers { get; init; } = [];
     /// <summary>Stages 2 and 3: positions per chunk when applying the LM head (full logits are never held at once).</summary>
@@ -158,6 +160,7 @@ public sealed record TrainConfig
         new("seed", All, c => c.Seed, (c, v, k) => c with { Seed = NonNegativeLong(v, k) }),
         new("threads", All, c => c.Threads, (c, v, k) => c with { Threads = NonNegativeInt(v, k) }),
         new("linear_kind", [Stage.Stage1, Stage.Stage2], c => c.LinearKind, (c, v, k) => c with { LinearKind = LinearKindOf(v, k) }),
+        new("kv_expand", [Stage.Stage1, Stage.Stage2], c => c.KvExpand, (c, v, k) => c with { KvExpand = OneOf(v, k, ["heads", "rows"]) }),
         new("softmax_layers", [Stage.Stage2], c => new JsonArray(c.SoftmaxLayers.Select(i => (JsonNode)i).ToArray()),
             (c, v, k) => c with { SoftmaxLayers = IntList(v, k) }),
         new("logits_chunk", [Stage.Stage2, Stage.Stage3], c => c.LogitsChunk, (c, v, k) => c with { LogitsChunk = PositiveInt(v, k) }),

@@ -158,12 +158,12 @@ public class TrainLoopTests
         Assert.Equal(new[] { "softmax", "gdn", "gdn", "softmax", "gdn" }, DistillRun.Layout(Stage.Stage2, tc, stage1Config, c2, [0, 3], null));
         var dir = TestPaths.NewTempDir("layout");
         var layout = Path.Combine(dir, "layout.json");
-        File.WriteAllText(layout, """{"softmax_layers": [4], "scores": [0.1, 0.2]}""");
-        Assert.Equal(new[] { "gdn", "gdn", "gdn", "gdn", "softmax" }, DistillRun.Layout(Stage.Stage2, tc, stage1Config, c2, null, layout));
-        File.WriteAllText(layout, """{"layer_types": ["gla", "gdn", "softmax", "gdn", "gdn"]}""");
+        File.WriteAllText(layout, """{"softmax_layers": [2], "layer_types": ["gla", "gdn", "softmax", "gdn", "gdn"]}""");
         Assert.Equal(new[] { "gla", "gdn", "softmax", "gdn", "gdn" }, DistillRun.Layout(Stage.Stage2, tc, stage1Config, c2, null, layout));
         File.WriteAllText(layout, """{"softmax_layers": [1], "layer_types": ["gla", "gdn", "softmax", "gdn", "gdn"]}""");
         Assert.Contains("disagrees", Assert.Throws<InputException>(() => DistillRun.Layout(Stage.Stage2, tc, null, c2, null, layout)).Message);
+        File.WriteAllText(layout, """{"layer_types": ["gdn", "softmax"]}""");
+        Assert.Contains("5 layers", Assert.Throws<InputException>(() => DistillRun.Layout(Stage.Stage2, tc, null, c2, null, layout)).Message);
         Assert.Contains("layers 0..4", Assert.Throws<InputException>(() => DistillRun.Layout(Stage.Stage2, tc, null, c2, [5], null)).Message);
         // stage 3 keeps --from's layout
         var hybrid = tc.WithLayerTypes(["gdn", "softmax", "gdn", "gdn", "gdn"]);

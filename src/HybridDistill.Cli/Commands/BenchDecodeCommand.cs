@@ -1,0 +1,103 @@
+using System.ComponentModel;
+using System.Text.Json.Nodes;
+using HybridDistill.Checkpoints;
+using HybridDistill.Config;
+using HybridDistill.Evaluation;
+using HybridDistill.Models;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace HybridDistill.Cli.Commands;
+
+public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--model <DIR>")]
+        [Description("Model directories to measure (repeatable; the first is the reference). Default: a random-weight teacher from --config and its 25% and 12.5% GDN hybrids.")]
+        public string[] Models { get; init; } = [];
+
+        [CommandOption("--config <JSON>")]
+        [Description("Teacher config for the default models (default: configs/bench-d512.json).")]
+        public string? Config { get; init; }
+
+        [CommandOption("--contexts <LIST>")]
+        [Description("Context lengths (default 512,2048,8192,16384).")]
+        [DefaultValue("512,2048,8192,16384")]
+        public string Contexts { get; init; } = "512,2048,8192,16384";
+
+        [CommandOption("--steps <N>")]
+        [Description("Timed decode steps per model per round.")]
+        [DefaultValue(8)]
+        public int Steps { get; init; } = 8;
+
+        [CommandOption("--rounds <N>")]
+        [Description("Interleaved rounds (A B C A B C ...).")]
+        [DefaultValue(3)]
+        public int Rounds { get; init; } = 3;
+
+        [CommandOption("--json [PATH]")]
+        [Description("JSON on stdout, or to PATH (a directory gets bench_decode.json).")]
+        public FlagValue<string>? Json { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var contexts = CliParsing.IntList(s.Contexts, "--contexts");
+        var models = new List<(string Name, HybridCausalLM Model)>();
+        try
+        {
+            if (s.Models.Length > 0)
+                foreach (var dir in s.Models) models.Add((Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), HfCheckpoint.Load(dir)));
+            else
+            {
+                var config = ModelConfig.Load(s.Config ?? Path.Combine(RunCommand.RepositoryRoot(), "configs", "bench-d512.json"));
+                var teacher = new HybridCausalLM(config);
+                teacher.InitializeWeights(seed: 0);
+                models.Add(("teacher", teacher));
+                int last = config.NumHiddenLayers - 1;
+                var quarter = LayerLayout.FromSoftmaxLayers(config.NumHiddenLayers, [config.NumHiddenLayers / 2 - 1, last]);
+                var eighth = LayerLayout.FromSoftmaxLayers(config.NumHiddenLayers, [last]);
+                models.Add(("hybrid-25", HybridConversion.FromTeacher(teacher, quarter.LayerTypes)));
+                models.Add(("hybrid-12.5", HybridConversion.FromTeacher(teacher, eighth.LayerTypes)));
+            }
+            foreach (var (_, m) in models) m.eval();
+            bool quiet = s.Json is { IsSet: true } && string.IsNullOrEmpty(s.Json.Value);
+            var progress = new SyncProgress<string>(m => { if (!quiet) CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"); });
+            var rows = DecodeBenchmark.Run(models, contexts, s.Steps, s.Rounds, progress, cancellation);
+            Render(rows, models[0].Name);
+            if (s.Json is { IsSet: true })
+            {
+                var json = new JsonObject
+                {
+                    ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
+                    {
+                        ["model"] = r.Model, ["context"] = r.Context, ["ms_per_token"] = r.MsPerToken,
+                        ["cache_bytes"] = r.CacheBytes, ["weight_bytes"] = r.WeightBytes,
+                    }).ToArray()),
+                };
+                var written = JsonOutput.Write(json, s.Json.Value, "bench_decode.json");
+                if (written is not null) CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {written}");
+            }
+        }
+        finally
+        {
+            foreach (var (_, m) in models) m.Dispose();
+        }
+        return 0;
+    }
+
+    /// <summary>Table on stderr: each model's ms/token and cache, with speed-up and cache fraction against the reference and the bound implied by bytes read per token.</summary>
+    private static void Render(IReadOnlyList<DecodeRow> rows, string reference)
+    {
+        var table = new Table().AddColumns("model", "context", "ms/token", "tokens/s", "cache MiB", "speed-up", "bytes bound", "cache fraction");
+        foreach (var r in rows)
+        {
+            var baseline = rows.First(x => x.Model == reference && x.Context == r.Context);
+            table.AddRow(r.Model, r.Context.ToString(), $"{r.MsPerToken:F2}", $"{1000 / r.MsPerToken:F1}", $"{r.CacheBytes / 1048576.0:F1}",
+                $"{baseline.MsPerToken / r.MsPerToken:F2}x", $"{(double)baseline.BytesPerToken / r.BytesPerToken:F2}x",
+                baseline.CacheBytes == 0 ? "-" : $"{(double)r.CacheBytes / baseline.CacheBytes:P1}");
+        }
+        CliRunner.Stderr.Write(table);
+    }
+}

@@ -1,0 +1,261 @@
+// Gated linear attention (GLA, as in flash-linear-attention's GLA layer): kernels as pure tensor functions.
+//
+// Per batch b and head h (q already scaled by Dk^-1/2, gk_t <= 0 is a per-key-channel log decay):
+//   S_t = diag(exp(gk_t)) S_{t-1} + k_t v_t^T          S: [Dk, Dv]
+//   o_t = S_t^T q_t                                      o: [Dv]
+// Shapes: q, k, gk [B, H, T, Dk]; v [B, H, T, Dv]; state [B, H, Dk, Dv]; output [B, H, T, Dv].
+//
+// Chunked form. Split T into chunks of C tokens; inside a chunk let b_t = gk_0 + ... + gk_t and S0 the state
+// before the chunk:
+//   o_t = (q_t * exp(b_t))^T S0 + sum_{j<=t} [ sum_d q_td k_jd exp(b_td - b_jd) ] v_j
+//   S_C = diag(exp(b_{C-1})) S0 + sum_j (k_j * exp(b_{C-1} - b_j)) v_j^T
+// The inter-chunk terms only ever exponentiate sums of gk (<= 0): safe. The intra-chunk scores need a pairwise,
+// per-channel decay; writing exp(b_t - b_j) = exp(b_t - r) * exp(r - b_j) turns them into one matmul, but for
+// r <= b_j the second factor grows like exp(total decay since r) and overflows fp32 once that passes ~88.
+// Scheme (exact for any decay):
+// - the chunk is cut into sub-chunks of s tokens; for row sub-chunk I the reference r_I is the cumulative decay
+//   just before I. For key columns in earlier sub-chunks J < I both factors have exponents <= 0 (no overflow;
+//   an underflow to 0 only happens where the true product is below fp32 range anyway).
+// - for the diagonal block J == I the key factor is exp(-(decay inside I up to j)) <= exp(span of I). If every
+//   sub-chunk's span is <= MaxFactoredExponent (60: factors within [e^-60, e^60], far from fp32 limits, with
+//   room for the gradients) the diagonal block is factored too; otherwise it is computed pairwise, exactly, as a
+//   [s, s, Dk] tensor per sub-chunk.
+// - s = C (one sub-chunk: the whole chunk is one factored matmul) when every chunk's span is <= 60 (the usual
+//   case: gk of -0.01..-0.5 per step), else s = 16.
+// Precision: exponents are built from sub-chunk-local cumulative sums plus sums of whole sub-chunk totals
+// (a 0/1 matmul), never as the difference of two long cumulative sums, so strong decay does not cost digits.
+// Everything is batched over chunks; only the inter-chunk state recurrence loops (T / C steps).
+
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Attention;
+
+public sealed partial class GatedLinearAttention
+{
+    /// <summary>Sub-chunk length used when a whole chunk cannot be factored safely.</summary>
+    internal const long SubChunkSize = 16;
+
+    /// <summary>Largest log-decay span (sum of -gk over a block) for which exp(b_t - r) * exp(r - b_j) is used.</summary>
+    internal const double MaxFactoredExponent = 60;
+
+    /// <summary>How the intra-chunk scores are formed; Auto picks the cheapest exact one from the decays.</summary>
+    internal enum IntraChunkScheme { Auto, WholeChunk, SubChunkFactored, SubChunkPairwise }
+
+    /// <summary>
+    /// Reference: the per-token recurrence in the input dtype (fp32), differentiable. q, k, gk [B, H, T, Dk] (q
+    /// already scaled), v [B, H, T, Dv], initialState [B, H, Dk, Dv] (zeros when null). Returns the output
+    /// [B, H, T, Dv] and the state after the last token [B, H, Dk, Dv].
+    /// </summary>
+    public static (Tensor Output, Tensor FinalState) Naive(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState = null)
+    {
+        var (batch, heads, tokens, keyDim, valueDim) = CheckSequenceShapes(q, k, v, gk, initialState);
+        using var scope = torch.NewDisposeScope();
+        var state = initialState ?? torch.zeros(batch, heads, keyDim, valueDim, dtype: q.dtype, device: q.device);
+        var outputs = new Tensor[tokens];
+        for (long t = 0; t < tokens; t++)
+        {
+            var previous = state;
+            using (var stepScope = torch.NewDisposeScope())
+            {
+                var (output, next) = StepCore(q.select(2, t), k.select(2, t), v.select(2, t), gk.select(2, t), state);
+                (outputs[t], state) = stepScope.MoveToOuter(output, next);
+            }
+            // Only the handle goes: autograd keeps its own reference to the tensor it needs.
+            if (!ReferenceEquals(previous, initialState)) previous.Dispose();
+        }
+        var all = torch.stack(outputs, 2); // T x [B, H, Dv] -> [B, H, T, Dv]
+        return scope.MoveToOuter(all, state);
+    }
+
+    /// <summary>
+    /// One decoding step: q, k, gk [B, H, Dk], v [B, H, Dv], state [B, H, Dk, Dv]. Returns the output [B, H, Dv]
+    /// and the new state (the input state is not modified).
+    /// </summary>
+    public static (Tensor Output, Tensor NewState) Step(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor state)
+    {
+        if (q.dim() != 3 || v.dim() != 3 || state.dim() != 4)
+            throw new ArgumentException($"GLA Step expects q, k, gk [B, H, Dk], v [B, H, Dv], state [B, H, Dk, Dv]; got q {Shape(q)}, v {Shape(v)}, state {Shape(state)}.");
+        long batch = q.shape[0], heads = q.shape[1], keyDim = q.shape[2], valueDim = v.shape[2];
+        RequireShape(k, "k", batch, heads, keyDim);
+        RequireShape(gk, "gk", batch, heads, keyDim);
+        RequireShape(v, "v", batch, heads, valueDim);
+        RequireShape(state, "state", batch, heads, keyDim, valueDim);
+        using var scope = torch.NewDisposeScope();
+        var (output, next) = StepCore(q, k, v, gk, state);
+        return scope.MoveToOuter(output, next);
+    }
+
+    static (Tensor Output, Tensor NewState) StepCore(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor state)
+    {
+        var decay = gk.exp().unsqueeze(-1);                               // [B, H, Dk] -> [B, H, Dk, 1]
+        var update = k.unsqueeze(-1) * v.unsqueeze(-2);                   // [B, H, Dk, 1] * [B, H, 1, Dv] -> [B, H, Dk, Dv]
+        var next = decay * state + update;                                // [B, H, Dk, Dv]
+        var output = q.unsqueeze(-2).matmul(next).squeeze(-2);            // [B, H, 1, Dk] @ [B, H, Dk, Dv] -> [B, H, Dv]
+        return (output, next);
+    }
+
+    /// <summary>
+    /// Chunked form of <see cref="Naive"/> (same arguments and results), differentiable through autograd. T is
+    /// padded to a multiple of <paramref name="chunkSize"/> (a multiple of 16, or at most 16). gk must be <= 0.
+    /// </summary>
+    public static (Tensor Output, Tensor FinalState) Chunked(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState = null, int chunkSize = 64)
+        => ChunkedCore(q, k, v, gk, initialState, chunkSize, IntraChunkScheme.Auto);
+
+    internal static (Tensor Output, Tensor FinalState) ChunkedCore(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState, int chunkSize, IntraChunkScheme scheme)
+    {
+        var (batch, heads, tokens, keyDim, valueDim) = CheckSequenceShapes(q, k, v, gk, initialState);
+        if (chunkSize < 1 || (chunkSize > SubChunkSize && chunkSize % SubChunkSize != 0))
+            throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, $"GLA chunk size must be a multiple of {SubChunkSize} or at most {SubChunkSize}.");
+        using var scope = torch.NewDisposeScope();
+
+        if (gk.max().item<float>() > 0)
+            throw new ArgumentException("GLA gk is a log decay and must be <= 0 everywhere (use logsigmoid(...) / normalizer).", nameof(gk));
+
+        long chunk = chunkSize, chunks = (tokens + chunk - 1) / chunk, padded = chunks * chunk;
+        if (padded != tokens)
+        {
+            // Zero padding at the end: k = v = 0 adds nothing to the state and gk = 0 does not decay it.
+            var pad = new long[] { 0, 0, 0, padded - tokens };
+            q = nn.functional.pad(q, pad);   // [B, H, T, Dk] -> [B, H, N*C, Dk]
+            k = nn.functional.pad(k, pad);   // [B, H, T, Dk] -> [B, H, N*C, Dk]
+            v = nn.functional.pad(v, pad);   // [B, H, T, Dv] -> [B, H, N*C, Dv]
+            gk = nn.functional.pad(gk, pad); // [B, H, T, Dk] -> [B, H, N*C, Dk]
+        }
+
+        var (sub, pairwiseDiagonal) = ChooseSubChunks(gk, batch, heads, chunks, chunk, keyDim, scheme);
+        long subs = chunk / sub;
+
+        var qSub = q.reshape(batch, heads, chunks, subs, sub, keyDim);    // [B, H, N*C, Dk] -> [B, H, N, nS, s, Dk]
+        var kSub = k.reshape(batch, heads, chunks, subs, sub, keyDim);    // [B, H, N*C, Dk] -> [B, H, N, nS, s, Dk]
+        var vChunk = v.reshape(batch, heads, chunks, chunk, valueDim);   // [B, H, N*C, Dv] -> [B, H, N, C, Dv]
+        var gkSub = gk.reshape(batch, heads, chunks, subs, sub, keyDim);  // [B, H, N*C, Dk] -> [B, H, N, nS, s, Dk]
+
+        // Log decay from the start of t's sub-chunk through t (inclusive), and each sub-chunk's total.
+        var local = gkSub.cumsum(4);                                       // [B, H, N, nS, s, Dk]
+        var subTotal = local.select(4, sub - 1);                           // [B, H, N, nS, Dk]
+        // between[I, J] = sum of subTotal over J <= m < I: log decay from the start of sub-chunk J to the start of
+        // sub-chunk I (I = nS is the chunk end; 0 when J >= I). A 0/1 matmul: each entry sums only its own terms.
+        var between = SpanMatrix(subs, q.dtype, q.device).matmul(subTotal) // [(nS+1)*nS, nS] @ [B, H, N, nS, Dk] -> [B, H, N, (nS+1)*nS, Dk]
+            .reshape(batch, heads, chunks, subs + 1, subs, keyDim);        // -> [B, H, N, nS+1, nS, Dk]
+
+        // Inter-chunk: chunk updates, the state recurrence, and the outputs' share of the carried state.
+        var toChunkEnd = between.select(3, subs).unsqueeze(4) - local;     // [B, H, N, nS, 1, Dk] - [B, H, N, nS, s, Dk]: decay after j to chunk end (<= 0)
+        var kToEnd = (kSub * toChunkEnd.exp())
+            .reshape(batch, heads, chunks, chunk, keyDim);                 // [B, H, N, nS, s, Dk] -> [B, H, N, C, Dk]
+        var chunkUpdate = kToEnd.transpose(-1, -2).matmul(vChunk);         // [B, H, N, Dk, C] @ [B, H, N, C, Dv] -> [B, H, N, Dk, Dv]
+        var chunkDecay = between.select(3, subs).select(3, 0)
+            .exp().unsqueeze(-1);                                          // [B, H, N, Dk] -> [B, H, N, Dk, 1]
+
+        var state = initialState ?? torch.zeros(batch, heads, keyDim, valueDim, dtype: q.dtype, device: q.device);
+        var startStates = new Tensor[chunks];
+        for (long n = 0; n < chunks; n++)
+        {
+            startStates[n] = state;
+            state = chunkDecay.select(2, n) * state + chunkUpdate.select(2, n); // [B, H, Dk, 1] * [B, H, Dk, Dv] + [B, H, Dk, Dv]
+        }
+        var carried = torch.stack(startStates, 2);                         // N x [B, H, Dk, Dv] -> [B, H, N, Dk, Dv]
+
+        var qLocal = qSub * local.exp();                                   // [B, H, N, nS, s, Dk]: q_t * exp(b_t - r_I)
+        var qFromStart = subs == 1
+            ? qLocal                                                       // r_0 = 0: same tensor
+            : qSub * (between.select(4, 0).narrow(3, 0, subs).unsqueeze(4) + local).exp(); // [B, H, N, nS, 1, Dk] + [B, H, N, nS, s, Dk]: decay from chunk start
+        var outputInter = qFromStart.reshape(batch, heads, chunks, chunk, keyDim)
+            .matmul(carried);                                              // [B, H, N, C, Dk] @ [B, H, N, Dk, Dv] -> [B, H, N, C, Dv]
+
+        // Intra-chunk scores. keyExponent[I, J, j] = between[I, J] - local[J, j] = r_I - b_j: <= 0 for J < I; for
+        // J >= I it is minus the decay inside J up to j (>= 0, at most the sub-chunk span).
+        var keyExponent = between.narrow(3, 0, subs).unsqueeze(5)
+            - local.unsqueeze(3);                                          // [B, H, N, nS, nS, 1, Dk] - [B, H, N, 1, nS, s, Dk] -> [B, H, N, nS, nS, s, Dk]
+        if (pairwiseDiagonal) keyExponent = keyExponent.clamp_max(0);     // J >= I blocks are replaced below: keep them finite
+        var kScaled = (kSub.unsqueeze(3) * keyExponent.exp())
+            .reshape(batch, heads, chunks, subs, chunk, keyDim);           // [B, H, N, nS, nS, s, Dk] -> [B, H, N, nS, C, Dk]
+        var scores = qLocal.matmul(kScaled.transpose(-1, -2));            // [B, H, N, nS, s, Dk] @ [B, H, N, nS, Dk, C] -> [B, H, N, nS, s, C]
+
+        if (!pairwiseDiagonal)
+        {
+            scores = scores.reshape(batch, heads, chunks, chunk, chunk)   // [B, H, N, nS, s, C] -> [B, H, N, C, C]
+                * torch.ones(chunk, chunk, dtype: q.dtype, device: q.device).tril();
+        }
+        else
+        {
+            // Diagonal blocks exactly: exp(b_t - b_j) from sub-chunk-local sums, clamped to 0 above the diagonal.
+            var pairDecay = (local.unsqueeze(5) - local.unsqueeze(4))
+                .clamp_max(0).exp();                                       // [B, H, N, nS, s, 1, Dk] - [B, H, N, nS, 1, s, Dk] -> [B, H, N, nS, s, s, Dk]
+            var diagonal = (qSub.unsqueeze(5) * pairDecay * kSub.unsqueeze(4))
+                .sum(-1)                                                   // [B, H, N, nS, s, s, Dk] -> [B, H, N, nS, s, s]
+                * torch.ones(sub, sub, dtype: q.dtype, device: q.device).tril();
+            var blockEye = torch.eye(subs, dtype: q.dtype, device: q.device)
+                .reshape(subs, 1, subs, 1);                                // [nS, nS] -> [nS, 1, nS, 1]
+            var diagonalPlaced = (diagonal.unsqueeze(5) * blockEye)        // [B, H, N, nS, s, 1, s] * [nS, 1, nS, 1] -> [B, H, N, nS, s, nS, s]
+                .reshape(batch, heads, chunks, chunk, chunk);              // -> [B, H, N, C, C]
+            var earlierBlocks = torch.ones(subs, subs, dtype: q.dtype, device: q.device).tril(-1)
+                .reshape(subs, 1, subs, 1)
+                .expand(new long[] { subs, sub, subs, sub })
+                .reshape(chunk, chunk);                                    // [nS, nS] -> [C, C]: 1 where J < I
+            scores = scores.reshape(batch, heads, chunks, chunk, chunk)   // [B, H, N, nS, s, C] -> [B, H, N, C, C]
+                * earlierBlocks + diagonalPlaced;
+        }
+        var outputIntra = scores.matmul(vChunk);                           // [B, H, N, C, C] @ [B, H, N, C, Dv] -> [B, H, N, C, Dv]
+
+        var output = (outputInter + outputIntra)
+            .reshape(batch, heads, padded, valueDim)                       // [B, H, N, C, Dv] -> [B, H, N*C, Dv]
+            .narrow(2, 0, tokens);                                         // -> [B, H, T, Dv]
+        return scope.MoveToOuter(output, state);
+    }
+
+    /// <summary>Sub-chunk length and whether diagonal blocks need the exact pairwise form.</summary>
+    internal static (long Sub, bool Pairwise) ChooseSubChunks(Tensor gk, long batch, long heads, long chunks, long chunk, long keyDim, IntraChunkScheme scheme)
+    {
+        long small = Math.Min(SubChunkSize, chunk);
+        switch (scheme)
+        {
+            case IntraChunkScheme.WholeChunk: return (chunk, false);
+            case IntraChunkScheme.SubChunkFactored: return (small, false);
+            case IntraChunkScheme.SubChunkPairwise: return (small, true);
+        }
+        using var scope = torch.NewDisposeScope();
+        double chunkSpan = -gk.reshape(batch, heads, chunks, chunk, keyDim) // [B, H, N*C, Dk] -> [B, H, N, C, Dk]
+            .sum(3).min().item<float>();
+        if (chunkSpan <= MaxFactoredExponent) return (chunk, false);
+        double subSpan = chunk == small
+            ? chunkSpan
+            : -gk.reshape(batch, heads, chunks * (chunk / small), small, keyDim) // [B, H, N*C, Dk] -> [B, H, N*nS, s, Dk]
+                .sum(3).min().item<float>();
+        return (small, subSpan > MaxFactoredExponent);
+    }
+
+    /// <summary>[(n+1)*n, n] 0/1 matrix: row (I, J) selects sub-chunks m with J &lt;= m &lt; I.</summary>
+    static Tensor SpanMatrix(long subs, ScalarType dtype, Device device)
+    {
+        using var scope = torch.NewDisposeScope();
+        var upper = torch.arange(subs + 1, device: device).reshape(subs + 1, 1, 1); // I: [nS+1, 1, 1]
+        var lower = torch.arange(subs, device: device).reshape(1, subs, 1);         // J: [1, nS, 1]
+        var member = torch.arange(subs, device: device).reshape(1, 1, subs);        // m: [1, 1, nS]
+        var matrix = lower.le(member).logical_and(member.lt(upper))
+            .to_type(dtype)
+            .reshape((subs + 1) * subs, subs);                                      // [nS+1, nS, nS] -> [(nS+1)*nS, nS]
+        return scope.MoveToOuter(matrix);
+    }
+
+    static (long Batch, long Heads, long Tokens, long KeyDim, long ValueDim) CheckSequenceShapes(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState)
+    {
+        if (q.dim() != 4 || v.dim() != 4)
+            throw new ArgumentException($"GLA expects q, k, gk [B, H, T, Dk] and v [B, H, T, Dv]; got q {Shape(q)}, v {Shape(v)}.");
+        long batch = q.shape[0], heads = q.shape[1], tokens = q.shape[2], keyDim = q.shape[3], valueDim = v.shape[3];
+        if (tokens < 1) throw new ArgumentException("GLA needs at least one token (q has T = 0).");
+        RequireShape(k, "k", batch, heads, tokens, keyDim);
+        RequireShape(gk, "gk", batch, heads, tokens, keyDim);
+        RequireShape(v, "v", batch, heads, tokens, valueDim);
+        if (initialState is not null) RequireShape(initialState, "initialState", batch, heads, keyDim, valueDim);
+        return (batch, heads, tokens, keyDim, valueDim);
+    }
+
+    static void RequireShape(Tensor tensor, string name, params long[] expected)
+    {
+        if (!tensor.shape.SequenceEqual(expected))
+            throw new ArgumentException($"GLA {name} has shape {Shape(tensor)}, expected [{string.Join(", ", expected)}].");
+    }
+
+    static string Shape(Tensor tensor) => "[" + string.Join(", ", tensor.shape) + "]";
+}

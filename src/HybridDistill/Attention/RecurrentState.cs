@@ -1,0 +1,42 @@
+using static TorchSharp.torch;
+
+namespace HybridDistill.Attention;
+
+/// <summary>
+/// Decoding state of a linear-attention layer: the matrix state S [B, H, D_k, D_v] and, for layers with a short
+/// convolution, the last K-1 inputs of q, k and v [B, C, K-1]. Constant size, whatever the context length.
+/// </summary>
+public sealed class RecurrentState : LayerState
+{
+    public RecurrentState(Tensor s, Tensor? qConv = null, Tensor? kConv = null, Tensor? vConv = null)
+    {
+        S = s;
+        QConv = qConv;
+        KConv = kConv;
+        VConv = vConv;
+    }
+
+    public Tensor S { get; private set; }
+    public Tensor? QConv { get; }
+    public Tensor? KConv { get; }
+    public Tensor? VConv { get; }
+
+    public override long Bytes =>
+        (S.numel() + (QConv?.numel() ?? 0) + (KConv?.numel() ?? 0) + (VConv?.numel() ?? 0)) * sizeof(float);
+
+    /// <summary>Takes over <paramref name="next"/> (detached, out of any dispose scope) as the new S.</summary>
+    public void Replace(Tensor next)
+    {
+        var old = S;
+        S = next.detach().DetachFromDisposeScope();
+        old.Dispose();
+    }
+
+    public override void Dispose()
+    {
+        S.Dispose();
+        QConv?.Dispose();
+        KConv?.Dispose();
+        VConv?.Dispose();
+    }
+}

@@ -1,0 +1,252 @@
+using HybridDistill.Attention;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Tests.Attention;
+
+// Chunked and step paths against the naive per-token loop (method.md section 3): outputs, final state and the
+// gradients of q, k, v, beta, g and the initial state, each within max|fast - naive| <= 1e-4 * max(1, max|naive|).
+public sealed class GatedDeltaNetKernelTests
+{
+    const long B = 2, H = 2, Dk = 16, Dv = 16;
+    const double Tolerance = 1e-4;
+
+    public enum Gates { Moderate, NearOne, Strong }
+
+    /// <summary>Inputs in fp64 (q, k L2-normalised, q scaled), made leaves with <see cref="Leaves"/>.</summary>
+    sealed record Inputs(Tensor Q, Tensor K, Tensor V, Tensor Beta, Tensor G, Tensor? State);
+
+    static Inputs MakeInputs(long length, Gates gates = Gates.Moderate, bool withState = true, int seed = 0)
+    {
+        manual_seed(seed);
+        var q = nn.functional.normalize(randn(B, H, length, Dk, dtype: float64), dim: -1) * Math.Pow(Dk, -0.5);
+        var k = nn.functional.normalize(randn(B, H, length, Dk, dtype: float64), dim: -1);
+        var v = randn(B, H, length, Dv, dtype: float64);
+        var beta = sigmoid(randn(B, H, length, dtype: float64));
+        var u = rand(B, H, length, dtype: float64);
+        var g = gates switch
+        {
+            Gates.NearOne => -1e-4 * (0.5 + u),
+            Gates.Strong => -20.0 * (0.5 + u),
+            _ => -0.3 * u,
+        };
+        var state = withState ? randn(B, H, Dk, Dv, dtype: float64) : null;
+        return new Inputs(q, k, v, beta, g, state);
+    }
+
+    // Fresh leaf copies in the requested dtype, requiring grad.
+    static Inputs Leaves(Inputs x, ScalarType dtype) => new(
+        Leaf(x.Q, dtype), Leaf(x.K, dtype), Leaf(x.V, dtype), Leaf(x.Beta, dtype), Leaf(x.G, dtype),
+        x.State is null ? null : Leaf(x.State, dtype));
+
+    static Tensor Leaf(Tensor t, ScalarType dtype) => t.to(dtype).detach().clone().requires_grad_(true);
+
+    delegate (Tensor Output, Tensor State) Kernel(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor g, Tensor? state);
+
+    /// <summary>Output, final state and gradients of a fixed random linear loss, all as fp64.</summary>
+    static Dictionary<string, Tensor> Run(Kernel kernel, Inputs x, ScalarType dtype)
+    {
+        var leaf = Leaves(x, dtype);
+        var (output, state) = kernel(leaf.Q, leaf.K, leaf.V, leaf.Beta, leaf.G, leaf.State);
+        manual_seed(1234);
+        var outputWeight = randn(output.shape, dtype: float64).to(dtype);
+        var stateWeight = randn(state.shape, dtype: float64).to(dtype);
+        var loss = (output * outputWeight).sum() + (state * stateWeight).sum();
+        loss.backward();
+        var result = new Dictionary<string, Tensor>
+        {
+            ["output"] = output.detach().to(float64),
+            ["state"] = state.detach().to(float64),
+            ["dq"] = leaf.Q.grad!.to(float64),
+            ["dk"] = leaf.K.grad!.to(float64),
+            ["dv"] = leaf.V.grad!.to(float64),
+            ["dbeta"] = leaf.Beta.grad!.to(float64),
+            ["dg"] = leaf.G.grad!.to(float64),
+        };
+        if (leaf.State is not null) result["dstate"] = leaf.State.grad!.to(float64);
+        return result;
+    }
+
+    static void AssertClose(Dictionary<string, Tensor> reference, Dictionary<string, Tensor> fast, string what, double tolerance = Tolerance)
+    {
+        Assert.Equal(reference.Keys.OrderBy(s => s), fast.Keys.OrderBy(s => s));
+        foreach (var (name, expected) in reference)
+        {
+            var actual = fast[name];
+            Assert.Equal(expected.shape, actual.shape);
+            Assert.False(actual.isnan().any().item<bool>(), $"{what}: {name} has NaN");
+            Assert.False(expected.isnan().any().item<bool>(), $"{what}: reference {name} has NaN");
+            double error = (actual - expected).abs().max().item<double>();
+            double scale = Math.Max(1.0, expected.abs().max().item<double>());
+            Assert.True(error <= tolerance * scale, $"{what}: {name} max|fast - naive| = {error:E3} > {tolerance:E0} * {scale:G4}");
+        }
+    }
+
+    static (Tensor, Tensor) Naive(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor g, Tensor? s) => GatedDeltaNet.Naive(q, k, v, beta, g, s);
+
+    static Kernel ChunkedKernel(int chunkSize) => (q, k, v, beta, g, s) => GatedDeltaNet.Chunked(q, k, v, beta, g, s, chunkSize);
+
+    static (Tensor, Tensor) StepLoop(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor g, Tensor? s)
+    {
+        var state = s ?? zeros(B, H, Dk, Dv, dtype: q.dtype);
+        var outputs = new List<Tensor>();
+        for (long t = 0; t < q.shape[2]; t++)
+        {
+            var (o, next) = GatedDeltaNet.Step(q.select(2, t), k.select(2, t), v.select(2, t), beta.select(2, t), g.select(2, t), state);
+            outputs.Add(o);
+            state = next;
+        }
+        return (stack(outputs, 2), state);
+    }
+
+    [Theory]
+    [InlineData(Gates.Moderate)]
+    [InlineData(Gates.Strong)]
+    public void NaiveFp32MatchesNaiveFp64(Gates gates)
+    {
+        var x = MakeInputs(200, gates);
+        var reference = Run(Naive, x, float64);
+        AssertClose(reference, Run(Naive, x, float32), "naive fp32 vs fp64");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(63)]
+    [InlineData(64)]
+    [InlineData(65)]
+    [InlineData(200)]
+    public void ChunkedMatchesNaive(int length)
+    {
+        var x = MakeInputs(length);
+        var reference = Run(Naive, x, float32);
+        AssertClose(reference, Run(ChunkedKernel(64), x, float32), $"chunked T={length}");
+    }
+
+    [Theory]
+    [InlineData(65)]
+    [InlineData(200)]
+    public void ChunkedWithChunkSize16MatchesNaive(int length)
+    {
+        var x = MakeInputs(length, seed: 7);
+        var reference = Run(Naive, x, float32);
+        AssertClose(reference, Run(ChunkedKernel(16), x, float32), $"chunked c=16 T={length}");
+    }
+
+    [Fact]
+    public void ChunkedInFp64AgreesWithNaiveToRoundoff()
+    {
+        // The algebra of steps 1-5 is exact: in fp64 the chunked form equals the loop to ~1e-12.
+        var x = MakeInputs(200, seed: 3);
+        AssertClose(Run(Naive, x, float64), Run(ChunkedKernel(64), x, float64), "chunked fp64", tolerance: 1e-10);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(63)]
+    [InlineData(64)]
+    [InlineData(65)]
+    [InlineData(200)]
+    public void StepLoopMatchesNaive(int length)
+    {
+        var x = MakeInputs(length, seed: 1);
+        var reference = Run(Naive, x, float32);
+        AssertClose(reference, Run(StepLoop, x, float32), $"step loop T={length}");
+    }
+
+    [Theory]
+    [InlineData(Gates.NearOne)]
+    [InlineData(Gates.Strong)]
+    public void ExtremeGatesMatchNaiveWithoutNaN(Gates gates)
+    {
+        var x = MakeInputs(200, gates, seed: 2);
+        var reference = Run(Naive, x, float32);
+        AssertClose(reference, Run(ChunkedKernel(64), x, float32), $"chunked {gates}");
+        AssertClose(reference, Run(StepLoop, x, float32), $"step loop {gates}");
+    }
+
+    [Fact]
+    public void ZeroInitialStateWhenNoneIsGiven()
+    {
+        var x = MakeInputs(100, withState: false, seed: 4);
+        var reference = Run(Naive, x, float32);
+        AssertClose(reference, Run(ChunkedKernel(64), x, float32), "chunked, no initial state");
+        var withZeros = x with { State = zeros(B, H, Dk, Dv, dtype: float64) };
+        var (o, s) = GatedDeltaNet.Naive(withZeros.Q, withZeros.K, withZeros.V, withZeros.Beta, withZeros.G, withZeros.State);
+        Assert.True(o.allclose(reference["output"], rtol: 0, atol: 1e-5));
+        Assert.True(s.allclose(reference["state"], rtol: 0, atol: 1e-5));
+    }
+
+    [Fact]
+    public void SplittingTheSequenceAndCarryingTheStateEqualsOnePass()
+    {
+        var x = MakeInputs(200, seed: 5);
+        var q = x.Q.to(float32); var k = x.K.to(float32); var v = x.V.to(float32);
+        var beta = x.Beta.to(float32); var g = x.G.to(float32); var s0 = x.State!.to(float32);
+        var (whole, finalState) = GatedDeltaNet.Chunked(q, k, v, beta, g, s0);
+        (Tensor, Tensor, Tensor, Tensor, Tensor) Part(long start, long count) =>
+            (q.narrow(2, start, count), k.narrow(2, start, count), v.narrow(2, start, count), beta.narrow(2, start, count), g.narrow(2, start, count));
+        var a = Part(0, 77);
+        var b = Part(77, 123);
+        var (first, middleState) = GatedDeltaNet.Chunked(a.Item1, a.Item2, a.Item3, a.Item4, a.Item5, s0);
+        var (second, endState) = GatedDeltaNet.Chunked(b.Item1, b.Item2, b.Item3, b.Item4, b.Item5, middleState);
+        var joined = cat([first, second], 2);
+        double scale = Math.Max(1.0, whole.abs().max().item<float>());
+        Assert.True((joined - whole).abs().max().item<float>() <= Tolerance * scale);
+        Assert.True((endState - finalState).abs().max().item<float>() <= Tolerance * Math.Max(1.0, finalState.abs().max().item<float>()));
+
+        // Prefill with the chunked path, then decode the rest one token at a time with Step.
+        var state = middleState;
+        var decoded = new List<Tensor>();
+        for (long t = 0; t < 123; t++)
+        {
+            var (o, next) = GatedDeltaNet.Step(b.Item1.select(2, t), b.Item2.select(2, t), b.Item3.select(2, t), b.Item4.select(2, t), b.Item5.select(2, t), state);
+            decoded.Add(o);
+            state = next;
+        }
+        Assert.True((stack(decoded, 2) - second).abs().max().item<float>() <= Tolerance * scale);
+        Assert.True((state - finalState).abs().max().item<float>() <= Tolerance * Math.Max(1.0, finalState.abs().max().item<float>()));
+    }
+
+    [Fact]
+    public void TriangularInverseMethodsAgree()
+    {
+        manual_seed(11);
+        // M = strictly_lower(diag(beta) K K^T * decay) for unit-norm keys, as in step 3.
+        var keys = nn.functional.normalize(randn(3, 5, 64, 32), dim: -1);
+        var m = (rand(3, 5, 64, 1) * keys.matmul(keys.transpose(-1, -2))).tril(-1);
+        var eye = torch.eye(64);
+        var solve = GatedDeltaNet.InvertUnitLower(m, GatedDeltaNet.TriangularInverse.Solve);
+        Assert.True((solve.matmul(m + eye) - eye).abs().max().item<float>() < 1e-4);
+        foreach (var method in new[] { GatedDeltaNet.TriangularInverse.RepeatedSquaring, GatedDeltaNet.TriangularInverse.Blocked })
+        {
+            var a = GatedDeltaNet.InvertUnitLower(m, method);
+            double scale = Math.Max(1.0, solve.abs().max().item<float>());
+            Assert.True((a - solve).abs().max().item<float>() <= 1e-5 * scale, $"{method} differs from solve_triangular");
+        }
+    }
+
+    [Fact]
+    public void KernelsFreeTheirIntermediates()
+    {
+        var x = MakeInputs(100, seed: 6);
+        var q = x.Q.to(float32); var k = x.K.to(float32); var v = x.V.to(float32);
+        var beta = x.Beta.to(float32); var g = x.G.to(float32); var s0 = x.State!.to(float32);
+        var (q0, k0, v0, beta0, g0) = (q.select(2, 0), k.select(2, 0), v.select(2, 0), beta.select(2, 0), g.select(2, 0));
+        long before = Tensor.TotalCount;
+        var (o1, s1) = GatedDeltaNet.Chunked(q, k, v, beta, g, s0);
+        var (o2, s2) = GatedDeltaNet.Naive(q, k, v, beta, g, s0);
+        var (o3, s3) = GatedDeltaNet.Step(q0, k0, v0, beta0, g0, s0);
+        Assert.Equal(before + 6, Tensor.TotalCount);
+        foreach (var t in new[] { o1, s1, o2, s2, o3, s3 }) t.Dispose();
+        Assert.Equal(before, Tensor.TotalCount);
+    }
+
+    [Fact]
+    public void MismatchedShapesAreRejected()
+    {
+        var x = MakeInputs(10);
+        Assert.Throws<ArgumentException>(() => GatedDeltaNet.Chunked(x.Q, x.K.narrow(2, 0, 9), x.V, x.Beta, x.G));
+        Assert.Throws<ArgumentException>(() => GatedDeltaNet.Naive(x.Q, x.K, x.V, x.Beta.unsqueeze(-1), x.G));
+        Assert.Throws<ArgumentException>(() => GatedDeltaNet.Step(x.Q.select(2, 0), x.K.select(2, 0), x.V.select(2, 0), x.Beta.select(2, 0), x.G.select(2, 0), zeros(B, H, Dk, Dv + 1)));
+    }
+}
