@@ -11,8 +11,6 @@ public sealed record EvalEntry(string Name, string Path, JsonObject Json)
     public JsonObject Tasks => Json["tasks"] as JsonObject ?? [];
 }
 
-/// <summary>One row of <c>bench_decode.json</c>: { "rows": [ { model, context, ms_per_token, cache_bytes } ] }.</summary>
-public sealed record DecodeRow(string Model, int Context, double MsPerToken, long CacheBytes);
 
 /// <summary>
 /// Side-by-side Markdown of several models' evaluations (and decode benchmarks), with PNG plots (ScottPlot):
@@ -64,7 +62,8 @@ public static class EvalReport
                 try
                 {
                     rows.Add(new DecodeRow(row["model"]!.GetValue<string>(), row["context"]!.GetValue<int>(),
-                        row["ms_per_token"]!.GetValue<double>(), row["cache_bytes"]!.GetValue<long>()));
+                        row["ms_per_token"]!.GetValue<double>(), row["cache_bytes"]!.GetValue<long>(),
+                        row["weight_bytes"] is JsonNode w ? w.GetValue<long>() : 0));
                 }
                 catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
                 {
