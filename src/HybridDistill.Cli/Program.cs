@@ -2,9 +2,20 @@ using HybridDistill.Cli;
 using HybridDistill.Cli.Commands;
 using Spectre.Console.Cli;
 
-var app = new CommandApp();
-app.Configure(config =>
+return CliRunner.Run(CliApp.Create(), args);
+
+/// <summary>The command tree. <c>hybrid run</c> drives the other commands through a second instance of it.</summary>
+public static class CliApp
 {
+    public static CommandApp Create()
+    {
+        var app = new CommandApp();
+        app.Configure(Configure);
+        return app;
+    }
+
+    static void Configure(IConfigurator config)
+    {
     config.SetApplicationName("hybrid");
     config.PropagateExceptions();
     config.AddCommand<RunCommand>("run")
@@ -78,5 +89,5 @@ app.Configure(config =>
     config.AddCommand<ReportCommand>("report")
         .WithDescription("Put several models' eval.json and bench_decode.json side by side in Markdown with PNG plots.")
         .WithExample("report", "out/teacher", "out/hybrid-25", "out/hybrid-12.5", "--out", "out/report.md");
-});
-return CliRunner.Run(app, args);
+    }
+}
