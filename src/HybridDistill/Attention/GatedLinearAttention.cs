@@ -12,19 +12,19 @@
 // The inter-chunk terms only ever exponentiate sums of gk (<= 0): safe. The intra-chunk scores need a pairwise,
 // per-channel decay; writing exp(b_t - b_j) = exp(b_t - r) * exp(r - b_j) turns them into one matmul, but for
 // r <= b_j the second factor grows like exp(total decay since r) and overflows fp32 once that passes ~88.
-// Scheme (exact for any decay):
-// - the chunk is cut into sub-chunks of s tokens; for row sub-chunk I the reference r_I is the cumulative decay
-//   just before I. For key columns in earlier sub-chunks J < I both factors have exponents <= 0 (no overflow;
-//   an underflow to 0 only happens where the true product is below fp32 range anyway).
-// - for the diagonal block J == I the key factor is exp(-(decay inside I up to j)) <= exp(span of I). s is the
-//   largest of C, 16, 8, 4 for which every sub-chunk's span is <= MaxFactoredExponent (60: factors within
-//   [e^-60, e^60], far from fp32 limits, with room for the gradients); then the whole chunk is factored. Cost:
-//   the scaled keys are a [C/s, C, Dk] tensor per chunk, so s = C (the usual case: gk of -0.01..-0.9 per step)
-//   is cheapest.
+// Scheme (exact for any decay): cut the chunk into sub-chunks of s tokens and factor through sub-chunk edges,
+//   score(t in I, j in J) = [q_t exp(decay from start of I through t)] . [exp(E_IJ) * k_j exp(decay after j to end of J)]
+// with E_IJ = decay strictly between J and I (<= 0) for J < I, and E_II = -(total decay of I) (>= 0) for the
+// diagonal block. Every factor except exp(E_II) is <= 1 (no overflow; underflow only where the true product is
+// below fp32 range anyway).
+// - s is the largest of C, 16, 8, 4 for which every sub-chunk's span (-E_II) is <= MaxFactoredExponent (60:
+//   factors within [e^-60, e^60], far from fp32 limits, with room for the gradients). Cost: the scaled keys are a
+//   [C/s, C, Dk] tensor per chunk, so s = C (the usual case: gk of -0.01..-0.9 per step) is cheapest.
 // - if even 4-token spans exceed 60 (gk below about -15 per step), s = 8 and the diagonal blocks are computed
 //   pairwise, exactly, from a [s, s, Dk] tensor of exp(b_t - b_j) (j <= t) per sub-chunk.
-// Precision: exponents are built from sub-chunk-local cumulative sums plus sums of whole sub-chunk totals
-// (a 0/1 matmul), never as the difference of two long cumulative sums, so strong decay does not cost digits.
+// Precision: exponents are sub-chunk-local cumulative sums, their differences inside one sub-chunk, or sums of
+// whole sub-chunk totals (a 0/1 matmul), never differences of long cumulative sums, so a strong decay over the
+// chunk does not cost digits (the error of an exponent is about one ulp of one sub-chunk's span).
 // Everything is batched over chunks; only the inter-chunk state recurrence loops (T / C steps).
 
 using TorchSharp;
@@ -139,18 +139,23 @@ public sealed partial class GatedLinearAttention
         // Log decay from the start of t's sub-chunk through t (inclusive), and each sub-chunk's total.
         var local = gkSub.cumsum(4);                                       // [B, H, N, nS, s, Dk]
         var subTotal = local.select(4, sub - 1);                           // [B, H, N, nS, Dk]
-        // between[I, J] = sum of subTotal over J <= m < I: log decay from the start of sub-chunk J to the start of
-        // sub-chunk I (I = nS is the chunk end; 0 when J >= I). A 0/1 matmul: each entry sums only its own terms.
-        var between = SpanMatrix(subs, q.dtype, q.device).matmul(subTotal) // [(nS+1)*nS, nS] @ [B, H, N, nS, Dk] -> [B, H, N, (nS+1)*nS, Dk]
-            .reshape(batch, heads, chunks, subs + 1, subs, keyDim);        // -> [B, H, N, nS+1, nS, Dk]
+        // Sums of whole sub-chunk totals, each entry summing only its own terms (a 0/1 matmul, see DecaySums).
+        var sums = DecaySums(subs, q.dtype, q.device).matmul(subTotal);   // [R, nS] @ [B, H, N, nS, Dk] -> [B, H, N, R, Dk]
+        var blockExponent = sums.narrow(3, 0, subs * subs)
+            .reshape(batch, heads, chunks, subs, subs, keyDim);            // [B, H, N, nS*nS, Dk] -> [B, H, N, nS(I), nS(J), Dk]
+        var beforeSub = sums.narrow(3, subs * subs, subs);                 // [B, H, N, nS, Dk]: chunk start -> start of I
+        var afterSub = sums.narrow(3, subs * subs + subs, subs);           // [B, H, N, nS, Dk]: end of J -> chunk end
+        var chunkTotal = sums.select(3, subs * subs + 2 * subs);           // [B, H, N, Dk]
+
+        // Every factor below has an exponent <= 0 except exp(blockExponent) on the diagonal (see the header).
+        var qLocal = qSub * local.exp();                                   // [B, H, N, nS, s, Dk]: q_t * exp(decay from start of I through t)
+        var kEnd = kSub * (subTotal.unsqueeze(4) - local).exp();          // [B, H, N, nS, s, Dk]: k_j * exp(decay after j to end of J)
 
         // Inter-chunk: chunk updates, the state recurrence, and the outputs' share of the carried state.
-        var toChunkEnd = between.select(3, subs).unsqueeze(4) - local;     // [B, H, N, nS, 1, Dk] - [B, H, N, nS, s, Dk]: decay after j to chunk end (<= 0)
-        var kToEnd = (kSub * toChunkEnd.exp())
+        var kToChunkEnd = (subs == 1 ? kEnd : kEnd * afterSub.exp().unsqueeze(4))
             .reshape(batch, heads, chunks, chunk, keyDim);                 // [B, H, N, nS, s, Dk] -> [B, H, N, C, Dk]
-        var chunkUpdate = kToEnd.transpose(-1, -2).matmul(vChunk);         // [B, H, N, Dk, C] @ [B, H, N, C, Dv] -> [B, H, N, Dk, Dv]
-        var chunkDecay = between.select(3, subs).select(3, 0)
-            .exp().unsqueeze(-1);                                          // [B, H, N, Dk] -> [B, H, N, Dk, 1]
+        var chunkUpdate = kToChunkEnd.transpose(-1, -2).matmul(vChunk);    // [B, H, N, Dk, C] @ [B, H, N, C, Dv] -> [B, H, N, Dk, Dv]
+        var chunkDecay = chunkTotal.exp().unsqueeze(-1);                   // [B, H, N, Dk] -> [B, H, N, Dk, 1]
 
         var state = initialState ?? torch.zeros(batch, heads, keyDim, valueDim, dtype: q.dtype, device: q.device);
         var startStates = new Tensor[chunks];
@@ -163,20 +168,14 @@ public sealed partial class GatedLinearAttention
         }
         var carried = torch.stack(startStates, 2);                         // N x [B, H, Dk, Dv] -> [B, H, N, Dk, Dv]
 
-        var qLocal = qSub * local.exp();                                   // [B, H, N, nS, s, Dk]: q_t * exp(b_t - r_I)
-        var qFromStart = subs == 1
-            ? qLocal                                                       // r_0 = 0: same tensor
-            : qSub * (between.select(4, 0).narrow(3, 0, subs).unsqueeze(4) + local).exp(); // [B, H, N, nS, 1, Dk] + [B, H, N, nS, s, Dk]: decay from chunk start
-        var outputInter = qFromStart.reshape(batch, heads, chunks, chunk, keyDim)
-            .matmul(carried);                                              // [B, H, N, C, Dk] @ [B, H, N, Dk, Dv] -> [B, H, N, C, Dv]
+        var qFromStart = (subs == 1 ? qLocal : qLocal * beforeSub.exp().unsqueeze(4))
+            .reshape(batch, heads, chunks, chunk, keyDim);                 // [B, H, N, nS, s, Dk] -> [B, H, N, C, Dk]
+        var outputInter = qFromStart.matmul(carried);                      // [B, H, N, C, Dk] @ [B, H, N, Dk, Dv] -> [B, H, N, C, Dv]
 
-        // Intra-chunk scores. keyExponent[I, J, j] = between[I, J] - local[J, j] = r_I - b_j: <= 0 for J < I; for
-        // J >= I it is minus the decay inside J up to j (>= 0, at most the sub-chunk span).
-        var keyExponent = between.narrow(3, 0, subs).unsqueeze(5)
-            - local.unsqueeze(3);                                          // [B, H, N, nS, nS, 1, Dk] - [B, H, N, 1, nS, s, Dk] -> [B, H, N, nS, nS, s, Dk]
-        if (pairwiseDiagonal) keyExponent = keyExponent.clamp_max(0);     // J >= I blocks are replaced below: keep them finite
-        var kScaled = (kSub.unsqueeze(3) * keyExponent.exp())
-            .reshape(batch, heads, chunks, subs, chunk, keyDim);           // [B, H, N, nS, nS, s, Dk] -> [B, H, N, nS, C, Dk]
+        // Intra-chunk scores: score[t in I, j in J] = qLocal_t . (exp(blockExponent[I, J]) * kEnd_j).
+        if (pairwiseDiagonal) blockExponent = blockExponent.clamp_max(0); // diagonal blocks are replaced below
+        var kScaled = (kEnd.unsqueeze(3) * blockExponent.exp().unsqueeze(5))
+            .reshape(batch, heads, chunks, subs, chunk, keyDim);           // [B, H, N, 1, nS, s, Dk] * [B, H, N, nS, nS, 1, Dk] -> [B, H, N, nS, C, Dk]
         var scores = qLocal.matmul(kScaled.transpose(-1, -2));            // [B, H, N, nS, s, Dk] @ [B, H, N, nS, Dk, C] -> [B, H, N, nS, s, C]
 
         if (!pairwiseDiagonal)
@@ -231,17 +230,29 @@ public sealed partial class GatedLinearAttention
         return (small, true);
     }
 
-    /// <summary>[(n+1)*n, n] 0/1 matrix: row (I, J) selects sub-chunks m with J &lt;= m &lt; I.</summary>
-    static Tensor SpanMatrix(long subs, ScalarType dtype, Device device)
+    /// <summary>
+    /// [R, n] matrix (R = n*n + 2n + 1) turning sub-chunk totals into the log decays the chunk needs:
+    /// rows (I, J): for J &lt; I the sub-chunks strictly between (decay from the end of J to the start of I, &lt;= 0);
+    /// for J == I minus its own total (>= 0, the diagonal block's key factor); 0 for J &gt; I (unused).
+    /// Then n rows "before I" (m &lt; I), n rows "after J" (m &gt; J) and one row with every sub-chunk (the chunk).
+    /// </summary>
+    static Tensor DecaySums(long subs, ScalarType dtype, Device device)
     {
-        using var scope = torch.NewDisposeScope();
-        var upper = torch.arange(subs + 1, device: device).reshape(subs + 1, 1, 1); // I: [nS+1, 1, 1]
-        var lower = torch.arange(subs, device: device).reshape(1, subs, 1);         // J: [1, nS, 1]
-        var member = torch.arange(subs, device: device).reshape(1, 1, subs);        // m: [1, 1, nS]
-        var matrix = lower.le(member).logical_and(member.lt(upper))
-            .to_type(dtype)
-            .reshape((subs + 1) * subs, subs);                                      // [nS+1, nS, nS] -> [(nS+1)*nS, nS]
-        return scope.MoveToOuter(matrix);
+        var matrix = new float[(subs * subs + 2 * subs + 1) * subs];
+        for (long i = 0; i < subs; i++)
+            for (long j = 0; j < subs; j++)
+                for (long m = 0; m < subs; m++)
+                    matrix[(i * subs + j) * subs + m] = j < m && m < i ? 1 : (i == j && m == i ? -1 : 0);
+        for (long i = 0; i < subs; i++)
+            for (long m = 0; m < subs; m++)
+            {
+                matrix[(subs * subs + i) * subs + m] = m < i ? 1 : 0;
+                matrix[(subs * subs + subs + i) * subs + m] = m > i ? 1 : 0;
+                matrix[(subs * subs + 2 * subs) * subs + m] = 1;
+            }
+        return torch.tensor(matrix, dtype: ScalarType.Float32, device: device)
+            .reshape(subs * subs + 2 * subs + 1, subs)                     // [R*n] -> [R, n]
+            .to_type(dtype);
     }
 
     static (long Batch, long Heads, long Tokens, long KeyDim, long ValueDim) CheckSequenceShapes(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState)

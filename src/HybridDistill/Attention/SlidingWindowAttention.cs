@@ -63,7 +63,8 @@ public sealed partial class SlidingWindowAttention
             // Short sequence: one dense [T, T] banded mask costs no more than the blocks' T * (Qb + W - 1) scores.
             var position = torch.arange(tokens, device: q.device);
             var distance = position.reshape(tokens, 1) - position.reshape(1, tokens);  // t - j: [T, T]
-            var band = distance.ge(0).logical_and(distance.lt(window));                  // [T, T]
+            var band = distance.ge(0).logical_and(distance.lt(window))
+                .reshape(1, 1, tokens, tokens);                                          // [T, T] -> [1, 1, T, T]
             return scope.MoveToOuter(nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: band));
         }
 
@@ -83,7 +84,7 @@ public sealed partial class SlidingWindowAttention
     }
 
     /// <summary>
-    /// [nB, Qb, L] boolean mask (true = attend). Query i of block n is token n*Qb + i; key slot l of that block is
+    /// [1, nB, Qb, L] boolean mask (true = attend; 4-D: with a 3-D mask libtorch's CPU SDPA was about 4x slower). Query i of block n is token n*Qb + i; key slot l of that block is
     /// token n*Qb + l - (W - 1). Allowed: l in [i, i + W - 1] (the band) and the key token is not left padding.
     /// </summary>
     static Tensor BlockMask(long blocks, long block, int window, Device device)
@@ -95,7 +96,7 @@ public sealed partial class SlidingWindowAttention
         var start = torch.arange(blocks, device: device).reshape(blocks, 1, 1) * block; // n*Qb: [nB, 1, 1]
         var band = slot.ge(query).logical_and(slot.le(query + (window - 1)));          // [1, Qb, L]
         var real = (start + slot).ge(window - 1);                                      // [nB, 1, L]
-        return scope.MoveToOuter(band.logical_and(real));                              // [nB, Qb, L]
+        return scope.MoveToOuter(band.logical_and(real).unsqueeze(0));                 // [nB, Qb, L] -> [1, nB, Qb, L]
     }
 
     /// <summary>
