@@ -199,7 +199,7 @@ public static class EvalReport
                 return (e.Name, X: lengths.Select(l => (double)l).ToArray(), Y: lengths.Select(l => D(e.Tasks[task]![l.ToString()]!["acc"])).ToArray());
             }).ToList();
             files.Add(LinePlot(directory, $"{stem}-recall-{task}.png", $"{task}: accuracy vs context length", "context length (tokens)",
-                task == RecallTasks.Copy ? "top-1 accuracy (repeated span)" : "exact-match accuracy", series, yLimits: (0, 1.05)));
+                task == RecallTasks.Copy ? "top-1 accuracy (repeated span)" : "exact-match accuracy", series, yLimits: (-0.03, 1.05)));
         }
         if (decode.Count > 0)
         {
@@ -207,8 +207,10 @@ public static class EvalReport
             var byModel = models.Select(m => decode.Where(r => r.Model == m).OrderBy(r => r.Context).ToList()).ToList();
             files.Add(LinePlot(directory, $"{stem}-decode-ms.png", "decode latency vs context length", "context length (tokens)", "ms / token",
                 models.Select((m, i) => (m, byModel[i].Select(r => (double)r.Context).ToArray(), byModel[i].Select(r => r.MsPerToken).ToArray())).ToList(), null));
-            files.Add(LinePlot(directory, $"{stem}-cache-bytes.png", "decoding state size vs context length", "context length (tokens)", "cache MiB",
-                models.Select((m, i) => (m, byModel[i].Select(r => (double)r.Context).ToArray(), byModel[i].Select(r => r.CacheBytes / (double)(1L << 20)).ToArray())).ToList(), null));
+            long largest = decode.Max(r => r.CacheBytes);
+            var (unit, scale) = largest >= 1L << 30 ? ("GiB", 1L << 30) : largest >= 1L << 20 ? ("MiB", 1L << 20) : ("KiB", 1L << 10);
+            files.Add(LinePlot(directory, $"{stem}-cache-bytes.png", "decoding state size vs context length", "context length (tokens)", $"cache {unit}",
+                models.Select((m, i) => (m, byModel[i].Select(r => (double)r.Context).ToArray(), byModel[i].Select(r => r.CacheBytes / (double)scale).ToArray())).ToList(), null));
         }
         return files;
     }
@@ -235,9 +237,9 @@ public static class EvalReport
         plot.Axes.AutoScale();
         if (yLimits is { } limits) plot.Axes.SetLimitsY(limits.Lo, limits.Hi);
         else plot.Axes.SetLimitsY(0, Math.Max(1e-9, series.SelectMany(s => s.Y).DefaultIfEmpty(1).Max() * 1.1));
-        plot.ShowLegend(ScottPlot.Alignment.LowerLeft);
+        plot.ShowLegend(ScottPlot.Edge.Right);                            // outside the data: curves often sit at 0 or 1
         Directory.CreateDirectory(directory);
-        plot.SavePng(System.IO.Path.Combine(directory, file), 800, 500);
+        plot.SavePng(System.IO.Path.Combine(directory, file), 900, 500);
         return file;
     }
 

@@ -16,12 +16,13 @@ public interface ILogitModel
     Tensor Logits(Tensor ids);
 }
 
-/// <summary>A <see cref="HybridCausalLM"/> as an <see cref="ILogitModel"/> (full forward from position 0).</summary>
-public sealed class CausalLMLogits(HybridCausalLM model) : ILogitModel
+/// <summary>A <see cref="HybridCausalLM"/> as an <see cref="ILogitModel"/> (full forward from position 0), optionally
+/// with some layers' attention output zeroed (the layer-ablation diagnostics score recall this way).</summary>
+public sealed class CausalLMLogits(HybridCausalLM model, ISet<int>? ablatedLayers = null) : ILogitModel
 {
     public int ContextLength => model.Config.MaxPositionEmbeddings;
     public int VocabSize => model.Config.VocabSize;
-    public Tensor Logits(Tensor ids) => model.forward(ids);
+    public Tensor Logits(Tensor ids) => model.Forward(ids, null, ablatedLayers);
 }
 
 /// <summary>Batch sizes that keep logits and their log-softmax within a memory budget.</summary>

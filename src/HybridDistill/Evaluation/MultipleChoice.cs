@@ -205,8 +205,16 @@ public static class MultipleChoice
         return results;
     }
 
+    /// <summary>Reports each tenth of the way (and the end), not every batch.</summary>
     sealed class SyncReport(IProgress<string>? inner, string name) : IProgress<(int Done, int Total)>
     {
-        public void Report((int Done, int Total) value) => inner?.Report($"mc/{name}: {value.Done}/{value.Total} continuations");
+        int _lastTenth = -1;
+        public void Report((int Done, int Total) value)
+        {
+            int tenth = value.Done * 10 / Math.Max(1, value.Total);
+            if (tenth == _lastTenth) return;
+            _lastTenth = tenth;
+            inner?.Report($"mc/{name}: {value.Done}/{value.Total} continuations");
+        }
     }
 }

@@ -76,7 +76,7 @@ public sealed class RecallSuite(RecallVocabulary vocab, FillerText? data = null,
 
     public RecallItem Item(string task, int length, int index, int seed)
     {
-        var rng = new Random(StableSeed(seed, task, length, index));
+        var rng = new Random(StableSeed(seed, task, length, index));                  // length 0: see KvRecall
         double depth = Options.Depths[index % Options.Depths.Count];
         return task switch
         {
@@ -132,6 +132,8 @@ public sealed class RecallSuite(RecallVocabulary vocab, FillerText? data = null,
             (double)needleAt / length);
     }
 
+    /// <summary>kv-recall at <paramref name="length"/> tokens; with <see cref="RecallSuiteOptions.Pairs"/> set and a length
+    /// of 0, the prompt is just the pairs and queries (no padding), e.g. the 50-line associative-recall diagnostic.</summary>
     public RecallItem KvRecall(int length, Random rng)
     {
         int lineTokens = vocab.KeyLeadIds.Length + 1 + vocab.ColonIds.Length + 1;
@@ -140,6 +142,7 @@ public sealed class RecallSuite(RecallVocabulary vocab, FillerText? data = null,
         // start + P lines + (P - 1) separators + separator + Q lines + (Q - 1) separators
         int Total(int pairs) => vocab.StartIds.Length + pairs * (lineTokens + sep) + queries * (lineTokens + sep) - sep;
         int pairCount = Options.Pairs ?? Math.Min(vocab.Keys.Count, (length - Total(0)) / (lineTokens + sep));
+        if (length <= 0 && Options.Pairs is int fixedPairs) length = Total(fixedPairs);
         if (pairCount > vocab.Keys.Count)
             throw new InputException($"kv-recall asks for {pairCount} pairs but the tokenizer has {vocab.Keys.Count} single-token keys.");
         queries = Math.Min(queries, pairCount);

@@ -182,6 +182,20 @@ public class RecallSuiteTests
     }
 
     [Fact]
+    public void DiagnosticLayout_FiftyLinesAndOneQuery_WithoutPadding()
+    {
+        var v = RecallVocabulary.Build(EvalTokenizers.Stories260K);
+        var suite = new RecallSuite(v, null, new RecallSuiteOptions { Pairs = 50, Queries = 1 });
+        var item = suite.Item(RecallTasks.KvRecall, 0, 0, seed: 5);
+        int line = v.KeyLeadIds.Length + 1 + v.ColonIds.Length + 1;               // key : ▁ value
+        Assert.Equal(v.StartIds.Length + 51 * (line + v.SeparatorIds.Length) - v.SeparatorIds.Length, item.Length);
+        Assert.Equal(item.Length - 1, Assert.Single(item.Answers).Start);         // the answer is the last token
+        Assert.Equal(item.Ids[..^1], item.PromptIds);
+        Assert.Equal([item.Ids[^1]], item.AnswerIds);
+        Assert.Equal(v.StartIds.Length, (int)Math.Round(item.Depth * item.Length));  // the first line follows BOS: no filler
+    }
+
+    [Fact]
     public void TooShortLength_IsAnInputError()
     {
         var suite = new RecallSuite(RecallVocabulary.Build(EvalTokenizers.Stories260K));
