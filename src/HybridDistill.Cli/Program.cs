@@ -67,6 +67,9 @@ public static class CliApp
     config.AddBranch("bench", bench =>
     {
         bench.SetDescription("Measure speed and memory.");
+        bench.AddCommand<BenchTrainCommand>("train")   // wip-distill
+            .WithDescription("Training-step tokens/s of stage 1 or 2 on a random teacher, step time per phase, GFLOP/s against the machine's matmul.")
+            .WithExample("bench", "train", "--config", "configs/bench-d512.json", "--stage", "2", "--seq", "512", "--batch", "4");
         bench.AddCommand<BenchForwardCommand>("forward")
             .WithDescription("Prefill tokens/s, FLOPs and GFLOP/s against the machine's matmul, decode ms/token.")
             .WithExample("bench", "forward", "--config", "configs/bench-d512.json", "--tokens", "1024");

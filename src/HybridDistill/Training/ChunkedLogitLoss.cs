@@ -25,18 +25,18 @@ public static class ChunkedLogitLoss
     /// student parameter's .grad. Returns KL (scaled by tau^2) and the student's CE, both means over positions.
     /// </summary>
     public static LogitLossValues Distillation(Tensor studentHidden, Tensor studentHead, Tensor teacherHidden, Tensor teacherHead,
-        Tensor? targets, int chunk, double temperature, double ceWeight, double gradScale, bool backward)
+        Tensor? targets, int chunk, double temperature, double ceWeight, double gradScale, bool backward, PhaseTimes? timing = null)
     {
         if (ceWeight != 0 && targets is null) throw new ArgumentException("ce_weight needs targets");
-        return Run(studentHidden, studentHead, teacherHidden, teacherHead, targets, chunk, temperature, ceWeight, gradScale, backward);
+        return Run(studentHidden, studentHead, teacherHidden, teacherHead, targets, chunk, temperature, ceWeight, gradScale, backward, timing);
     }
 
     /// <summary>Next-token cross-entropy of the student alone (stage 3), chunked the same way.</summary>
-    public static double CrossEntropy(Tensor hidden, Tensor head, Tensor targets, int chunk, double gradScale, bool backward) =>
-        Run(hidden, head, null, null, targets, chunk, 1.0, 1.0, gradScale, backward).Ce;
+    public static double CrossEntropy(Tensor hidden, Tensor head, Tensor targets, int chunk, double gradScale, bool backward, PhaseTimes? timing = null) =>
+        Run(hidden, head, null, null, targets, chunk, 1.0, 1.0, gradScale, backward, timing).Ce;
 
     static LogitLossValues Run(Tensor studentHidden, Tensor studentHead, Tensor? teacherHidden, Tensor? teacherHead, Tensor? targets,
-        int chunk, double tau, double ceWeight, double gradScale, bool backward)
+        int chunk, double tau, double ceWeight, double gradScale, bool backward, PhaseTimes? timing)
     {
         long n = studentHidden.shape[0];
         bool kl = teacherHidden is not null;
@@ -48,21 +48,29 @@ public static class ChunkedLogitLoss
         {
             using var scope = NewDisposeScope();
             long c = Math.Min(chunk, n - start);
-            var hs = leaf.narrow(0, start, c);                                                  // [c, d]
-            var zs = nn.functional.linear(hs, studentHead);                                      // [c, V]
+            Tensor? logp = null, p = null;                                                      // teacher log-probs and probs [c, V]
+            if (kl)
+                using (timing.Time(PhaseTimes.TeacherForward))
+                using (no_grad())
+                {
+                    var zt = nn.functional.linear(teacherHidden!.narrow(0, start, c), teacherHead!);   // [c, d] -> [c, V]
+                    logp = (tau == 1.0 ? zt : zt.div_(tau)).log_softmax(-1);
+                    p = logp.exp();
+                }
+            Tensor zs;
             Tensor? grad = null;                                                                 // dloss/dz [c, V]
-            using (no_grad())
+            using (timing.Time(PhaseTimes.StudentForward))
             {
+                zs = nn.functional.linear(leaf.narrow(0, start, c), studentHead);                 // [c, d] -> [c, V]
+                using var _ = no_grad();
                 var zsd = zs.detach();
                 Tensor? logq1 = null;                                                            // log softmax(z) [c, V]
                 if (kl)
                 {
-                    var logp = nn.functional.linear(teacherHidden!.narrow(0, start, c), teacherHead!).div_(tau).log_softmax(-1); // [c, V]
                     var logq = (tau == 1.0 ? zsd : zsd / tau).log_softmax(-1);                   // [c, V]
                     if (tau == 1.0) logq1 = logq;
-                    var p = logp.exp();
-                    klSum += (p * (logp - logq)).sum().item<float>() * tau * tau;
-                    if (backward) grad = logq.exp().sub_(p).mul_(tau * gradScale / n);
+                    klSum += (p! * (logp! - logq)).sum().item<float>() * tau * tau;
+                    if (backward) grad = logq.exp().sub_(p!).mul_(tau * gradScale / n);
                 }
                 if (targets is not null)
                 {
@@ -78,9 +86,12 @@ public static class ChunkedLogitLoss
                     }
                 }
             }
-            if (grad is not null) zs.backward([grad]);
+            if (grad is not null)
+                using (timing.Time(PhaseTimes.Backward))
+                    zs.backward([grad]);
         }
-        if (backward && leaf.grad is not null) studentHidden.backward([leaf.grad]);
+        using (timing.Time(PhaseTimes.Backward))
+            if (backward && leaf.grad is not null) studentHidden.backward([leaf.grad]);
         return new LogitLossValues(klSum / n, ceSum / n);
     }
 }

@@ -29,4 +29,7 @@ public interface ITrainingObjective
 
     /// <summary>Loss of one batch, no gradients.</summary>
     LossReport Evaluate(Tensor batch);
+
+    /// <summary>When set, the objective adds its phases' wall time here (the training benchmark).</summary>
+    PhaseTimes? Timing { get; set; }
 }

@@ -33,6 +33,7 @@ public sealed class Stage1Alignment : ITrainingObjective
     }
 
     public HybridCausalLM Student { get; }
+    public PhaseTimes? Timing { get; set; }
     public IReadOnlyList<int> TrainedLayers => trainedLayers;
 
     public IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig config) =>
@@ -55,18 +56,25 @@ public sealed class Stage1Alignment : ITrainingObjective
         using var scope = NewDisposeScope();
         long t = batch.shape[1] - 1;
         var ids = batch.narrow(1, 0, t);                                                       // [B, T + 1] -> [B, T]
-        var (inputs, outputs, context) = TeacherAttentionInputsAndOutputs(ids);
-        double d = Student.Config.HiddenSize;
+        Tensor[] inputs, outputs;
+        AttentionContext context;
+        using (Timing.Time(PhaseTimes.TeacherForward))
+            (inputs, outputs, context) = TeacherAttentionInputsAndOutputs(ids);
         var losses = new double[trainedLayers.Length];
         double baseline = 0;
         for (int i = 0; i < trainedLayers.Length; i++)
         {
             using var layerScope = NewDisposeScope();
             int l = trainedLayers[i];
-            var student = Student.Layers[l].Attention.forward(inputs[l], context, null);      // [B, T, d]
-            var loss = AlignmentLoss(outputs[l], student);
-            if (backward) (loss * (lossScale / trainedLayers.Length)).backward();
-            losses[i] = loss.item<float>();
+            Tensor loss;
+            using (Timing.Time(PhaseTimes.StudentForward))
+            {
+                var student = Student.Layers[l].Attention.forward(inputs[l], context, null);  // [B, T, d]
+                loss = AlignmentLoss(outputs[l], student);
+                losses[i] = loss.item<float>();
+            }
+            using (Timing.Time(PhaseTimes.Backward))
+                if (backward) (loss * (lossScale / trainedLayers.Length)).backward();
             using (no_grad()) baseline += AlignmentLoss(outputs[l], null).item<float>();
         }
         return new LossReport(losses.Average(),

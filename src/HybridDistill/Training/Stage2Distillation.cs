@@ -24,6 +24,7 @@ public sealed class Stage2Distillation : ITrainingObjective
     }
 
     public HybridCausalLM Student { get; }
+    public PhaseTimes? Timing { get; set; }
 
     public IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig c)
     {
@@ -51,10 +52,13 @@ public sealed class Stage2Distillation : ITrainingObjective
         var targets = batch.narrow(1, 1, t).reshape(b * t);                                    // [B, T] -> [B*T]
         Tensor teacherHidden;
         using (no_grad())
+        using (Timing.Time(PhaseTimes.TeacherForward))
             teacherHidden = teacher.Hidden(ids, null).reshape(b * t, -1);                      // [B, T, d] -> [B*T, d]
-        var studentHidden = Student.Hidden(ids, null).reshape(b * t, -1);                      // [B, T, d] -> [B*T, d]
+        Tensor studentHidden;
+        using (Timing.Time(PhaseTimes.StudentForward))
+            studentHidden = Student.Hidden(ids, null).reshape(b * t, -1);                      // [B, T, d] -> [B*T, d]
         var values = ChunkedLogitLoss.Distillation(studentHidden, Student.LmHeadWeight, teacherHidden, teacher.LmHeadWeight,
-            targets, config.LogitsChunk, config.Temperature, config.CeWeight, lossScale, backward);
+            targets, config.LogitsChunk, config.Temperature, config.CeWeight, lossScale, backward, Timing);
         double loss = values.Kl + config.CeWeight * values.Ce;
         return new LossReport(loss, new Dictionary<string, double> { ["kl"] = values.Kl, ["ce"] = values.Ce });
     }

@@ -17,6 +17,7 @@ public sealed class Stage3Finetune : ITrainingObjective
     }
 
     public HybridCausalLM Student { get; }
+    public PhaseTimes? Timing { get; set; }
 
     public IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig c) =>
         [new ParameterGroup("all", Student.named_parameters().Select(p => (p.name, p.parameter)).ToList(), c.Lr)];
@@ -35,8 +36,10 @@ public sealed class Stage3Finetune : ITrainingObjective
         long b = batch.shape[0], t = batch.shape[1] - 1;
         var ids = batch.narrow(1, 0, t);                                                       // [B, T + 1] -> [B, T]
         var targets = batch.narrow(1, 1, t).reshape(b * t);                                    // [B, T] -> [B*T]
-        var hidden = Student.Hidden(ids, null).reshape(b * t, -1);                             // [B, T, d] -> [B*T, d]
-        double ce = ChunkedLogitLoss.CrossEntropy(hidden, Student.LmHeadWeight, targets, config.LogitsChunk, lossScale, backward);
+        Tensor hidden;
+        using (Timing.Time(PhaseTimes.StudentForward))
+            hidden = Student.Hidden(ids, null).reshape(b * t, -1);                             // [B, T, d] -> [B*T, d]
+        double ce = ChunkedLogitLoss.CrossEntropy(hidden, Student.LmHeadWeight, targets, config.LogitsChunk, lossScale, backward, Timing);
         return new LossReport(ce, LossReport.NoExtras);
     }
 }

@@ -1,0 +1,85 @@
+using System.ComponentModel;
+using System.Text.Json.Nodes;
+using HybridDistill.Config;
+using HybridDistill.Evaluation;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace HybridDistill.Cli.Commands;
+
+public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--config <JSON>")]
+        [Description("A config.json to build the random-weight teacher from (e.g. configs/bench-d512.json).")]
+        public string Config { get; init; } = "";
+
+        [CommandOption("--stage <N>")]
+        [Description("1: alignment of an all-GDN student; 2: KL distillation of the 25% hybrid (softmax at layers 3, 7, ...).")]
+        [DefaultValue(2)]
+        public int Stage { get; init; } = 2;
+
+        [CommandOption("--seq <T>")]
+        [DefaultValue(512)]
+        public int Seq { get; init; } = 512;
+
+        [CommandOption("--batch <B>")]
+        [DefaultValue(4)]
+        public int Batch { get; init; } = 4;
+
+        [CommandOption("--steps <N>")]
+        [Description("Timed steps after one warm-up step (the median is reported).")]
+        [DefaultValue(3)]
+        public int Steps { get; init; } = 3;
+
+        [CommandOption("--json")]
+        [Description("Print one JSON object on stdout.")]
+        public bool Json { get; init; }
+
+        public override ValidationResult Validate() =>
+            string.IsNullOrEmpty(Config) ? ValidationResult.Error("--config JSON is required.")
+            : Seq < 1 || Batch < 1 || Steps < 1 ? ValidationResult.Error("--seq, --batch and --steps must be >= 1.")
+            : ValidationResult.Success();
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var config = ModelConfig.Load(s.Config);
+        var progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"));
+        var r = TrainBenchmark.Run(config, s.Stage, s.Seq, s.Batch, s.Steps, progress);
+        if (s.Json)
+        {
+            var json = new JsonObject
+            {
+                ["config"] = s.Config,
+                ["stage"] = r.Stage,
+                ["seq"] = r.Seq,
+                ["batch"] = r.Batch,
+                ["layer_types"] = new JsonArray(r.LayerTypes.Select(t => (JsonNode)t).ToArray()),
+                ["steps"] = r.Steps,
+                ["step_ms"] = r.StepMs,
+                ["tokens_per_s"] = r.TokensPerSecond,
+                ["phase_ms"] = new JsonObject(r.PhaseMs.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
+                ["teacher_gflop_per_token"] = r.TeacherGflopPerToken,
+                ["student_forward_gflop_per_token"] = r.StudentForwardGflopPerToken,
+                ["achieved_gflops"] = r.AchievedGflops,
+                ["matmul_gflops"] = r.MatmulGflops,
+                ["achieved_fraction_of_matmul"] = r.AchievedGflops / r.MatmulGflops,
+            };
+            Console.Out.WriteLine(json.ToJsonString(JsonOptions.Indented));
+            return 0;
+        }
+        var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
+        table.AddRow("stage / student", $"{r.Stage} / {string.Join(",", r.LayerTypes)}");
+        table.AddRow("step", $"{r.Batch} x {r.Seq} tokens in {r.StepMs:F0} ms (median of {r.Steps})");
+        table.AddRow("tokens/s", $"{r.TokensPerSecond:F0}");
+        foreach (var (phase, ms) in r.PhaseMs) table.AddRow($"  {phase} ms", $"{ms:F0}");
+        table.AddRow("GFLOP/token teacher fwd / student fwd", $"{r.TeacherGflopPerToken:F4} / {r.StudentForwardGflopPerToken:F4}");
+        table.AddRow("achieved GFLOP/s", $"{r.AchievedGflops:F1}");
+        table.AddRow("matmul GFLOP/s (same run)", $"{r.MatmulGflops:F1}");
+        table.AddRow("achieved / matmul", $"{r.AchievedGflops / r.MatmulGflops:P0}");
+        AnsiConsole.Write(table);
+        return 0;
+    }
+}

@@ -1,0 +1,108 @@
+// Training-step throughput of stage 1 or stage 2 on a random-weight teacher, against this machine's matmul speed
+// measured in the same run. FLOPs per step = B*T x (teacher forward + 3 x student forward), per token:
+//   teacher forward   2 (non-embedding params + lm_head params) + 2 L d T   (ForwardBenchmark.FlopsPerToken)
+//   student forward   stage 2: the same formula over the student, counting only softmax layers in the 2 L d T
+//                     term (a GDN layer counts its projections, which are its parameters);
+//                     stage 1: 2 x the trained attention layers' parameters (the rest is the teacher's pass)
+//   backward = 2 x forward, so the student's forward + backward = 3 x its forward.
+using HybridDistill.Config;
+using HybridDistill.Models;
+using HybridDistill.Training;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Evaluation;
+
+public sealed record TrainBenchmarkResult(
+    int Stage, int Seq, int Batch, IReadOnlyList<string> LayerTypes, int Steps, double StepMs, double TokensPerSecond,
+    IReadOnlyDictionary<string, double> PhaseMs, double TeacherGflopPerToken, double StudentForwardGflopPerToken,
+    double AchievedGflops, double MatmulGflops);
+
+public static class TrainBenchmark
+{
+    /// <summary>Stage 2's benchmark student: softmax at every fourth layer counted from the end (layers 3 and 7 of 8), GDN elsewhere.</summary>
+    public static IReadOnlyList<string> QuarterHybrid(int layers) =>
+        Enumerable.Range(0, layers).Select(l => (l + 1) % 4 == 0 ? LayerKinds.Softmax : LayerKinds.GatedDeltaNet).ToArray();
+
+    public static TrainBenchmarkResult Run(ModelConfig teacherConfig, int stage, int seq, int batch, int steps = 3,
+        IProgress<string>? progress = null)
+    {
+        if (stage is not (1 or 2)) throw new InputException($"--stage must be 1 or 2, got {stage}.");
+        if (seq > teacherConfig.MaxPositionEmbeddings)
+            throw new InputException($"--seq {seq} exceeds the model's context ({teacherConfig.MaxPositionEmbeddings}).");
+        progress?.Report("building the random teacher and the student");
+        using var teacher = new HybridCausalLM(teacherConfig.WithLayerTypes(Enumerable.Repeat(LayerKinds.Softmax, teacherConfig.NumHiddenLayers).ToArray()));
+        teacher.InitializeWeights(seed: 0);
+        teacher.eval();
+        var layerTypes = stage == 1
+            ? Enumerable.Repeat(LayerKinds.GatedDeltaNet, teacherConfig.NumHiddenLayers).ToArray()
+            : QuarterHybrid(teacherConfig.NumHiddenLayers);
+        using var student = StudentBuilder.Build(teacher, layerTypes, null, seed: 0);
+        student.train();
+        var stageKind = stage == 1 ? Training.Stage.Stage1 : Training.Stage.Stage2;
+        var config = TrainConfig.Resolve(stageKind, null, [$"seq_len={seq}", $"batch_size={batch}"]);
+        ITrainingObjective objective = stage == 1 ? new Stage1Alignment(teacher, student) : new Stage2Distillation(teacher, student, config);
+        using var optimizer = new AdamWOptimizer(objective.ParameterGroups(config), config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.WeightDecay1d);
+        var trainable = optimizer.Parameters.ToList();
+
+        manual_seed(0);
+        using var ids = randint(0, teacherConfig.VocabSize, [batch, seq + 1], dtype: int64);
+        var timing = new PhaseTimes();
+        void Step()
+        {
+            using var scope = NewDisposeScope();
+            optimizer.ZeroGrad();
+            objective.ForwardBackward(ids, 1.0);
+            using (timing.Time(PhaseTimes.Optimizer))
+            {
+                TrainLoop.ClipGradients(trainable, config.GradClip);
+                optimizer.Step(1.0);
+            }
+        }
+
+        progress?.Report("matmul reference");
+        double matmul = Measure.MatmulGflops((long)batch * seq, teacherConfig.HiddenSize, teacherConfig.IntermediateSize);
+        progress?.Report("warm-up step");
+        Step();
+        objective.Timing = timing;
+        var times = new double[steps];
+        for (int i = 0; i < steps; i++)
+        {
+            progress?.Report($"step {i + 1}/{steps}");
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            Step();
+            times[i] = sw.Elapsed.TotalMilliseconds;
+        }
+        Array.Sort(times);
+        double stepMs = times[steps / 2];
+        var phases = new[] { PhaseTimes.TeacherForward, PhaseTimes.StudentForward, PhaseTimes.Backward, PhaseTimes.Optimizer }
+            .ToDictionary(p => p, p => timing.Milliseconds.GetValueOrDefault(p) / steps);
+
+        double teacherFlops = ForwardBenchmark.FlopsPerToken(teacher, seq);
+        double studentFlops = stage == 1 ? Stage1StudentFlopsPerToken(student) : StudentFlopsPerToken(student, seq);
+        double stepFlops = (double)batch * seq * (teacherFlops + 3 * studentFlops);
+        double achieved = stepFlops / (stepMs * 1e-3) / 1e9;
+        return new TrainBenchmarkResult(stage, seq, batch, layerTypes, steps, stepMs, batch * seq / (stepMs * 1e-3), phases,
+            teacherFlops / 1e9, studentFlops / 1e9, achieved, matmul);
+    }
+
+    /// <summary>Forward FLOPs per token of a hybrid: 2 x (non-embedding + lm_head params) + 2 x softmax layers x d x T.</summary>
+    public static double StudentFlopsPerToken(HybridCausalLM model, long tokens)
+    {
+        var c = model.Config;
+        long lmHead = (long)c.VocabSize * c.HiddenSize;
+        long nonEmbedding = model.NonEmbeddingParameters;
+        long weights = c.TieWordEmbeddings ? nonEmbedding + lmHead : nonEmbedding;
+        int softmaxLayers = c.LayerTypes.Count(t => t is LayerKinds.Softmax or LayerKinds.SlidingWindow);
+        return 2.0 * weights + 2.0 * softmaxLayers * c.HiddenSize * tokens;
+    }
+
+    /// <summary>Stage 1's student forward per token: 2 x the parameters of its non-softmax attention layers.</summary>
+    public static double Stage1StudentFlopsPerToken(HybridCausalLM student)
+    {
+        long parameters = 0;
+        for (int l = 0; l < student.Config.NumHiddenLayers; l++)
+            if (student.Config.LayerTypes[l] != LayerKinds.Softmax)
+                parameters += student.Layers[l].Attention.parameters().Sum(p => p.numel());
+        return 2.0 * parameters;
+    }
+}
