@@ -2,9 +2,20 @@ using HybridDistill.Cli;
 using HybridDistill.Cli.Commands;
 using Spectre.Console.Cli;
 
-var app = new CommandApp();
-app.Configure(config =>
+return CliRunner.Run(CliApp.Create(), args);
+
+/// <summary>The command tree. <c>hybrid run</c> drives the other commands through a second instance of it.</summary>
+public static class CliApp
 {
+    public static CommandApp Create()
+    {
+        var app = new CommandApp();
+        app.Configure(Configure);
+        return app;
+    }
+
+    static void Configure(IConfigurator config)
+    {
     config.SetApplicationName("hybrid");
     config.PropagateExceptions();
     config.AddCommand<RunCommand>("run")
@@ -46,6 +57,24 @@ app.Configure(config =>
         .WithDescription("The softmax layers for a budget from scores.json; writes the layout file stage 2 and convert read.")
         .WithExample("select", "--scores", "out/scores-ppl/scores.json", "--budget", "25%", "--out", "out/layout.json")
         .WithExample("select", "--scores", "out/scores-uniform", "--keep", "2", "--json");
+    // ---- data and distillation (wip-distill) ----
+    config.AddCommand<TokenizeCommand>("tokenize")
+        .WithDescription("Tokenize text, folders of text and JSONL into a packed token directory with a validation split.")
+        .WithExample("tokenize", "--model", "../shared/assets/stories260K", "--input", "../shared/assets/text/tinystories_val_slice.txt", "--out", "out/data/tinystories");
+    config.AddBranch("distill", distill =>
+    {
+        distill.SetDescription("RADLADS distillation stages (method.md section 5); each writes a loadable run directory.");
+        distill.AddCommand<DistillStage1Command>("stage1")
+            .WithDescription("Attention-output alignment of an all-linear student, teacher-forced per layer.")
+            .WithExample("distill", "stage1", "--teacher", "../shared/assets/stories260K", "--data", "out/data/tinystories", "--out", "out/s1", "--recipe", "recipes/stories260K.json");
+        distill.AddCommand<DistillStage2Command>("stage2")
+            .WithDescription("KL distillation of the hybrid: stage-1 weights with softmax attention restored at the kept layers.")
+            .WithExample("distill", "stage2", "--teacher", "../shared/assets/stories260K", "--data", "out/data/tinystories", "--from", "out/s1", "--softmax-layers", "2", "--out", "out/s2", "--recipe", "recipes/stories260K.json");
+        distill.AddCommand<DistillStage3Command>("stage3")
+            .WithDescription("Optional next-token cross-entropy fine-tune of a student (no teacher), e.g. at a longer context.")
+            .WithExample("distill", "stage3", "--teacher", "../shared/assets/stories260K", "--data", "out/data/tinystories", "--from", "out/s2", "--out", "out/s3", "--recipe", "recipes/stories260K.json");
+    });
+    // ---- end data and distillation ----
     config.AddBranch("bench", bench =>
     {
         bench.SetDescription("Measure speed and memory.");
@@ -64,5 +93,12 @@ app.Configure(config =>
             .WithExample("bench", "decode")
             .WithExample("bench", "decode", "--model", "out/teacher", "--model", "out/hybrid", "--contexts", "256,512", "--json", "out/");
     });
-});
-return CliRunner.Run(app, args);
+    config.AddCommand<EvalCommand>("eval")
+        .WithDescription("Evaluate a model: perplexity, teacher agreement, recall suites, multiple choice (JSON + Markdown).")
+        .WithExample("eval", "--model", "../shared/assets/stories260K", "--tasks", "ppl,recall", "--data",
+                     "../shared/assets/text/tinystories_val_slice.txt", "--limit", "20", "--json", "out/teacher/");
+    config.AddCommand<ReportCommand>("report")
+        .WithDescription("Put several models' eval.json and bench_decode.json side by side in Markdown with PNG plots.")
+        .WithExample("report", "out/teacher", "out/hybrid-25", "out/hybrid-12.5", "--out", "out/report.md");
+    }
+}

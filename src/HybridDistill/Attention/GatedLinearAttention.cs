@@ -16,12 +16,13 @@
 // - the chunk is cut into sub-chunks of s tokens; for row sub-chunk I the reference r_I is the cumulative decay
 //   just before I. For key columns in earlier sub-chunks J < I both factors have exponents <= 0 (no overflow;
 //   an underflow to 0 only happens where the true product is below fp32 range anyway).
-// - for the diagonal block J == I the key factor is exp(-(decay inside I up to j)) <= exp(span of I). If every
-//   sub-chunk's span is <= MaxFactoredExponent (60: factors within [e^-60, e^60], far from fp32 limits, with
-//   room for the gradients) the diagonal block is factored too; otherwise it is computed pairwise, exactly, as a
-//   [s, s, Dk] tensor per sub-chunk.
-// - s = C (one sub-chunk: the whole chunk is one factored matmul) when every chunk's span is <= 60 (the usual
-//   case: gk of -0.01..-0.5 per step), else s = 16.
+// - for the diagonal block J == I the key factor is exp(-(decay inside I up to j)) <= exp(span of I). s is the
+//   largest of C, 16, 8, 4 for which every sub-chunk's span is <= MaxFactoredExponent (60: factors within
+//   [e^-60, e^60], far from fp32 limits, with room for the gradients); then the whole chunk is factored. Cost:
+//   the scaled keys are a [C/s, C, Dk] tensor per chunk, so s = C (the usual case: gk of -0.01..-0.9 per step)
+//   is cheapest.
+// - if even 4-token spans exceed 60 (gk below about -15 per step), s = 8 and the diagonal blocks are computed
+//   pairwise, exactly, from a [s, s, Dk] tensor of exp(b_t - b_j) (j <= t) per sub-chunk.
 // Precision: exponents are built from sub-chunk-local cumulative sums plus sums of whole sub-chunk totals
 // (a 0/1 matmul), never as the difference of two long cumulative sums, so strong decay does not cost digits.
 // Everything is batched over chunks; only the inter-chunk state recurrence loops (T / C steps).
@@ -33,14 +34,14 @@ namespace HybridDistill.Attention;
 
 public sealed partial class GatedLinearAttention
 {
-    /// <summary>Sub-chunk length used when a whole chunk cannot be factored safely.</summary>
-    internal const long SubChunkSize = 16;
+    /// <summary>Sub-chunk lengths tried (largest first) when a whole chunk cannot be factored safely.</summary>
+    static readonly long[] SubChunkSizes = { 16, 8, 4 };
+
+    /// <summary>Sub-chunk length of the pairwise fallback (pairwise [s, s, Dk] plus scaled keys [C/s, C, Dk]).</summary>
+    const long PairwiseSubChunkSize = 8;
 
     /// <summary>Largest log-decay span (sum of -gk over a block) for which exp(b_t - r) * exp(r - b_j) is used.</summary>
     internal const double MaxFactoredExponent = 60;
-
-    /// <summary>How the intra-chunk scores are formed; Auto picks the cheapest exact one from the decays.</summary>
-    internal enum IntraChunkScheme { Auto, WholeChunk, SubChunkFactored, SubChunkPairwise }
 
     /// <summary>
     /// Reference: the per-token recurrence in the input dtype (fp32), differentiable. q, k, gk [B, H, T, Dk] (q
@@ -52,13 +53,15 @@ public sealed partial class GatedLinearAttention
         var (batch, heads, tokens, keyDim, valueDim) = CheckSequenceShapes(q, k, v, gk, initialState);
         using var scope = torch.NewDisposeScope();
         var state = initialState ?? torch.zeros(batch, heads, keyDim, valueDim, dtype: q.dtype, device: q.device);
+        // unbind, not select per step: select's backward writes a full-size zero gradient per token (O(T^2)).
+        var (qs, ks, vs, gks) = (q.unbind(2), k.unbind(2), v.unbind(2), gk.unbind(2)); // [B, H, T, D] -> T x [B, H, D]
         var outputs = new Tensor[tokens];
         for (long t = 0; t < tokens; t++)
         {
             var previous = state;
             using (var stepScope = torch.NewDisposeScope())
             {
-                var (output, next) = StepCore(q.select(2, t), k.select(2, t), v.select(2, t), gk.select(2, t), state);
+                var (output, next) = StepCore(qs[t], ks[t], vs[t], gks[t], state);
                 (outputs[t], state) = stepScope.MoveToOuter(output, next);
             }
             // Only the handle goes: autograd keeps its own reference to the tensor it needs.
@@ -100,13 +103,14 @@ public sealed partial class GatedLinearAttention
     /// padded to a multiple of <paramref name="chunkSize"/> (a multiple of 16, or at most 16). gk must be <= 0.
     /// </summary>
     public static (Tensor Output, Tensor FinalState) Chunked(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState = null, int chunkSize = 64)
-        => ChunkedCore(q, k, v, gk, initialState, chunkSize, IntraChunkScheme.Auto);
+        => ChunkedCore(q, k, v, gk, initialState, chunkSize, null);
 
-    internal static (Tensor Output, Tensor FinalState) ChunkedCore(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState, int chunkSize, IntraChunkScheme scheme)
+    /// <param name="scheme">Sub-chunk length and pairwise diagonal; null picks from the decays (tests force one).</param>
+    internal static (Tensor Output, Tensor FinalState) ChunkedCore(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState, int chunkSize, (long Sub, bool Pairwise)? scheme)
     {
         var (batch, heads, tokens, keyDim, valueDim) = CheckSequenceShapes(q, k, v, gk, initialState);
-        if (chunkSize < 1 || (chunkSize > SubChunkSize && chunkSize % SubChunkSize != 0))
-            throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, $"GLA chunk size must be a multiple of {SubChunkSize} or at most {SubChunkSize}.");
+        if (chunkSize < 1 || (chunkSize > 16 && chunkSize % 16 != 0))
+            throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "GLA chunk size must be a multiple of 16 or at most 16.");
         using var scope = torch.NewDisposeScope();
 
         if (gk.max().item<float>() > 0)
@@ -123,7 +127,8 @@ public sealed partial class GatedLinearAttention
             gk = nn.functional.pad(gk, pad); // [B, H, T, Dk] -> [B, H, N*C, Dk]
         }
 
-        var (sub, pairwiseDiagonal) = ChooseSubChunks(gk, batch, heads, chunks, chunk, keyDim, scheme);
+        var (sub, pairwiseDiagonal) = scheme ?? ChooseSubChunks(gk, chunk);
+        if (chunk % sub != 0) throw new ArgumentException($"Sub-chunk {sub} does not divide chunk {chunk}.");
         long subs = chunk / sub;
 
         var qSub = q.reshape(batch, heads, chunks, subs, sub, keyDim);    // [B, H, N*C, Dk] -> [B, H, N, nS, s, Dk]
@@ -149,10 +154,12 @@ public sealed partial class GatedLinearAttention
 
         var state = initialState ?? torch.zeros(batch, heads, keyDim, valueDim, dtype: q.dtype, device: q.device);
         var startStates = new Tensor[chunks];
+        // unbind, not select per chunk: select's backward writes a full-size zero gradient per chunk.
+        var (decays, updates) = (chunkDecay.unbind(2), chunkUpdate.unbind(2)); // -> N x [B, H, Dk, 1], N x [B, H, Dk, Dv]
         for (long n = 0; n < chunks; n++)
         {
             startStates[n] = state;
-            state = chunkDecay.select(2, n) * state + chunkUpdate.select(2, n); // [B, H, Dk, 1] * [B, H, Dk, Dv] + [B, H, Dk, Dv]
+            state = decays[n] * state + updates[n];                        // [B, H, Dk, 1] * [B, H, Dk, Dv] + [B, H, Dk, Dv]
         }
         var carried = torch.stack(startStates, 2);                         // N x [B, H, Dk, Dv] -> [B, H, N, Dk, Dv]
 
@@ -204,25 +211,24 @@ public sealed partial class GatedLinearAttention
         return scope.MoveToOuter(output, state);
     }
 
-    /// <summary>Sub-chunk length and whether diagonal blocks need the exact pairwise form.</summary>
-    internal static (long Sub, bool Pairwise) ChooseSubChunks(Tensor gk, long batch, long heads, long chunks, long chunk, long keyDim, IntraChunkScheme scheme)
+    /// <summary>
+    /// Sub-chunk length and whether diagonal blocks need the exact pairwise form: the largest of C, 16, 8, 4 (that
+    /// divides C) whose every block has a log-decay span &lt;= MaxFactoredExponent, else the pairwise fallback.
+    /// gk [B, H, N*C, Dk] (already padded).
+    /// </summary>
+    internal static (long Sub, bool Pairwise) ChooseSubChunks(Tensor gk, long chunk)
     {
-        long small = Math.Min(SubChunkSize, chunk);
-        switch (scheme)
-        {
-            case IntraChunkScheme.WholeChunk: return (chunk, false);
-            case IntraChunkScheme.SubChunkFactored: return (small, false);
-            case IntraChunkScheme.SubChunkPairwise: return (small, true);
-        }
         using var scope = torch.NewDisposeScope();
-        double chunkSpan = -gk.reshape(batch, heads, chunks, chunk, keyDim) // [B, H, N*C, Dk] -> [B, H, N, C, Dk]
-            .sum(3).min().item<float>();
-        if (chunkSpan <= MaxFactoredExponent) return (chunk, false);
-        double subSpan = chunk == small
-            ? chunkSpan
-            : -gk.reshape(batch, heads, chunks * (chunk / small), small, keyDim) // [B, H, N*C, Dk] -> [B, H, N*nS, s, Dk]
+        long batch = gk.shape[0], heads = gk.shape[1], tokens = gk.shape[2], keyDim = gk.shape[3];
+        var candidates = new[] { chunk }.Concat(SubChunkSizes.Where(s => s < chunk && chunk % s == 0)).ToArray();
+        foreach (var sub in candidates)
+        {
+            double span = -gk.reshape(batch, heads, tokens / sub, sub, keyDim) // [B, H, N*C, Dk] -> [B, H, N*C/s, s, Dk]
                 .sum(3).min().item<float>();
-        return (small, subSpan > MaxFactoredExponent);
+            if (span <= MaxFactoredExponent) return (sub, false);
+        }
+        var small = candidates.Where(s => s <= PairwiseSubChunkSize).DefaultIfEmpty(candidates[^1]).First();
+        return (small, true);
     }
 
     /// <summary>[(n+1)*n, n] 0/1 matrix: row (I, J) selects sub-chunks m with J &lt;= m &lt; I.</summary>

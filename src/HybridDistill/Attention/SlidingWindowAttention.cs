@@ -5,7 +5,8 @@
 // Masked (prefill/training): queries are cut into blocks of Qb tokens; block n sees the keys
 // [n*Qb - window + 1, n*Qb + Qb), gathered by unfold into [B*H, nBlocks, Qb + window - 1, D] (a copy of K and V,
 // (Qb + window - 1) / Qb times), and one batched scaled_dot_product_attention call applies a per-block banded
-// boolean mask. Work and memory are O(T * (Qb + window)) instead of O(T^2). window >= T is plain causal attention.
+// boolean mask. Work and memory are O(T * (Qb + window)) instead of O(T^2). window >= T is plain causal attention;
+// T <= Qb + window uses one dense [T, T] banded mask (no more work than the blocks).
 // Decoding: SlidingWindowCache keeps the last `window` keys/values in a ring [B, H, window, D]. Softmax attention
 // is invariant to the order of the keys (RoPE is applied before caching), so the ring is never rotated.
 
@@ -44,8 +45,11 @@ public sealed partial class SlidingWindowAttention
     /// </summary>
     public static Tensor Masked(Tensor q, Tensor k, Tensor v, int window) => MaskedCore(q, k, v, window, QueryBlock(window));
 
-    /// <summary>Query block length: the window (about 2x the needed keys per block), at least 64.</summary>
-    internal static long QueryBlock(int window) => Math.Max(64, window);
+    /// <summary>
+    /// Query block length: a quarter of the window, at least 64. Each block computes Qb + W - 1 scores per query
+    /// (at most 1.25x the W needed, plus 64) and copies K/V (Qb + W - 1) / Qb times (at most about 5x).
+    /// </summary>
+    internal static long QueryBlock(int window) => Math.Max(64, window / 4);
 
     internal static Tensor MaskedCore(Tensor q, Tensor k, Tensor v, int window, long block)
     {
@@ -54,7 +58,15 @@ public sealed partial class SlidingWindowAttention
         if (window >= tokens)
             return scope.MoveToOuter(nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true));
 
-        block = Math.Min(block, tokens);
+        if (tokens <= block + window)
+        {
+            // Short sequence: one dense [T, T] banded mask costs no more than the blocks' T * (Qb + W - 1) scores.
+            var position = torch.arange(tokens, device: q.device);
+            var distance = position.reshape(tokens, 1) - position.reshape(1, tokens);  // t - j: [T, T]
+            var band = distance.ge(0).logical_and(distance.lt(window));                  // [T, T]
+            return scope.MoveToOuter(nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: band));
+        }
+
         long blocks = (tokens + block - 1) / block, padded = blocks * block, span = block + window - 1;
         var qBlocks = nn.functional.pad(q, new long[] { 0, 0, 0, padded - tokens })   // [B, H, T, D] -> [B, H, nB*Qb, D]
             .reshape(batch * heads, blocks, block, headDim);                           // -> [B*H, nB, Qb, D]

@@ -1,0 +1,133 @@
+// AdamW (Loshchilov & Hutter), as torch.optim.AdamW computes it (amsgrad off), for step t:
+//   m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+//   p <- p (1 - lr wd)                                   (decoupled weight decay)
+//   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// Written here rather than using TorchSharp's so that its whole state (m, v, t) is ours to save and restore
+// bit-exactly: a resumed run continues with the same numbers as one that was never interrupted.
+using HybridDistill.Checkpoints;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Training;
+
+/// <summary>A named set of parameters sharing a learning rate.</summary>
+public sealed record ParameterGroup(string Name, IReadOnlyList<(string Name, Parameter Parameter)> Parameters, double Lr);
+
+public sealed class AdamWOptimizer : IDisposable
+{
+    private readonly Dictionary<string, (Tensor M, Tensor V)> moments = new(StringComparer.Ordinal);
+    private readonly double[] currentLr;
+
+    public AdamWOptimizer(IReadOnlyList<ParameterGroup> groups, double beta1, double beta2, double eps, double weightDecay, bool decay1d)
+    {
+        if (groups.Count == 0 || groups.All(g => g.Parameters.Count == 0))
+            throw new InputException("nothing to train: the stage selected no parameters (check layer_types: stage 1 trains the non-softmax layers).");
+        var names = groups.SelectMany(g => g.Parameters.Select(p => p.Name)).ToList();
+        var dup = names.GroupBy(n => n).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new ArgumentException($"parameter {dup.Key} is in two groups");
+        Groups = groups;
+        Beta1 = beta1;
+        Beta2 = beta2;
+        Eps = eps;
+        WeightDecay = weightDecay;
+        Decay1d = decay1d;
+        currentLr = groups.Select(g => g.Lr).ToArray();
+        foreach (var group in groups)
+            foreach (var (name, p) in group.Parameters)
+                moments[name] = (zeros_like(p).DetachFromDisposeScope(), zeros_like(p).DetachFromDisposeScope());
+    }
+
+    public IReadOnlyList<ParameterGroup> Groups { get; }
+    public double Beta1 { get; }
+    public double Beta2 { get; }
+    public double Eps { get; }
+    public double WeightDecay { get; }
+    public bool Decay1d { get; }
+    /// <summary>Optimizer steps taken (t of the bias corrections).</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>The learning rate each group used on the last step (peak x schedule).</summary>
+    public IReadOnlyList<double> CurrentLr => currentLr;
+
+    public IEnumerable<Parameter> Parameters => Groups.SelectMany(g => g.Parameters.Select(p => p.Parameter));
+
+    public void ZeroGrad()
+    {
+        foreach (var p in Parameters)
+        {
+            var grad = p.grad;
+            if (grad is not null) grad.zero_();
+        }
+    }
+
+    /// <summary>One update with every group's peak learning rate times <paramref name="lrScale"/>.</summary>
+    public void Step(double lrScale)
+    {
+        StepCount++;
+        double bc1 = 1 - Math.Pow(Beta1, StepCount);
+        double bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
+        using var _ = no_grad();
+        for (int gi = 0; gi < Groups.Count; gi++)
+        {
+            double lr = Groups[gi].Lr * lrScale;
+            currentLr[gi] = lr;
+            foreach (var (name, p) in Groups[gi].Parameters)
+            {
+                using var scope = NewDisposeScope();
+                var grad = p.grad;
+                if (grad is null) continue;
+                var (m, v) = moments[name];
+                m.mul_(Beta1).add_(grad, alpha: 1 - Beta1);
+                v.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
+                if (WeightDecay != 0 && (Decay1d || p.dim() >= 2)) p.mul_(1 - lr * WeightDecay);
+                var denom = v.sqrt().div_(bc2Sqrt).add_(Eps);
+                p.addcdiv_(m, denom, value: -lr / bc1);
+            }
+        }
+    }
+
+    /// <summary>Writes m and v of every parameter (as "exp_avg.NAME", "exp_avg_sq.NAME") to a safetensors file.</summary>
+    public void Save(string path)
+    {
+        var tensors = moments.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .SelectMany(kv => new[]
+            {
+                new KeyValuePair<string, Tensor>("exp_avg." + kv.Key, kv.Value.M),
+                new KeyValuePair<string, Tensor>("exp_avg_sq." + kv.Key, kv.Value.V),
+            });
+        SafeTensorsWriter.Write(path, tensors, new Dictionary<string, string> { ["step"] = StepCount.ToString() });
+    }
+
+    /// <summary>Restores what <see cref="Save"/> wrote; every parameter must be present with its shape.</summary>
+    public void Load(string path)
+    {
+        using var reader = SafeTensorsReader.Open(path);
+        if (!reader.Metadata.TryGetValue("step", out var stepText) || !long.TryParse(stepText, out var step))
+            throw new InputException($"{path}: no optimizer step in the metadata: not an optimizer state written by this program.");
+        using var _ = no_grad();
+        foreach (var (name, (m, v)) in moments)
+        {
+            foreach (var (prefix, target) in new[] { ("exp_avg.", m), ("exp_avg_sq.", v) })
+            {
+                if (!reader.Contains(prefix + name))
+                    throw new InputException($"{path}: no state for parameter {name}: the checkpoint was written for another layout or stage.");
+                using var t = reader.ReadTensor(prefix + name);
+                if (!t.shape.SequenceEqual(target.shape))
+                    throw new InputException($"{path}: state of {name} has shape [{string.Join(", ", t.shape)}], the parameter [{string.Join(", ", target.shape)}].");
+                target.copy_(t);
+            }
+        }
+        StepCount = step;
+    }
+
+    public void Dispose()
+    {
+        foreach (var (m, v) in moments.Values)
+        {
+            m.Dispose();
+            v.Dispose();
+        }
+        moments.Clear();
+    }
+}

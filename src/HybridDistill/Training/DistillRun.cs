@@ -1,0 +1,174 @@
+// One stage of the pipeline as the `hybrid distill stageN` command runs it, start to finish:
+//   resolve the config (defaults -> recipe section -> --set), load the teacher, decide the student's layout,
+//   build the student (StudentBuilder), check or write the run directory's run_config.json, run the shared
+//   TrainLoop, and when the budget is done write the final model at the top of the run directory:
+//   OUT/config.json, OUT/model.safetensors, the teacher's tokenizer files     (a loadable model directory)
+//   OUT/run_config.json, OUT/metrics.jsonl, OUT/checkpoints/step-NNNNNNNN/    (the run's record)
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using HybridDistill.Checkpoints;
+using HybridDistill.Config;
+using HybridDistill.Data;
+using HybridDistill.Models;
+
+namespace HybridDistill.Training;
+
+public sealed record DistillRequest
+{
+    public required Stage Stage { get; init; }
+    public required string Teacher { get; init; }
+    public required string Data { get; init; }
+    public required string Out { get; init; }
+    /// <summary>The previous stage's run (or any student model directory) to start from.</summary>
+    public string? From { get; init; }
+    /// <summary>Layers that keep softmax attention (overrides the recipe's softmax_layers and the layout file's).</summary>
+    public IReadOnlyList<int>? SoftmaxLayers { get; init; }
+    /// <summary>A JSON file with "softmax_layers" and/or "layer_types".</summary>
+    public string? LayoutFile { get; init; }
+    public string? RecipeFile { get; init; }
+    public IReadOnlyList<string> Overrides { get; init; } = [];
+    public bool Resume { get; init; }
+}
+
+public sealed record DistillOutcome(string RunDirectory, TrainResult Result, IReadOnlyList<string> LayerTypes, bool AlreadyFinished);
+
+public static class DistillRun
+{
+    public const string RunConfigFile = "run_config.json";
+
+    public static DistillOutcome Run(DistillRequest request, IProgress<TrainProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        var recipe = request.RecipeFile is null ? Recipe.Empty : Recipe.Load(request.RecipeFile);
+        var config = recipe.Resolve(request.Stage, request.Overrides);
+        var runDir = Path.GetFullPath(request.Out);
+        var teacherDir = HfCheckpoint.ResolveModelDirectory(request.Teacher);
+        var fromDir = request.From is null ? null : HfCheckpoint.ResolveModelDirectory(request.From);
+
+        using var teacher = HfCheckpoint.Load(teacherDir);
+        var fromConfig = fromDir is null ? null : ModelConfig.Load(fromDir);
+        var layerTypes = Layout(request.Stage, teacher.Config, fromConfig, config, request.SoftmaxLayers, request.LayoutFile);
+
+        var runConfig = new JsonObject
+        {
+            ["stage"] = Stages.Name(request.Stage),
+            ["teacher"] = teacherDir,
+            ["data"] = Path.GetFullPath(request.Data),
+            ["from"] = fromDir,
+            ["layer_types"] = new JsonArray(layerTypes.Select(t => (JsonNode)t).ToArray()),
+            ["softmax_layers"] = new JsonArray(Enumerable.Range(0, layerTypes.Count).Where(l => layerTypes[l] == LayerKinds.Softmax).Select(l => (JsonNode)l).ToArray()),
+            ["config"] = config.ToJson(request.Stage),
+            ["recipe_file"] = recipe.Path,
+            ["recipe"] = recipe.Json.DeepClone(),
+            ["overrides"] = new JsonArray(request.Overrides.Select(o => (JsonNode)o).ToArray()),
+        };
+        PrepareRunDirectory(runDir, runConfig, request.Resume);
+
+        using var data = new TokenDataset(request.Data);
+        data.CheckFits(teacher.Config.VocabSize, config.SeqLen, teacherDir);
+        if (request.Resume && IsFinished(runDir))
+        {
+            var ckpt = TrainLoop.LatestCheckpoint(runDir);
+            var result = new TrainResult(config.TotalSteps, config.TotalSteps, config.TotalSteps * config.TokensPerStep, true, null, ckpt);
+            return new DistillOutcome(runDir, result, layerTypes, AlreadyFinished: true);
+        }
+
+        using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, Attention.WeightTransfer.ParseKvExpansion(config.KvExpand));
+        student.train();
+        teacher.eval();
+        ITrainingObjective objective = request.Stage switch
+        {
+            Stage.Stage1 => new Stage1Alignment(teacher, student),
+            Stage.Stage2 => new Stage2Distillation(teacher, student, config),
+            _ => new Stage3Finetune(student, config),
+        };
+        var trainResult = TrainLoop.Run(objective, data, config, runDir, runConfig, request.Resume, progress, cancellation);
+        if (trainResult.Completed)
+        {
+            // Tokenizer first and config.json last: a directory with config.json is a complete model.
+            HfCheckpoint.CopyTokenizerFiles(teacherDir, runDir);
+            var tensors = student.state_dict().Select(p => new KeyValuePair<string, TorchSharp.torch.Tensor>(p.Key, p.Value.detach()));
+            ModelWeights.SaveDirectory(runDir, tensors);
+            AtomicFile.WriteAllBytes(Path.Combine(runDir, "config.json"),
+                Encoding.UTF8.GetBytes(student.Config.ToJson().ToJsonString(JsonOptions.Indented)));
+        }
+        return new DistillOutcome(runDir, trainResult, layerTypes, AlreadyFinished: false);
+    }
+
+    /// <summary>
+    /// The student's layer_types for a stage. Stage 1: every layer linear_kind (a layout file may say otherwise).
+    /// Stages 2 and 3: softmax at the chosen layers (--softmax-layers, else the recipe's softmax_layers for stage 2,
+    /// else --from's softmax layers), each other layer keeps --from's linear kind or takes linear_kind.
+    /// A layout file (LayerLayout: "layer_types", as hybrid select writes it) is taken as it is.
+    /// </summary>
+    public static IReadOnlyList<string> Layout(Stage stage, ModelConfig teacher, ModelConfig? from, TrainConfig config,
+        IReadOnlyList<int>? softmaxLayers, string? layoutFile)
+    {
+        int layers = teacher.NumHiddenLayers;
+        IReadOnlyList<int>? chosen = softmaxLayers;
+        if (layoutFile is not null)
+        {
+            if (softmaxLayers is not null)
+                throw new InputException("give --softmax-layers or --layout, not both.");
+            var layout = LayerLayout.Load(Path.GetFullPath(layoutFile));
+            if (layout.LayerTypes.Count != layers)
+                throw new InputException($"{layoutFile}: layer_types has {layout.LayerTypes.Count} entries, the teacher {layers} layers.");
+            return layout.LayerTypes;
+        }
+        if (stage == Stage.Stage2) chosen ??= config.SoftmaxLayers.Count > 0 ? config.SoftmaxLayers : null;
+        if (stage == Stage.Stage3 && chosen is null)
+            return (from ?? teacher).LayerTypes;
+        if (stage != Stage.Stage1 && chosen is null && from is not null)
+            chosen = Enumerable.Range(0, layers).Where(l => from.LayerTypes[l] == LayerKinds.Softmax).ToArray();
+        chosen ??= [];
+        foreach (int l in chosen)
+            if (l < 0 || l >= layers)
+                throw new InputException($"softmax layer {l} does not exist: the teacher has layers 0..{layers - 1}.");
+        var linearKind = config.LinearKind;
+        return Enumerable.Range(0, layers).Select(l =>
+            chosen.Contains(l) ? LayerKinds.Softmax
+            : stage != Stage.Stage1 && from is not null && from.LayerTypes[l] != LayerKinds.Softmax ? from.LayerTypes[l]
+            : linearKind).ToArray();
+    }
+
+    /// <summary>True when the run directory holds the final model (config.json at its top).</summary>
+    public static bool IsFinished(string runDir) =>
+        File.Exists(Path.Combine(runDir, "config.json")) && File.Exists(Path.Combine(runDir, RunConfigFile));
+
+    static void PrepareRunDirectory(string runDir, JsonObject runConfig, bool resume)
+    {
+        var path = Path.Combine(runDir, RunConfigFile);
+        if (resume)
+        {
+            if (File.Exists(path))
+            {
+                JsonObject stored;
+                try { stored = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new JsonException("not an object"); }
+                catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}).", e); }
+                var differences = Differences(stored, runConfig, "").ToList();
+                if (differences.Count > 0)
+                    throw new InputException(
+                        $"{path}: --resume with different settings ({string.Join("; ", differences.Take(5))}). " +
+                        "Resume with the original arguments, or start a new run in another --out directory.");
+                return;
+            }
+        }
+        else if (File.Exists(path) || Directory.Exists(Path.Combine(runDir, TrainLoop.CheckpointsDir)))
+            throw new InputException($"{runDir}: already holds a run. Pass --resume to continue it, or choose another --out directory.");
+        Directory.CreateDirectory(runDir);
+        AtomicFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(runConfig.ToJsonString(JsonOptions.Indented)));
+    }
+
+    /// <summary>Paths where two run configs differ (threads may change between a run and its resume).</summary>
+    static IEnumerable<string> Differences(JsonNode? a, JsonNode? b, string path)
+    {
+        if (path == ".config.threads") yield break;
+        if (a is JsonObject oa && b is JsonObject ob)
+        {
+            foreach (var key in oa.Select(p => p.Key).Union(ob.Select(p => p.Key)))
+                foreach (var d in Differences(oa[key], ob[key], path + "." + key)) yield return d;
+        }
+        else if (!JsonNode.DeepEquals(a, b))
+            yield return $"{path.TrimStart('.')}: {a?.ToJsonString() ?? "null"} then, {b?.ToJsonString() ?? "null"} now";
+    }
+}

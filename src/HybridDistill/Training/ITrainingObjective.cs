@@ -1,0 +1,32 @@
+using HybridDistill.Models;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Training;
+
+/// <summary>
+/// What one micro-batch gave: the loss (a mean over its positions), named side values averaged the same way
+/// (e.g. stage 1's zero-output <c>baseline_loss</c>), and optionally one value per layer.
+/// </summary>
+public sealed record LossReport(double Loss, IReadOnlyDictionary<string, double> Extras, IReadOnlyList<double>? LayerLosses = null)
+{
+    public static readonly IReadOnlyDictionary<string, double> NoExtras = new Dictionary<string, double>();
+}
+
+/// <summary>
+/// A stage's loss, as the shared <see cref="TrainLoop"/> sees it. The objective runs its own backward (stage 2
+/// back-propagates chunk by chunk so full logits never exist), scaled by the loop's accumulation factor.
+/// </summary>
+public interface ITrainingObjective
+{
+    /// <summary>The model being trained; checkpoints save its whole state.</summary>
+    HybridCausalLM Student { get; }
+
+    /// <summary>The parameters that train, grouped by learning rate. Everything else stays bit-identical.</summary>
+    IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig config);
+
+    /// <summary>Loss of one micro-batch of windows [B, T + 1] and gradients of <c>lossScale x loss</c> added into .grad.</summary>
+    LossReport ForwardBackward(Tensor batch, double lossScale);
+
+    /// <summary>Loss of one batch, no gradients.</summary>
+    LossReport Evaluate(Tensor batch);
+}

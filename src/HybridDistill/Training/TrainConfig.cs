@@ -1,0 +1,286 @@
+// The knobs of one training stage. Values flow one way: the stage's defaults below (method.md section 5) ->
+// the recipe file's section for the stage -> --set key=value on the command line. Unknown keys are errors;
+// the resolved config is written to run_config.json and into every checkpoint.
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using HybridDistill.Config;
+
+namespace HybridDistill.Training;
+
+/// <summary>The three RADLADS stages (method.md section 5).</summary>
+public enum Stage
+{
+    /// <summary>Attention-output alignment of the linear layers, teacher-forced per layer.</summary>
+    Stage1,
+    /// <summary>KL(teacher || student) over the vocabulary, the hybrid with its softmax layers restored.</summary>
+    Stage2,
+    /// <summary>Plain next-token cross-entropy fine-tune, no teacher.</summary>
+    Stage3,
+}
+
+public static class Stages
+{
+    public static string Name(Stage s) => s switch { Stage.Stage1 => "stage1", Stage.Stage2 => "stage2", _ => "stage3" };
+
+    public static Stage Parse(string name) => name switch
+    {
+        "stage1" or "1" => Stage.Stage1,
+        "stage2" or "2" => Stage.Stage2,
+        "stage3" or "3" => Stage.Stage3,
+        _ => throw new InputException($"unknown stage \"{name}\" (stage1, stage2, stage3)."),
+    };
+}
+
+/// <summary>Learning-rate schedules after the linear warmup.</summary>
+public static class LrSchedules
+{
+    public const string Constant = "constant";
+    public const string Cosine = "cosine";
+    public const string Linear = "linear";
+    public static readonly string[] All = [Constant, Cosine, Linear];
+}
+
+public sealed record TrainConfig
+{
+    // ---- data and batching -----------------------------------------------------------------------
+    /// <summary>Tokens per training window (inputs; the window holds one more token as the last target).</summary>
+    public int SeqLen { get; init; } = 512;
+    /// <summary>Windows per micro-batch.</summary>
+    public int BatchSize { get; init; } = 8;
+    /// <summary>Micro-batches per optimizer step (gradient accumulation).</summary>
+    public int GradAccum { get; init; } = 1;
+    /// <summary>The budget: input tokens the stage trains on. Steps = ceil(train_tokens / (seq_len x batch_size x grad_accum)).</summary>
+    public long TrainTokens { get; init; } = 100_000_000;
+
+    // ---- optimizer (AdamW) -------------------------------------------------------------------------
+    /// <summary>Peak learning rate (stages 1 and 3; stage 2 has two groups).</summary>
+    public double Lr { get; init; } = 1e-3;
+    /// <summary>Stage 2: attention parameters (linear and softmax) and the pre-attention norm.</summary>
+    public double LrAttention { get; init; } = 1e-4;
+    /// <summary>Stage 2: every other parameter (embeddings, MLPs, other norms, LM head).</summary>
+    public double LrOther { get; init; } = 7e-6;
+    /// <summary>constant, cosine or linear (decay to min_lr_ratio x peak at the last step), after warmup.</summary>
+    public string LrSchedule { get; init; } = LrSchedules.Cosine;
+    /// <summary>Linear warmup from 0, in tokens (0: none).</summary>
+    public long WarmupTokens { get; init; }
+    /// <summary>Floor of the cosine/linear decay as a fraction of the peak.</summary>
+    public double MinLrRatio { get; init; }
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.95;
+    public double Eps { get; init; } = 1e-8;
+    public double WeightDecay { get; init; } = 0.01;
+    /// <summary>Also decay 1-D parameters (norm weights, biases, A_log, dt_bias); by default only matrices decay.</summary>
+    public bool WeightDecay1d { get; init; }
+    /// <summary>Clip the global gradient norm to this (0: no clipping).</summary>
+    public double GradClip { get; init; } = 1.0;
+
+    // ---- logging, evaluation, checkpoints -------------------------------------------------------
+    /// <summary>Write a metrics line every N optimizer steps.</summary>
+    public int LogEvery { get; init; } = 10;
+    /// <summary>Evaluate on the validation split every N steps (and at step 0 and at the end).</summary>
+    public int EvalEvery { get; init; } = 100;
+    /// <summary>Validation input tokens per evaluation (the first windows of the validation split).</summary>
+    public long EvalTokens { get; init; } = 65_536;
+    /// <summary>Checkpoint every N steps (and at the end, and on Ctrl-C).</summary>
+    public int CheckpointEvery { get; init; } = 500;
+    /// <summary>Checkpoints kept in checkpoints/ (older ones are deleted).</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+    /// <summary>Seeds the data order and the fresh linear-attention weights.</summary>
+    public long Seed { get; init; }
+    /// <summary>Torch intra-op threads (0: libtorch's default). Fix it to make resumed runs match exactly.</summary>
+    public int Threads { get; init; }
+
+    // ---- stage-specific ----------------------------------------------------------------------------
+    /// <summary>Stages 1 and 2: the kind of the linear layers (gdn, gla).</summary>
+    public string LinearKind { get; init; } = LayerKinds.GatedDeltaNet;
+    /// <summary>Stages 1 and 2: how fresh linear layers get k/v from the teacher's KV heads: "heads" (whole head blocks) or "rows" (the reference code).</summary>
+    public string KvExpand { get; init; } = "heads";
+    /// <summary>Stage 2: layers that keep the teacher's softmax attention (the command line's --softmax-layers wins).</summary>
+    public IReadOnlyList<int> SoftmaxLayers { get; init; } = [];
+    /// <summary>Stages 2 and 3: positions per chunk when applying the LM head (full logits are never held at once).</summary>
+    public int LogitsChunk { get; init; } = 1024;
+    /// <summary>Stage 2: distillation temperature (the KL is scaled by T^2 so gradients keep their size).</summary>
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Stage 2: weight of an added next-token cross-entropy term (0: pure KL, the paper's choice).</summary>
+    public double CeWeight { get; init; }
+
+    public long TokensPerStep => (long)SeqLen * BatchSize * GradAccum;
+    public long TotalSteps => Math.Max(1, (TrainTokens + TokensPerStep - 1) / TokensPerStep);
+    public long WarmupSteps => WarmupTokens <= 0 ? 0 : (WarmupTokens + TokensPerStep - 1) / TokensPerStep;
+
+    // ---- defaults per stage ------------------------------------------------------------------------
+
+    /// <summary>method.md section 5, at the paper's budgets (a recipe scales them down).</summary>
+    public static TrainConfig Defaults(Stage stage) => stage switch
+    {
+        Stage.Stage1 => new TrainConfig
+        {
+            SeqLen = 512, TrainTokens = 100_000_000, Lr = 1e-3, LrSchedule = LrSchedules.Cosine,
+        },
+        Stage.Stage2 => new TrainConfig
+        {
+            SeqLen = 4096, BatchSize = 2, TrainTokens = 600_000_000, LrSchedule = LrSchedules.Constant,
+        },
+        _ => new TrainConfig
+        {
+            SeqLen = 4096, BatchSize = 2, TrainTokens = 100_000_000, Lr = 1e-5, LrSchedule = LrSchedules.Cosine,
+        },
+    };
+
+    // ---- keys -------------------------------------------------------------------------------------
+
+    sealed record Key(string Name, Stage[] Stages, Func<TrainConfig, JsonNode?> Get, Func<TrainConfig, JsonNode, string, TrainConfig> Set);
+
+    static readonly Stage[] All = [Stage.Stage1, Stage.Stage2, Stage.Stage3];
+
+    static readonly Key[] Keys =
+    [
+        new("seq_len", All, c => c.SeqLen, (c, v, k) => c with { SeqLen = PositiveInt(v, k) }),
+        new("batch_size", All, c => c.BatchSize, (c, v, k) => c with { BatchSize = PositiveInt(v, k) }),
+        new("grad_accum", All, c => c.GradAccum, (c, v, k) => c with { GradAccum = PositiveInt(v, k) }),
+        new("train_tokens", All, c => c.TrainTokens, (c, v, k) => c with { TrainTokens = PositiveLong(v, k) }),
+        new("lr", [Stage.Stage1, Stage.Stage3], c => c.Lr, (c, v, k) => c with { Lr = NonNegative(v, k) }),
+        new("lr_attention", [Stage.Stage2], c => c.LrAttention, (c, v, k) => c with { LrAttention = NonNegative(v, k) }),
+        new("lr_other", [Stage.Stage2], c => c.LrOther, (c, v, k) => c with { LrOther = NonNegative(v, k) }),
+        new("lr_schedule", All, c => c.LrSchedule, (c, v, k) => c with { LrSchedule = OneOf(v, k, LrSchedules.All) }),
+        new("warmup_tokens", All, c => c.WarmupTokens, (c, v, k) => c with { WarmupTokens = NonNegativeLong(v, k) }),
+        new("min_lr_ratio", All, c => c.MinLrRatio, (c, v, k) => c with { MinLrRatio = Fraction(v, k) }),
+        new("beta1", All, c => c.Beta1, (c, v, k) => c with { Beta1 = Fraction(v, k) }),
+        new("beta2", All, c => c.Beta2, (c, v, k) => c with { Beta2 = Fraction(v, k) }),
+        new("eps", All, c => c.Eps, (c, v, k) => c with { Eps = NonNegative(v, k) }),
+        new("weight_decay", All, c => c.WeightDecay, (c, v, k) => c with { WeightDecay = NonNegative(v, k) }),
+        new("weight_decay_1d", All, c => c.WeightDecay1d, (c, v, k) => c with { WeightDecay1d = Bool(v, k) }),
+        new("grad_clip", All, c => c.GradClip, (c, v, k) => c with { GradClip = NonNegative(v, k) }),
+        new("log_every", All, c => c.LogEvery, (c, v, k) => c with { LogEvery = PositiveInt(v, k) }),
+        new("eval_every", All, c => c.EvalEvery, (c, v, k) => c with { EvalEvery = PositiveInt(v, k) }),
+        new("eval_tokens", All, c => c.EvalTokens, (c, v, k) => c with { EvalTokens = PositiveLong(v, k) }),
+        new("checkpoint_every", All, c => c.CheckpointEvery, (c, v, k) => c with { CheckpointEvery = PositiveInt(v, k) }),
+        new("keep_checkpoints", All, c => c.KeepCheckpoints, (c, v, k) => c with { KeepCheckpoints = PositiveInt(v, k) }),
+        new("seed", All, c => c.Seed, (c, v, k) => c with { Seed = NonNegativeLong(v, k) }),
+        new("threads", All, c => c.Threads, (c, v, k) => c with { Threads = NonNegativeInt(v, k) }),
+        new("linear_kind", [Stage.Stage1, Stage.Stage2], c => c.LinearKind, (c, v, k) => c with { LinearKind = LinearKindOf(v, k) }),
+        new("kv_expand", [Stage.Stage1, Stage.Stage2], c => c.KvExpand, (c, v, k) => c with { KvExpand = OneOf(v, k, ["heads", "rows"]) }),
+        new("softmax_layers", [Stage.Stage2], c => new JsonArray(c.SoftmaxLayers.Select(i => (JsonNode)i).ToArray()),
+            (c, v, k) => c with { SoftmaxLayers = IntList(v, k) }),
+        new("logits_chunk", [Stage.Stage2, Stage.Stage3], c => c.LogitsChunk, (c, v, k) => c with { LogitsChunk = PositiveInt(v, k) }),
+        new("temperature", [Stage.Stage2], c => c.Temperature, (c, v, k) => c with { Temperature = Positive(v, k) }),
+        new("ce_weight", [Stage.Stage2], c => c.CeWeight, (c, v, k) => c with { CeWeight = NonNegative(v, k) }),
+    ];
+
+    /// <summary>The keys a stage's recipe section may set.</summary>
+    public static IReadOnlyList<string> KeysOf(Stage stage) => Keys.Where(k => k.Stages.Contains(stage)).Select(k => k.Name).ToList();
+
+    /// <summary>Defaults, then <paramref name="section"/> (a recipe section), then <paramref name="overrides"/> ("key=value").</summary>
+    public static TrainConfig Resolve(Stage stage, JsonObject? section, IEnumerable<string>? overrides = null, string? source = null)
+    {
+        var config = Defaults(stage);
+        if (section is not null)
+            foreach (var (name, value) in section)
+                config = config.With(stage, name, value, source ?? "recipe");
+        foreach (var item in overrides ?? [])
+        {
+            int eq = item.IndexOf('=');
+            if (eq <= 0) throw new InputException($"--set expects key=value, got \"{item}\".");
+            var name = item[..eq].Trim();
+            config = config.With(stage, name, ParseValue(item[(eq + 1)..].Trim()), "--set");
+        }
+        config.Validate(stage);
+        return config;
+    }
+
+    /// <summary>This config with one key set; unknown keys and keys of other stages are errors naming <paramref name="source"/>.</summary>
+    public TrainConfig With(Stage stage, string name, JsonNode? value, string source)
+    {
+        var key = Keys.FirstOrDefault(k => k.Name == name);
+        if (key is null || !key.Stages.Contains(stage))
+            throw new InputException(
+                $"{source}: unknown key \"{name}\" for {Stages.Name(stage)} (known: {string.Join(", ", KeysOf(stage))}).");
+        if (value is null) throw new InputException($"{source}: {name} must not be null.");
+        return key.Set(this, value, $"{source}: {name}");
+    }
+
+    public JsonObject ToJson(Stage stage)
+    {
+        var json = new JsonObject();
+        foreach (var key in Keys.Where(k => k.Stages.Contains(stage))) json[key.Name] = key.Get(this);
+        return json;
+    }
+
+    void Validate(Stage stage)
+    {
+        if (LogitsChunk < 1) throw new InputException("logits_chunk must be >= 1.");
+        if (stage == Stage.Stage2 && SoftmaxLayers.Any(l => l < 0))
+            throw new InputException("softmax_layers must hold layer indices >= 0.");
+    }
+
+    /// <summary>"3" -> 3, "true" -> true, "[0,3]" -> [0, 3], "0,3" -> [0, 3], "cosine" -> "cosine".</summary>
+    public static JsonNode ParseValue(string text)
+    {
+        try
+        {
+            var node = JsonNode.Parse(text);
+            if (node is not null) return node;
+        }
+        catch (JsonException) { }
+        if (text.Contains(',') && text.Split(',').All(p => int.TryParse(p.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out _)))
+            return new JsonArray(text.Split(',').Select(p => (JsonNode)int.Parse(p.Trim(), CultureInfo.InvariantCulture)).ToArray());
+        return JsonValue.Create(text);
+    }
+
+    // ---- value readers ------------------------------------------------------------------------------
+
+    static double Number(JsonNode v, string where)
+    {
+        if (v is JsonValue j)
+        {
+            if (j.TryGetValue<double>(out var d)) return d;
+            if (j.TryGetValue<long>(out var l)) return l;
+            if (j.TryGetValue<int>(out var i)) return i;
+        }
+        throw new InputException($"{where} should be a number, got {v.ToJsonString()}.");
+    }
+
+    static long Long(JsonNode v, string where)
+    {
+        double d = Number(v, where);
+        if (d != Math.Floor(d) || Math.Abs(d) > 9e15) throw new InputException($"{where} should be a whole number, got {v.ToJsonString()}.");
+        return (long)d;
+    }
+
+    static int PositiveInt(JsonNode v, string where) => (int)Check(Long(v, where), x => x >= 1 && x <= int.MaxValue, where, ">= 1");
+    static int NonNegativeInt(JsonNode v, string where) => (int)Check(Long(v, where), x => x >= 0 && x <= int.MaxValue, where, ">= 0");
+    static long PositiveLong(JsonNode v, string where) => Check(Long(v, where), x => x >= 1, where, ">= 1");
+    static long NonNegativeLong(JsonNode v, string where) => Check(Long(v, where), x => x >= 0, where, ">= 0");
+    static double NonNegative(JsonNode v, string where) => Check(Number(v, where), x => x >= 0, where, ">= 0");
+    static double Positive(JsonNode v, string where) => Check(Number(v, where), x => x > 0, where, "> 0");
+    static double Fraction(JsonNode v, string where) => Check(Number(v, where), x => x >= 0 && x < 1, where, "in [0, 1)");
+
+    static T Check<T>(T value, Func<T, bool> ok, string where, string rule) =>
+        ok(value) ? value : throw new InputException($"{where} must be {rule}, got {value}.");
+
+    static bool Bool(JsonNode v, string where) =>
+        v is JsonValue j && j.TryGetValue<bool>(out var b) ? b : throw new InputException($"{where} should be true or false, got {v.ToJsonString()}.");
+
+    static string Str(JsonNode v, string where) =>
+        v is JsonValue j && j.TryGetValue<string>(out var s) ? s : throw new InputException($"{where} should be a string, got {v.ToJsonString()}.");
+
+    static string OneOf(JsonNode v, string where, string[] allowed)
+    {
+        var s = Str(v, where);
+        return allowed.Contains(s) ? s : throw new InputException($"{where} must be one of {string.Join(", ", allowed)}, got \"{s}\".");
+    }
+
+    static string LinearKindOf(JsonNode v, string where)
+    {
+        var kind = LayerKinds.Normalize(Str(v, where));
+        return kind == LayerKinds.Softmax ? throw new InputException($"{where} must be a linear kind (gdn, gla, swa), not softmax.") : kind;
+    }
+
+    static IReadOnlyList<int> IntList(JsonNode v, string where)
+    {
+        if (v is JsonValue single && single.TryGetValue<double>(out _)) return [(int)Long(v, where)];
+        if (v is not JsonArray a) throw new InputException($"{where} should be a list of layer indices such as [0, 3].");
+        return a.Select(n => n is null ? throw new InputException($"{where} holds null.") : (int)Long(n, where)).Distinct().Order().ToArray();
+    }
+}
