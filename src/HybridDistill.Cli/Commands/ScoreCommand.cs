@@ -11,8 +11,7 @@ namespace HybridDistill.Cli.Commands;
 /// <summary><c>hybrid score</c>: per-layer importance scores with one method, written to OUT/scores.json and OUT/scores.png.</summary>
 public sealed class ScoreCommand : Command<ScoreCommand.Settings>
 {
-    /// <summary>Also the branch settings of <c>hybrid score</c>, so its help lists them; <c>merge</c> derives from it.</summary>
-    public class Settings : CommandSettings
+    public sealed class Settings : CommandSettings
     {
         [CommandOption("--method <NAME>")]
         [Description("Scoring method: uniform, random, ends, ppl (later: kl, stage1, removal, ar, ar-multihop).")]

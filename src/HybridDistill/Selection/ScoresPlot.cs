@@ -58,7 +58,13 @@ public static class ScoresPlot
         plot.Axes.SetLimitsY(low < 0 ? low - pad : 0, high > 0 ? high + pad : 0);
         plot.Title($"{scores.Method}: per-layer score (higher = keep softmax), {scores.NumLayers} layers");
         plot.XLabel("layer");
-        plot.YLabel("score");
+        plot.YLabel(scores.Method switch
+        {
+            "ppl" => "NLL increase when ablated (nats)",
+            "kl" => "score = -late KL (nats)",
+            "removal" => "late KL when linearised (nats)",
+            _ => "score",
+        });
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"softmax at {keep}: layers {string.Join(",", chosen.Order())}", FillColor = Chosen });
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = "linear", FillColor = Other });
         plot.ShowLegend(Edge.Bottom);

@@ -49,8 +49,16 @@ public class BaselineScorerTests
         Assert.Equal(Enumerable.Range(0, 8), a.Ranking.Order());
         Assert.Equal(RandomScorer.Permutation(8, 3), a.Ranking);
         Assert.Equal(a.Ranking, RandomScorer.Build(8, seed: 3).Ranking);
-        var rankings = Enumerable.Range(0, 5).Select(seed => string.Join(",", RandomScorer.Build(8, seed).Ranking)).Distinct().Count();
-        Assert.True(rankings >= 4, $"5 seeds gave only {rankings} distinct orders");
+        // neighbouring seeds must give unrelated orders (System.Random(0..4) gives one order for 5 layers)
+        foreach (int layers in new[] { 5, 8 })
+        {
+            var rankings = Enumerable.Range(0, 5).Select(seed => string.Join(",", RandomScorer.Build(layers, seed).Ranking)).Distinct().Count();
+            Assert.True(rankings >= 4, $"5 seeds gave only {rankings} distinct orders of {layers} layers");
+        }
+        // every layer leads about equally often over many seeds (120 seeds, 5 layers: 24 expected each)
+        var leads = Enumerable.Range(0, 120).GroupBy(seed => RandomScorer.Permutation(5, seed)[0]).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal(5, leads.Count);
+        Assert.All(leads.Values, c => Assert.InRange(c, 10, 40));
         Assert.Equal(a.Ranking.Take(3).Order(), LayerSelection.Choose(a, 3));
     }
 

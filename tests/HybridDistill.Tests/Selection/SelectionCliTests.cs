@@ -16,7 +16,7 @@ public class SelectionCliTests
         app.Configure(config =>
         {
             config.PropagateExceptions();
-            config.AddBranch<ScoreCommand.Settings>("score", score =>
+            config.AddBranch("score", score =>
             {
                 score.SetDefaultCommand<ScoreCommand>();
                 score.AddCommand<ScoreMergeCommand>("merge");
@@ -52,6 +52,20 @@ public class SelectionCliTests
         Assert.Equal(0, code);
         Assert.Contains("\"k\": 3", stdout);
         Assert.Contains("\"source\": \"layouts\"", stdout);
+    }
+
+    [Fact]
+    public void EveryScoreOptionReachesTheMethod()
+    {
+        var teacher = TestPaths.NewTempDir("cli-teacher");
+        TinyConfigs.Llama(6).Save(teacher);
+        var outDir = TestPaths.NewTempDir("cli-seed");
+        var (code, stdout) = Run("score", "--method", "random", "--teacher", teacher, "--out", outDir, "--seed", "7", "--json", "--plot-budget", "50%");
+        Assert.Equal(0, code);
+        var scores = LayerScores.Load(outDir);
+        Assert.Equal(7, scores.Provenance["seed"]!.GetValue<long>());
+        Assert.Equal(RandomScorer.Permutation(6, 7), scores.Ranking);
+        Assert.Contains("\"method\": \"random\"", stdout);
     }
 
     [Fact]
