@@ -39,7 +39,7 @@ public static class CliApp
         // the description is Spectre markup: [[ and ]] print brackets
         score.SetDescription("Per-layer importance scores for choosing which layers stay softmax.\n" +
             "  hybrid score --method NAME --teacher DIR --out DIR\n" +
-            "    [[--data FILE]] [[--stage1 DIR]] [[--recipe FILE]] [[--layers 0,1,5]]\n" +
+            "    [[--data FILE-or-TOKEN-DIR]] [[--stage1 DIR]] [[--recipe FILE]] [[--layers 0,1,5]]\n" +
             "    [[--budget-tokens N]] [[--set key=value ...]] [[--seed S]]\n" +
             "    [[--plot-budget 25%]] [[--json]]\n" +
             "Methods: uniform (--set anchor=last|first), random (--seed), ends,\n" +

@@ -30,7 +30,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
         public string? Stage1 { get; init; }
 
         [CommandOption("--data <PATH>")]
-        [Description("Held-out text file (ppl; kl and removal train on it).")]
+        [Description("Held-out text file, or a token directory from hybrid tokenize (its validation split) (ppl; kl and removal train on it).")]
         public string? Data { get; init; }
 
         [CommandOption("--layers <LIST>")]

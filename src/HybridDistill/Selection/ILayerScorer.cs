@@ -33,7 +33,7 @@ public sealed class ScoringContext
     public string? Stage1Dir { get; init; }
     /// <summary>The windows to evaluate; when null, <see cref="DataPath"/> is opened on first use.</summary>
     public ITokenWindowSource? Data { get; init; }
-    /// <summary>--data as given: a text file (a token directory later), opened only by methods that read data.</summary>
+    /// <summary>--data as given: a text file or a token directory, opened only by methods that read data.</summary>
     public string? DataPath { get; init; }
     public string? RecipePath { get; init; }
     /// <summary>Only these layers (per-layer methods; for splitting the work over processes). Null: every layer.</summary>
@@ -74,7 +74,7 @@ public sealed class ScoringContext
         used.Add("--data");
         if (Data is not null) return Data;
         if (DataPath is not null) return TokenWindowSources.FromPath(DataPath);
-        throw new InputException($"--method {Method} needs --data FILE (held-out text, tokenized with the teacher's tokenizer).");
+        throw new InputException($"--method {Method} needs --data FILE-or-DIR (held-out text, or a token directory from hybrid tokenize).");
     }
 
     public string RequireRecipe()

@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
+using HybridDistill.Config;
+using HybridDistill.Data;
 using HybridDistill.Tokenization;
 using static TorchSharp.torch;
 
@@ -20,7 +22,7 @@ public interface ITokenWindows
     JsonObject Describe();
 }
 
-/// <summary>Where windows come from (a text file now; the packed token directory of <c>hybrid tokenize</c> later).</summary>
+/// <summary>Where windows come from: a text file, or the packed token directory of <c>hybrid tokenize</c>.</summary>
 public interface ITokenWindowSource
 {
     /// <summary>Up to <paramref name="maxTokens"/> tokens (at least one window) in windows of <paramref name="length"/>, tokenized for the teacher in <paramref name="teacherDir"/>.</summary>
@@ -29,17 +31,14 @@ public interface ITokenWindowSource
 
 public static class TokenWindowSources
 {
-    /// <summary>The source behind a --data value: a text file; a token directory (manifest.json) once the data pipeline lands.</summary>
+    /// <summary>The source behind a --data value: a token directory (manifest.json) or a text file.</summary>
     public static ITokenWindowSource FromPath(string path)
     {
         var full = Path.GetFullPath(path);
         if (Directory.Exists(full))
         {
-            // Seam for the packed token directories written by `hybrid tokenize` (manifest.json + uint32 splits):
-            // return a source that opens Data.TokenDataset and takes its validation windows here.
-            if (File.Exists(Path.Combine(full, "manifest.json")))
-                throw new InputException($"{full}: token directories (hybrid tokenize) are not readable by hybrid score yet; pass a text file with --data.");
-            throw new InputException($"{full}: a directory without manifest.json; pass a text file with --data.");
+            if (File.Exists(Path.Combine(full, CorpusManifest.FileName))) return new TokenDirectoryWindowSource(full);
+            throw new InputException($"{full}: a directory without {CorpusManifest.FileName}; pass a text file or a token directory (hybrid tokenize) with --data.");
         }
         if (!File.Exists(full)) throw new InputException($"{full}: data file not found; pass a held-out text file with --data.");
         return new TextFileWindowSource(full);
@@ -99,6 +98,39 @@ public sealed class TextFileWindowSource(string path) : ITokenWindowSource
             else lines.Add(raw);
         }
         if (lines.Count > 0) yield return string.Join("\n", lines);
+    }
+}
+
+/// <summary>
+/// A token directory written by <c>hybrid tokenize</c>: the first windows of its validation split, always the same
+/// ones (window i = tokens [i(T-1), i(T-1) + T), the layout of <see cref="TokenFile.Windows"/> with T-1 inputs plus
+/// the last target). The ids must fit the teacher's vocabulary.
+/// </summary>
+public sealed class TokenDirectoryWindowSource(string dir) : ITokenWindowSource
+{
+    public string Directory { get; } = Path.GetFullPath(dir);
+
+    public ITokenWindows Open(string teacherDir, int length, long maxTokens)
+    {
+        if (length < 2) throw new InputException($"the scoring window must hold at least 2 tokens, got {length}.");
+        using var data = new TokenDataset(Directory);
+        var config = ModelConfig.Load(teacherDir);
+        data.CheckFits(config.VocabSize, length - 1, teacherDir);
+        long available = data.Val.WindowCount(length - 1);
+        int count = (int)Math.Clamp(maxTokens / length, 1, available);
+        using var ids = data.Val.Windows(Enumerable.Range(0, count).Select(i => (long)i).ToArray(), length - 1);   // [count, T]
+        var flat = ids.data<long>().ToArray();
+        var windows = Enumerable.Range(0, count).Select(i => flat.AsSpan(i * length, length).ToArray().Select(t => (int)t).ToArray()).ToArray();
+        var describe = new JsonObject
+        {
+            ["kind"] = "tokens",
+            ["path"] = Directory,
+            ["split"] = "val",
+            ["sources"] = new JsonArray(data.Manifest.Sources.Select(src => (JsonNode)src.Sha256).ToArray()),
+            ["val_tokens"] = data.Manifest.Val.Tokens,
+            ["tokenizer"] = data.Manifest.TokenizerKind,
+        };
+        return new InMemoryTokenWindows(windows, describe);
     }
 }
 
