@@ -21,7 +21,7 @@
 //   factors within [e^-60, e^60], far from fp32 limits, with room for the gradients). Cost: the scaled keys are a
 //   [C/s, C, Dk] tensor per chunk, so s = C (the usual case: gk of -0.01..-0.9 per step) is cheapest.
 // - if even 4-token spans exceed 60 (gk below about -15 per step), s = 8 and the diagonal blocks are computed
-//   pairwise, exactly, from a [s, s, Dk] tensor of exp(b_t - b_j) (j <= t) per sub-chunk.
+//   pairwise, exactly, from exp(b_t - b_j) for j < t, one sub-diagonal t - j = d at a time (7 batched steps).
 // Precision: exponents are sub-chunk-local cumulative sums, their differences inside one sub-chunk, or sums of
 // whole sub-chunk totals (a 0/1 matmul), never differences of long cumulative sums, so a strong decay over the
 // chunk does not cost digits (the error of an exponent is about one ulp of one sub-chunk's span).
@@ -37,7 +37,7 @@ public sealed partial class GatedLinearAttention
     /// <summary>Sub-chunk lengths tried (largest first) when a whole chunk cannot be factored safely.</summary>
     static readonly long[] SubChunkSizes = { 16, 8, 4 };
 
-    /// <summary>Sub-chunk length of the pairwise fallback (pairwise [s, s, Dk] plus scaled keys [C/s, C, Dk]).</summary>
+    /// <summary>Sub-chunk length of the pairwise fallback (s - 1 sub-diagonals plus scaled keys [C/s, C, Dk]).</summary>
     const long PairwiseSubChunkSize = 8;
 
     /// <summary>Largest log-decay span (sum of -gk over a block) for which exp(b_t - r) * exp(r - b_j) is used.</summary>
@@ -185,12 +185,17 @@ public sealed partial class GatedLinearAttention
         }
         else
         {
-            // Diagonal blocks exactly: exp(b_t - b_j) from sub-chunk-local sums, clamped to 0 above the diagonal.
-            var pairDecay = (local.unsqueeze(5) - local.unsqueeze(4))
-                .clamp_max(0).exp();                                       // [B, H, N, nS, s, 1, Dk] - [B, H, N, nS, 1, s, Dk] -> [B, H, N, nS, s, s, Dk]
-            var diagonal = (qSub.unsqueeze(5) * pairDecay * kSub.unsqueeze(4))
-                .sum(-1)                                                   // [B, H, N, nS, s, s, Dk] -> [B, H, N, nS, s, s]
-                * torch.ones(sub, sub, dtype: q.dtype, device: q.device).tril();
+            // Diagonal blocks exactly, one sub-diagonal at a time: score[t, t - d] = sum q_t k_{t-d} exp(b_t - b_{t-d}),
+            // with the exponent a difference of sub-chunk-local sums (<= 0). s - 1 batched steps, only j < t computed.
+            var diagonal = (qSub * kSub).sum(-1).diag_embed();                 // [B, H, N, nS, s] -> [B, H, N, nS, s, s] (t == j: no decay)
+            for (long offset = 1; offset < sub; offset++)
+            {
+                long length = sub - offset;
+                var decay = (local.narrow(4, offset, length) - local.narrow(4, 0, length)).exp(); // [B, H, N, nS, s-d, Dk]
+                var band = (qSub.narrow(4, offset, length) * decay * kSub.narrow(4, 0, length))
+                    .sum(-1);                                                  // [B, H, N, nS, s-d, Dk] -> [B, H, N, nS, s-d]
+                diagonal = diagonal + band.diag_embed(-offset);                // -> [B, H, N, nS, s, s]
+            }
             var blockEye = torch.eye(subs, dtype: q.dtype, device: q.device)
                 .reshape(subs, 1, subs, 1);                                // [nS, nS] -> [nS, 1, nS, 1]
             var diagonalPlaced = (diagonal.unsqueeze(5) * blockEye)        // [B, H, N, nS, s, 1, s] * [nS, 1, nS, 1] -> [B, H, N, nS, s, nS, s]
