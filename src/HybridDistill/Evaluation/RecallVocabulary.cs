@@ -26,6 +26,8 @@ public readonly record struct VocabEntry(string Text, int Id);
 public sealed class RecallVocabulary
 {
     readonly Dictionary<string, int[]> _encoded = new(StringComparer.Ordinal);
+    /// <summary>Tokens between ":" and a digit (SentencePiece's lone "▁"); part of <see cref="ColonIds"/>.</summary>
+    int[] _valueLead = [];
 
     public ITextTokenizer Tokenizer { get; }
     /// <summary>BOS when the tokenizer starts prompts with it, else empty.</summary>
@@ -110,8 +112,6 @@ public sealed class RecallVocabulary
         SeparatorIds = Majority(separators.Where(s => s is { Length: > 0 })!)!;
         Values = Values.Where((e, i) => separators[i] is { } s && s.SequenceEqual(SeparatorIds)).ToList();
     }
-
-    int[] _valueLead = [];
 
     void ProbeKeys(int maxCandidates)
     {
