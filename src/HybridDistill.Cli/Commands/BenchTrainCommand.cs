@@ -33,6 +33,10 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
         [DefaultValue(3)]
         public int Steps { get; init; } = 3;
 
+        [CommandOption("--threads <N>")]
+        [Description("Torch intra-op threads (default: libtorch's choice, one per core).")]
+        public int? Threads { get; init; }
+
         [CommandOption("--json")]
         [Description("Print one JSON object on stdout.")]
         public bool Json { get; init; }
@@ -46,6 +50,7 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var config = ModelConfig.Load(s.Config);
+        if (s.Threads is int threads) TorchSharp.torch.set_num_threads(threads);
         var progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"));
         var r = TrainBenchmark.Run(config, s.Stage, s.Seq, s.Batch, s.Steps, progress);
         if (s.Json)
@@ -58,6 +63,7 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
                 ["batch"] = r.Batch,
                 ["layer_types"] = new JsonArray(r.LayerTypes.Select(t => (JsonNode)t).ToArray()),
                 ["steps"] = r.Steps,
+                ["threads"] = TorchSharp.torch.get_num_threads(),
                 ["step_ms"] = r.StepMs,
                 ["tokens_per_s"] = r.TokensPerSecond,
                 ["phase_ms"] = new JsonObject(r.PhaseMs.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),

@@ -64,6 +64,7 @@ public static class CorpusBuilder
             : DocumentSeparator.None;
 
         var outFull = Path.GetFullPath(outDir);
+        bool createdOut = !Directory.Exists(outFull);
         Directory.CreateDirectory(outFull);
         var allPath = Path.Combine(outFull, ".all-tokens.tmp");
         var docStarts = new List<long>();   // token offset of each document in the temporary stream
@@ -133,6 +134,13 @@ public static class CorpusBuilder
             };
             manifest.Save(outFull);
             return manifest;
+        }
+        catch
+        {
+            // Nothing half-written: a failed run leaves no directory it created (and no manifest in one it did not).
+            if (File.Exists(allPath)) File.Delete(allPath);
+            if (createdOut && Directory.Exists(outFull)) Directory.Delete(outFull, recursive: true);
+            throw;
         }
         finally
         {

@@ -54,6 +54,7 @@ public sealed class AdamWOptimizer : IDisposable
 
     public void ZeroGrad()
     {
+        using var scope = NewDisposeScope();   // each .grad access makes a handle: dispose them here
         foreach (var p in Parameters)
         {
             var grad = p.grad;

@@ -62,18 +62,18 @@ public static class DistillRun
             ["recipe"] = recipe.Json.DeepClone(),
             ["overrides"] = new JsonArray(request.Overrides.Select(o => (JsonNode)o).ToArray()),
         };
-        PrepareRunDirectory(runDir, runConfig, request.Resume);
-
+        // Everything that can fail on bad input is checked before the run directory is touched.
         using var data = new TokenDataset(request.Data);
         data.CheckFits(teacher.Config.VocabSize, config.SeqLen, teacherDir);
         if (request.Resume && IsFinished(runDir))
         {
+            PrepareRunDirectory(runDir, runConfig, resume: true);      // only checks the arguments match
             var ckpt = TrainLoop.LatestCheckpoint(runDir);
             var result = new TrainResult(config.TotalSteps, config.TotalSteps, config.TotalSteps * config.TokensPerStep, true, null, ckpt);
             return new DistillOutcome(runDir, result, layerTypes, AlreadyFinished: true);
         }
-
         using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, Attention.WeightTransfer.ParseKvExpansion(config.KvExpand));
+        PrepareRunDirectory(runDir, runConfig, request.Resume);
         student.train();
         teacher.eval();
         ITrainingObjective objective = request.Stage switch

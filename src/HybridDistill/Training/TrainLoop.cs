@@ -192,6 +192,7 @@ public static class TrainLoop
             }
             line["elapsed_s"] = Math.Round(clock.Elapsed.TotalSeconds, 3);
             line["tokens_per_s"] = Math.Round(Rate(), 1);
+            line["rss_mb"] = Math.Round(Evaluation.Measure.ResidentBytes() / 1048576.0, 1);
             using (var stream = new FileStream(metricsPath, FileMode.Append, FileAccess.Write, FileShare.Read))
             {
                 stream.Write(Encoding.UTF8.GetBytes(line.ToJsonString() + "\n"));

@@ -158,7 +158,8 @@ public class CorpusBuilderTests
         var noText = Path.Combine(dir, "nothing");
         Directory.CreateDirectory(noText);
         Assert.Contains("no text files", Assert.Throws<InputException>(() => CorpusBuilder.Build(Stories, [noText], Path.Combine(dir, "o6"))).Message);
-        Assert.False(File.Exists(Path.Combine(dir, "o1", "manifest.json")));
+        Assert.False(Directory.Exists(Path.Combine(dir, "o1")));   // nothing half-written
+        Assert.False(Directory.Exists(Path.Combine(dir, "o5")));
     }
 
     [Fact]

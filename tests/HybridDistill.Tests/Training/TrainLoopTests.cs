@@ -146,6 +146,32 @@ public class TrainLoopTests
     }
 
     [Fact]
+    public void BadInput_FailsBeforeTheRunDirectoryIsWritten()
+    {
+        var outDir = Path.Combine(TestPaths.NewTempDir("bad-run"), "run");
+        var wrongVocab = Stage2Request(outDir) with { Teacher = TestPaths.Assets("babyllama-tok105"), From = null };
+        Assert.Contains("Re-tokenize", Assert.Throws<InputException>(() => DistillRun.Run(wrongVocab)).Message);
+        var badKey = Stage2Request(outDir, false, "lr=1e-3");
+        Assert.Contains("unknown key \"lr\" for stage2", Assert.Throws<InputException>(() => DistillRun.Run(badKey)).Message);
+        var badLayer = Stage2Request(outDir) with { SoftmaxLayers = [7] };
+        Assert.Contains("layers 0..4", Assert.Throws<InputException>(() => DistillRun.Run(badLayer)).Message);
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public void LiveTensorCount_IsFlatAcrossSteps()
+    {
+        var statistics = TorchSharp.DisposeScopeManager.Statistics;
+        var counts = new Dictionary<long, long>();
+        var progress = new SyncProgress(p => { if (p.Event == "step") counts[p.Step] = statistics.ThreadTotalLiveCount; });
+        var outDir = TestPaths.NewTempDir("leak");
+        DistillRun.Run(Stage2Request(outDir) with { Overrides = [.. Stage2Request(outDir).Overrides, "checkpoint_every=100"] }, progress);
+        // Same count after step 2 and after step 11 (step 12 is the last; evaluations ran at 4 and 8 in between).
+        Assert.Equal(counts[2], counts[11]);
+        Assert.Equal(counts[2], counts[7]);
+    }
+
+    [Fact]
     public void Layout_FollowsFlagsFileRecipeAndFrom()
     {
         using var teacher = TrainingFixtures.LoadTeacher();
