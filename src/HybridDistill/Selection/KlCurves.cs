@@ -51,4 +51,35 @@ public static class KlCurves
         }
         return null;
     }
+
+    /// <summary>
+    /// After-the-fact early stopping (runs scored separately, e.g. merged slices): for K at 12.5% and 25% of the layers,
+    /// where <see cref="StableStep"/> says the top-K set settled and the scoring tokens that stopping there would have
+    /// saved against the tokens the curves cover. Null when there are no curves.
+    /// </summary>
+    public static System.Text.Json.Nodes.JsonObject? StabilityReport(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, int numLayers,
+        int window = 3, int lastN = 3)
+    {
+        if (curves.Count == 0) return null;
+        long full = curves.Values.Min(c => c.Count == 0 ? 0 : c[^1].Tokens);
+        var report = new System.Text.Json.Nodes.JsonObject { ["window"] = window, ["last_n"] = lastN, ["curve_tokens"] = full };
+        var perK = new System.Text.Json.Nodes.JsonObject();
+        (int Steps, long Tokens)? latest = (0, 0);
+        foreach (int k in new[] { 0.125m, 0.25m }.Select(b => LayerSelection.KeepCount(b, numLayers)).Distinct())
+        {
+            var stable = StableStep(curves, Math.Min(k, curves.Count), window, 1.0, lastN);
+            perK[k.ToString(System.Globalization.CultureInfo.InvariantCulture)] = stable is { } s
+                ? new System.Text.Json.Nodes.JsonObject
+                {
+                    ["stable_step"] = s.Steps, ["stable_tokens"] = s.Tokens,
+                    ["saved_fraction"] = full > 0 ? Math.Round(1 - (double)s.Tokens / full, 4) : 0,
+                }
+                : null;
+            latest = stable is null || latest is null ? null : (Math.Max(latest.Value.Steps, stable.Value.Steps), Math.Max(latest.Value.Tokens, stable.Value.Tokens));
+        }
+        report["by_k"] = perK;
+        report["all_stable_tokens"] = latest?.Tokens;
+        report["saved_fraction"] = latest is { } l && full > 0 ? Math.Round(1 - (double)l.Tokens / full, 4) : 0;
+        return report;
+    }
 }

@@ -22,8 +22,8 @@ public static class LayerScorers
         "ends" => new EndsScorer(),
         "ppl" => new PerplexityScorer(),
         // plug-in points: replace each line with the scorer once its dependency is on main
-        "kl" => throw NotYet(name, "the distillation stages (hybrid distill stage1|stage2)"),
-        "removal" => throw NotYet(name, "the distillation stages (hybrid distill stage2)"),
+        "kl" => new KlScorer(),
+        "removal" => new KlScorer(removal: true),
         "stage1" => throw NotYet(name, "stage-1 runs (hybrid distill stage1)"),
         "ar" or "ar-multihop" => throw NotYet(name, "the recall-task generators (Evaluation kv-recall / kv-multihop)"),
         _ => throw new InputException($"--method {name}: unknown scoring method (methods: {string.Join(", ", Names)})."),

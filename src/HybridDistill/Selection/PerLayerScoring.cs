@@ -194,6 +194,12 @@ public sealed class LayerResultStore(string outDir)
         var curves = layers.Where(l => l.Result.Curve is not null).ToDictionary(l => l.Result.Layer, l => l.Result.Curve!);
         var prov = (JsonObject)provenance.DeepClone();
         prov["run_key"] = runKey;
+        if (curves.Count == layers.Count)
+        {
+            int window = (int?)(provenance["method"]?["stable_window"] as JsonValue) ?? 3;
+            int lastN = (int?)(provenance["method"]?["last_n"] as JsonValue) ?? 3;
+            prov["early_stopping_after_the_fact"] = KlCurves.StabilityReport(curves, layers.Count, window, lastN);
+        }
         return scores with { Details = details, Curves = curves.Count > 0 ? curves : null, Provenance = prov };
     }
 
