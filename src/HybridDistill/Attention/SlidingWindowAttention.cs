@@ -6,7 +6,7 @@
 // [n*Qb - window + 1, n*Qb + Qb), gathered by unfold into [B*H, nBlocks, Qb + window - 1, D] (a copy of K and V,
 // (Qb + window - 1) / Qb times), and one batched scaled_dot_product_attention call applies a per-block banded
 // boolean mask. Work and memory are O(T * (Qb + window)) instead of O(T^2). window >= T is plain causal attention;
-// T <= Qb + window uses one dense [T, T] banded mask (no more work than the blocks).
+// T <= 2 * (Qb + window) uses one dense [T, T] banded mask (faster there than blocks plus K/V copies).
 // Decoding: SlidingWindowCache keeps the last `window` keys/values in a ring [B, H, window, D]. Softmax attention
 // is invariant to the order of the keys (RoPE is applied before caching), so the ring is never rotated.
 
@@ -43,7 +43,11 @@ public sealed partial class SlidingWindowAttention
     /// Fast path for prefill and training: blocked queries, banded boolean mask, scaled_dot_product_attention.
     /// Same arguments and result as <see cref="Naive"/>.
     /// </summary>
-    public static Tensor Masked(Tensor q, Tensor k, Tensor v, int window) => MaskedCore(q, k, v, window, QueryBlock(window));
+    public static Tensor Masked(Tensor q, Tensor k, Tensor v, int window)
+    {
+        long block = QueryBlock(window);
+        return MaskedCore(q, k, v, window, block, denseUpTo: 2 * (block + window));
+    }
 
     /// <summary>
     /// Query block length: a quarter of the window, at least 64. Each block computes Qb + W - 1 scores per query
@@ -51,16 +55,18 @@ public sealed partial class SlidingWindowAttention
     /// </summary>
     internal static long QueryBlock(int window) => Math.Max(64, window / 4);
 
-    internal static Tensor MaskedCore(Tensor q, Tensor k, Tensor v, int window, long block)
+    /// <param name="denseUpTo">Longest T that uses one dense [T, T] banded mask instead of query blocks.</param>
+    internal static Tensor MaskedCore(Tensor q, Tensor k, Tensor v, int window, long block, long denseUpTo)
     {
         var (batch, heads, tokens, headDim) = CheckShapes(q, k, v, window);
         using var scope = torch.NewDisposeScope();
         if (window >= tokens)
             return scope.MoveToOuter(nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true));
 
-        if (tokens <= block + window)
+        if (tokens <= denseUpTo)
         {
-            // Short sequence: one dense [T, T] banded mask costs no more than the blocks' T * (Qb + W - 1) scores.
+            // Short sequence: one dense [T, T] banded mask. Its T^2 scores cost less than the blocks' T * (Qb + W - 1)
+            // plus the K/V copies up to about T = 2 * (Qb + W) (measured: W = 256, crossover near T = 600).
             var position = torch.arange(tokens, device: q.device);
             var distance = position.reshape(tokens, 1) - position.reshape(1, tokens);  // t - j: [T, T]
             var band = distance.ge(0).logical_and(distance.lt(window))

@@ -55,8 +55,10 @@ public class SlidingWindowAttentionTests
     [InlineData(200L, 150, 16L)]  // window much longer than a block: the first blocks see left padding
     [InlineData(200L, 64, 7L)]    // blocks much shorter than the window, ragged last block
     [InlineData(130L, 5, 100L)]   // two blocks, the second ragged
-    public void Masked_matches_naive_for_other_query_blocks(long tokens, int window, long block) =>
-        AssertMatchesNaive((q, k, v) => SlidingWindowAttention.MaskedCore(q, k, v, window, block), tokens, window);
+    [InlineData(200L, 16, 64L)]   // the default block for window 16
+    [InlineData(65L, 1, 64L)]
+    public void Blocked_path_matches_naive_for_several_query_blocks(long tokens, int window, long block) =>
+        AssertMatchesNaive((q, k, v) => SlidingWindowAttention.MaskedCore(q, k, v, window, block, denseUpTo: 0), tokens, window);
 
     [Theory]
     [InlineData(1L, 1)]
