@@ -34,7 +34,8 @@ public static class HeldOutText
         return tokens;
     }
 
-    static IEnumerable<string> Documents(string text)
+    /// <summary>Blank-line separated documents of a text (CRLF tolerated).</summary>
+    public static IEnumerable<string> Documents(string text)
     {
         var lines = new List<string>();
         foreach (var raw in text.Replace("\r\n", "\n").Split('\n'))

@@ -63,7 +63,7 @@ public sealed class TextFileWindowSource(string path) : ITokenWindowSource
         long want = Math.Max(length, maxTokens / length * length);
         var tokens = new List<int>();
         int? bos = tokenizer.AddBosByDefault ? tokenizer.BosId : null;
-        foreach (var document in Documents(text))
+        foreach (var document in HybridDistill.Evaluation.HeldOutText.Documents(text))
         {
             if (tokens.Count >= want) break;
             if (bos is int b) tokens.Add(b);
@@ -83,21 +83,6 @@ public sealed class TextFileWindowSource(string path) : ITokenWindowSource
             ["bos_per_document"] = bos is not null,
         };
         return new InMemoryTokenWindows(windows, describe);
-    }
-
-    static IEnumerable<string> Documents(string text)
-    {
-        var lines = new List<string>();
-        foreach (var raw in text.Replace("\r\n", "\n").Split('\n'))
-        {
-            if (raw.Trim().Length == 0)
-            {
-                if (lines.Count > 0) yield return string.Join("\n", lines);
-                lines.Clear();
-            }
-            else lines.Add(raw);
-        }
-        if (lines.Count > 0) yield return string.Join("\n", lines);
     }
 }
 
