@@ -29,7 +29,7 @@ public sealed class DistillSettings : CommandSettings
     public string? SoftmaxLayers { get; init; }
 
     [CommandOption("--layout <FILE>")]
-    [Description("JSON with \"softmax_layers\": [...] and/or \"layer_types\": [...] (e.g. written by layer selection).")]
+    [Description("Layout JSON (as hybrid select writes it): {\"softmax_layers\": [[3]], \"layer_types\": [[\"gdn\", ...]]}.")]
     public string? Layout { get; init; }
 
     [CommandOption("--recipe <FILE>")]

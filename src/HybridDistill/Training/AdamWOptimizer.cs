@@ -2,6 +2,7 @@
 //   m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
 //   p <- p (1 - lr wd)                                   (decoupled weight decay)
 //   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// (equal to torch's to rounding: the last line is evaluated as lr s / (1 - b1^t) * m / (sqrt(v) + eps s), s = sqrt(1 - b2^t))
 // Written here rather than using TorchSharp's so that its whole state (m, v, t) is ours to save and restore
 // bit-exactly: a resumed run continues with the same numbers as one that was never interrupted.
 using HybridDistill.Checkpoints;
@@ -69,6 +70,7 @@ public sealed class AdamWOptimizer : IDisposable
         double bc1 = 1 - Math.Pow(Beta1, StepCount);
         double bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
         using var _ = no_grad();
+        using var mixing = tensor(1 - Beta1, dtype: float32);                 // lerp weight (0-dim)
         for (int gi = 0; gi < Groups.Count; gi++)
         {
             double lr = Groups[gi].Lr * lrScale;
@@ -79,11 +81,12 @@ public sealed class AdamWOptimizer : IDisposable
                 var grad = p.grad;
                 if (grad is null) continue;
                 var (m, v) = moments[name];
-                m.mul_(Beta1).add_(grad, alpha: 1 - Beta1);
+                m.lerp_(grad, mixing);                                            // b1 m + (1 - b1) g
                 v.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
                 if (WeightDecay != 0 && (Decay1d || p.dim() >= 2)) p.mul_(1 - lr * WeightDecay);
-                var denom = v.sqrt().div_(bc2Sqrt).add_(Eps);
-                p.addcdiv_(m, denom, value: -lr / bc1);
+                // m_hat / (sqrt(v_hat) + eps) = s m / (bc1 (sqrt(v) + eps s)) with s = sqrt(1 - b2^t): two passes fewer.
+                var denom = v.sqrt().add_(Eps * bc2Sqrt);
+                p.addcdiv_(m, denom, value: -lr * bc2Sqrt / bc1);
             }
         }
     }

@@ -8,6 +8,10 @@
 // Each chunk's logit gradient is pushed through the LM head with autograd (z = h W^T), into a detached copy
 // of the final hidden states; one backward of the hidden states then carries the summed gradient into the
 // body of the network. Peak memory: one chunk of logits per model plus their softmaxes.
+// The values use log q_v = z_v / tau - lse(z / tau) and sum_v p_v = 1, so no [c, V] log q is formed:
+//   KL_n = sum_v p_v log p_v - sum_v p_v z_v / tau + lse_n(z / tau)     (the two sums as batched dot products)
+//   CE_n = lse_n(z) - z_target
+// Every [c, V] pass is a memory pass; these forms need about half the passes of the textbook ones.
 using static TorchSharp.torch;
 
 namespace HybridDistill.Training;
@@ -48,14 +52,17 @@ public static class ChunkedLogitLoss
         {
             using var scope = NewDisposeScope();
             long c = Math.Min(chunk, n - start);
-            Tensor? logp = null, p = null;                                                      // teacher log-probs and probs [c, V]
+            Tensor? p = null;                                                                   // teacher probs [c, V]
+            double negativeEntropy = 0;                                                          // sum over the chunk of sum_v p log p
             if (kl)
                 using (timing.Time(PhaseTimes.TeacherForward))
                 using (no_grad())
                 {
                     var zt = nn.functional.linear(teacherHidden!.narrow(0, start, c), teacherHead!);   // [c, d] -> [c, V]
-                    logp = (tau == 1.0 ? zt : zt.div_(tau)).log_softmax(-1);
+                    if (tau != 1.0) zt.div_(tau);
+                    var logp = zt.sub_(zt.logsumexp(-1, keepdim: true));                      // log p [c, V], in place
                     p = logp.exp();
+                    negativeEntropy = RowDots(p, logp).sum().item<float>();
                 }
             Tensor zs;
             Tensor? grad = null;                                                                 // dloss/dz [c, V]
@@ -63,24 +70,23 @@ public static class ChunkedLogitLoss
             {
                 zs = nn.functional.linear(leaf.narrow(0, start, c), studentHead);                 // [c, d] -> [c, V]
                 using var _ = no_grad();
-                var zsd = zs.detach();
-                Tensor? logq1 = null;                                                            // log softmax(z) [c, V]
+                var z = zs.detach();
+                var zt = tau == 1.0 ? z : z / tau;                                               // z / tau [c, V]
+                var lse = zt.logsumexp(-1, keepdim: true);                                       // [c, 1]
                 if (kl)
                 {
-                    var logq = (tau == 1.0 ? zsd : zsd / tau).log_softmax(-1);                   // [c, V]
-                    if (tau == 1.0) logq1 = logq;
-                    klSum += (p! * (logp! - logq)).sum().item<float>() * tau * tau;
-                    if (backward) grad = logq.exp().sub_(p!).mul_(tau * gradScale / n);
+                    klSum += (negativeEntropy - RowDots(p!, zt).sum().item<float>() + lse.sum().item<float>()) * tau * tau;
+                    if (backward) grad = (zt - lse).exp_().sub_(p!).mul_(tau * gradScale / n);  // tau (q - p) / N
                 }
                 if (targets is not null)
                 {
-                    logq1 ??= zsd.log_softmax(-1);
                     var t = targets.narrow(0, start, c).unsqueeze(1);                            // [c] -> [c, 1]
-                    ceSum -= logq1.gather(1, t).sum().item<float>();
+                    var lse1 = tau == 1.0 ? lse : z.logsumexp(-1, keepdim: true);               // [c, 1]
+                    ceSum += lse1.sum().item<float>() - z.gather(1, t).sum().item<float>();
                     if (backward && ceWeight != 0)
                     {
-                        var g = logq1.exp();
-                        g.scatter_add_(1, t, full(c, 1, -1.0f, dtype: g.dtype));                 // softmax - onehot
+                        var g = (z - lse1).exp_();                                               // softmax(z) [c, V]
+                        g.scatter_add_(1, t, full(c, 1, -1.0f, dtype: g.dtype));                 // - onehot(target)
                         g.mul_(ceWeight * gradScale / n);
                         grad = grad is null ? g : grad.add_(g);
                     }
@@ -94,4 +100,8 @@ public static class ChunkedLogitLoss
             if (backward && leaf.grad is not null) studentHidden.backward([leaf.grad]);
         return new LogitLossValues(klSum / n, ceSum / n);
     }
+
+    /// <summary>Row-wise dot products of a and b [c, V] -> [c], as a batched matrix-vector product (no [c, V] temporary).</summary>
+    static Tensor RowDots(Tensor a, Tensor b) =>
+        a.unsqueeze(1).bmm(b.unsqueeze(2)).reshape(a.shape[0]);                                 // [c, 1, V] x [c, V, 1] -> [c, 1, 1] -> [c]
 }

@@ -59,7 +59,6 @@ public class TrainLoopTests
     public void Stage2_SoftmaxStudent_LowersKl_TeacherUnchanged_RunDirIsAModel()
     {
         var outDir = TestPaths.NewTempDir("stage2-softmax");
-        var teacherBefore = new Dictionary<string, byte[]>();
         var outcome = DistillRun.Run(Stage2Request(outDir));
         Assert.True(outcome.Result.Completed);
         Assert.Equal(12, outcome.Result.Step);
@@ -70,7 +69,8 @@ public class TrainLoopTests
         Assert.True(last < first / 1.5, $"held-out KL {first} -> {last}");
         Assert.Equal(new[] { 0L, 4, 8, 12 }, lines.Where(l => l["val_loss"] is not null).Select(l => (long)l["step"]!));
         Assert.All(lines, l => Assert.NotNull(l["lrs"]));
-        Assert.Equal(7e-6 * 0 + 1e-4, (double)lines[^1]["lrs"]!["other"]!, 12);
+        Assert.Equal(1e-4, (double)lines[^1]["lrs"]!["other"]!, 12);       // --set lr_other=1e-4, constant schedule
+        Assert.Equal(3e-3, (double)lines[^1]["lrs"]!["attention"]!, 12);
 
         // The run directory is a model directory; the teacher's files are untouched (teacher frozen).
         using var trained = HfCheckpoint.Load(outDir);
