@@ -14,7 +14,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--method <NAME>")]
-        [Description("Scoring method: uniform, random, ends, ppl (later: kl, stage1, removal, ar, ar-multihop).")]
+        [Description("Scoring method: kl, uniform, random, ends, ppl, stage1, removal, ar, ar-multihop.")]
         public string Method { get; init; } = "";
 
         [CommandOption("--teacher <DIR>")]
@@ -46,7 +46,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
         public string? Recipe { get; init; }
 
         [CommandOption("--set <KEY=VALUE>")]
-        [Description("A method setting (repeatable): uniform anchor=last|first; ppl window=256, batch=8.")]
+        [Description("A method setting (repeatable): uniform anchor=last|first; ppl window=256, batch=8; kl/removal last_n=3, curve=train|val, early_stop=auto|off, stable_window=3 and any stage-2 key (seq_len=..., lr_attention=...); stage1 window, batch; ar pairs=50, queries, prompts, batch.")]
         public string[] Set { get; init; } = [];
 
         [CommandOption("--seed <S>")]
