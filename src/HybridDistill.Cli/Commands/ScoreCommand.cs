@@ -123,6 +123,12 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
         var pngPath = Path.Combine(outDir, ScoresPlot.FileName);
         ScoresPlot.Save(scores, pngPath, k, plotBudget);
         Render(scores, k, plotBudget);
+        if (scores.Provenance["early_stopping_after_the_fact"] is System.Text.Json.Nodes.JsonObject stop)
+            CliRunner.Stderr.MarkupLineInterpolated(
+                $"[grey]early stopping (after the fact, top-K stable over {stop["window"]} logged steps): {stop["by_k"]?.ToJsonString()}; stopping when all settle saves {stop["saved_fraction"]} of the {stop["curve_tokens"]} tokens per run[/]");
+        if (scores.Details?.FirstOrDefault()?["lock_step"] is System.Text.Json.Nodes.JsonObject lockStep)
+            CliRunner.Stderr.MarkupLineInterpolated(
+                $"[grey]lock-step early stopping: {lockStep["lock_step_rounds"]} rounds, stopped at {lockStep["stopped_at_tokens"]} tokens per run; {lockStep["all_runs_tokens_used"]} of {lockStep["all_runs_tokens_budget"]} tokens used (saved {lockStep["tokens_saved_fraction"]})[/]");
         if (json) Console.Out.WriteLine(scores.ToJson().ToJsonString(JsonOptions.Indented));
         CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {Path.GetFullPath(jsonPath)} and {ScoresPlot.FileName}");
     }
