@@ -14,7 +14,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--method <NAME>")]
-        [Description("Scoring method: uniform, random, ends, ppl (later: kl, stage1, removal, ar, ar-multihop).")]
+        [Description("Scoring method: kl, uniform, random, ends, ppl, stage1, removal, ar, ar-multihop.")]
         public string Method { get; init; } = "";
 
         [CommandOption("--teacher <DIR>")]
@@ -46,7 +46,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
         public string? Recipe { get; init; }
 
         [CommandOption("--set <KEY=VALUE>")]
-        [Description("A method setting (repeatable): uniform anchor=last|first; ppl window=256, batch=8.")]
+        [Description("A method setting (repeatable): uniform anchor=last|first; ppl window=256, batch=8; kl/removal last_n=3, curve=train|val, early_stop=auto|off, stable_window=3 and any stage-2 key (seq_len=..., lr_attention=...); stage1 window, batch; ar pairs=50, queries, prompts, batch.")]
         public string[] Set { get; init; } = [];
 
         [CommandOption("--seed <S>")]
@@ -123,6 +123,12 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
         var pngPath = Path.Combine(outDir, ScoresPlot.FileName);
         ScoresPlot.Save(scores, pngPath, k, plotBudget);
         Render(scores, k, plotBudget);
+        if (scores.Provenance["early_stopping_after_the_fact"] is System.Text.Json.Nodes.JsonObject stop)
+            CliRunner.Stderr.MarkupLineInterpolated(
+                $"[grey]early stopping (after the fact, top-K stable over {stop["window"]} logged steps): {stop["by_k"]?.ToJsonString()}; stopping when all settle saves {stop["saved_fraction"]} of the {stop["curve_tokens"]} tokens per run[/]");
+        if (scores.Details?.FirstOrDefault()?["lock_step"] is System.Text.Json.Nodes.JsonObject lockStep)
+            CliRunner.Stderr.MarkupLineInterpolated(
+                $"[grey]lock-step early stopping: {lockStep["lock_step_rounds"]} rounds, stopped at {lockStep["stopped_at_tokens"]} tokens per run; {lockStep["all_runs_tokens_used"]} of {lockStep["all_runs_tokens_budget"]} tokens used (saved {lockStep["tokens_saved_fraction"]})[/]");
         if (json) Console.Out.WriteLine(scores.ToJson().ToJsonString(JsonOptions.Indented));
         CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {Path.GetFullPath(jsonPath)} and {ScoresPlot.FileName}");
     }

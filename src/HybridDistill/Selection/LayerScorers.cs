@@ -24,11 +24,9 @@ public static class LayerScorers
         // plug-in points: replace each line with the scorer once its dependency is on main
         "kl" => new KlScorer(),
         "removal" => new KlScorer(removal: true),
-        "stage1" => throw NotYet(name, "stage-1 runs (hybrid distill stage1)"),
-        "ar" or "ar-multihop" => throw NotYet(name, "the recall-task generators (Evaluation kv-recall / kv-multihop)"),
+        "stage1" => new Stage1Scorer(),
+        "ar" => new AblationRecallScorer(multihop: false),
+        "ar-multihop" => new AblationRecallScorer(multihop: true),
         _ => throw new InputException($"--method {name}: unknown scoring method (methods: {string.Join(", ", Names)})."),
     };
-
-    static InputException NotYet(string name, string needs) =>
-        new($"--method {name} is not available in this build yet: it needs {needs}. Available now: uniform, random, ends, ppl.");
 }
