@@ -41,8 +41,8 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         new("curve", "train", "train (logged training KL) or val (validation KL at eval_every)"),
         new("early_stop", "auto", "auto (lock-step rounds with top-K stability when all layers run in one process; kl only) or off"),
         new("stable_window", "3", "rounds the top-K sets (12.5% and 25%) must stay unchanged to stop early"),
-        .. TrainConfig.KeysOf(Stage.Stage2).Where(k => k is not "softmax_layers" and not "train_tokens")
-            .Select(k => new ScorerSetting(k, "", "stage-2 setting of the scoring runs (default: the recipe's score, then stage2 section)")),
+        .. TrainConfig.KeysOf(Stage.Stage2).Where(k => k is not ("softmax_layers" or "train_tokens" or "seed" or "checkpoint_every" or "keep_checkpoints"))
+            .Select(k => new ScorerSetting(k, "(recipe)", "stage-2 setting of the scoring runs (default: the recipe's score, then stage2 section)")),
     ];
 
     protected override IPerLayerRun Open(ScoringContext context)
