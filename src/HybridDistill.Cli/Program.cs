@@ -34,25 +34,13 @@ public static class CliApp
         .WithDescription("Write an untrained hybrid initialised from a teacher (RADLADS weight transfer).")
         .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--softmax-layers", "2", "--out", "out/hybrid-untrained")
         .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--layer-types", "gdn,gdn,softmax,gdn,gdn", "--out", "out/h");
-    config.AddBranch("score", score =>
-    {
-        // the description is Spectre markup: [[ and ]] print brackets
-        score.SetDescription("Per-layer importance scores for choosing which layers stay softmax.\n" +
-            "  hybrid score --method NAME --teacher DIR --out DIR\n" +
-            "    [[--data FILE-or-TOKEN-DIR]] [[--stage1 DIR]] [[--recipe FILE]] [[--layers 0,1,5]]\n" +
-            "    [[--budget-tokens N]] [[--set key=value ...]] [[--seed S]]\n" +
-            "    [[--plot-budget 25%]] [[--json]]\n" +
-            "Methods: uniform (--set anchor=last|first), random (--seed), ends,\n" +
-            "  ppl (--data; --set window=256 --set batch=8).\n" +
-            "Writes OUT/scores.json and OUT/scores.png; per-layer methods also write\n" +
-            "OUT/layers/layer-{l}.json, and a re-run skips finished layers.");
-        score.AddExample("score", "--method", "ppl", "--teacher", "../shared/assets/stories260K", "--data", "../shared/assets/text/tinystories_val_slice.txt", "--out", "out/scores-ppl");
-        score.AddExample("score", "--method", "uniform", "--teacher", "../shared/assets/stories260K", "--set", "anchor=first", "--out", "out/scores-uniform");
-        score.SetDefaultCommand<ScoreCommand>();
-        score.AddCommand<ScoreMergeCommand>("merge")
-            .WithDescription("Combine OUT/layers/layer-{l}.json from one or several processes into OUT/scores.json.")
-            .WithExample("score", "merge", "out/scores-ppl");
-    });
+    config.AddCommand<ScoreCommand>("score")
+        .WithDescription("Per-layer importance scores (kl, uniform, random, ends, ppl, stage1, removal, ar, ar-multihop) -> OUT/scores.json and scores.png; " +
+            "per-layer methods also write OUT/layers/layer-{l}.json, and a re-run skips finished layers. \"score merge DIR\" combines slices.")
+        .WithExample("score", "--method", "kl", "--teacher", "../shared/assets/stories260K", "--stage1", "out/s1", "--data", "out/data/ts", "--out", "out/scores-kl")
+        .WithExample("score", "--method", "ppl", "--teacher", "../shared/assets/stories260K", "--data", "../shared/assets/text/tinystories_val_slice.txt", "--out", "out/scores-ppl")
+        .WithExample("score", "--method", "uniform", "--teacher", "../shared/assets/stories260K", "--set", "anchor=first", "--out", "out/scores-uniform")
+        .WithExample("score", "merge", "out/scores-kl");
     config.AddCommand<SelectCommand>("select")
         .WithDescription("The softmax layers for a budget from scores.json; writes the layout file stage 2 and convert read.")
         .WithExample("select", "--scores", "out/scores-ppl/scores.json", "--budget", "25%", "--out", "out/layout.json")

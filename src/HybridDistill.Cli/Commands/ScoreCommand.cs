@@ -13,6 +13,16 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
 {
     public sealed class Settings : CommandSettings
     {
+        // "merge DIR" is an action of this command rather than a Spectre sub-command: a branch with a default
+        // command mis-parses a repeated --set ("Unknown command").
+        [CommandArgument(0, "[ACTION]")]
+        [Description("merge: combine DIR/layers/layer-{l}.json (from one or several processes) into DIR/scores.json.")]
+        public string? Action { get; init; }
+
+        [CommandArgument(1, "[DIR]")]
+        [Description("With merge: the --out directory of the scoring runs.")]
+        public string? MergeDir { get; init; }
+
         [CommandOption("--method <NAME>")]
         [Description("Scoring method: kl, uniform, random, ends, ppl, stage1, removal, ar, ar-multihop.")]
         public string Method { get; init; } = "";
@@ -65,6 +75,9 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
 
         public override ValidationResult Validate()
         {
+            if (Action is not null)
+                return Action == "merge" && !string.IsNullOrEmpty(MergeDir) ? ValidationResult.Success()
+                    : ValidationResult.Error($"unknown action \"{Action}\": the only action is \"merge DIR\".");
             if (string.IsNullOrEmpty(Method)) return ValidationResult.Error($"--method NAME is required ({string.Join(", ", LayerScorers.Names)}).");
             if (string.IsNullOrEmpty(Out)) return ValidationResult.Error("--out DIR is required.");
             return ValidationResult.Success();
@@ -73,6 +86,11 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
+        if (s.Action == "merge")
+        {
+            Write(new LayerResultStore(s.MergeDir!).Merge(), s.MergeDir!, s.PlotBudget, s.Json);
+            return 0;
+        }
         var scorer = LayerScorers.Create(s.Method);
         var watch = Stopwatch.StartNew();
         var scoring = new ScoringContext

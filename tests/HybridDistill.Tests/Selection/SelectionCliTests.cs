@@ -7,22 +7,12 @@ using Spectre.Console.Cli;
 
 namespace HybridDistill.Tests.Selection;
 
-/// <summary>hybrid score / score merge / select through Spectre's parser, wired as Program.cs wires them.</summary>
+/// <summary>hybrid score / score merge / select through Spectre's parser, with Program.cs's own wiring.</summary>
 public class SelectionCliTests
 {
     static (int Code, string Stdout) Run(params string[] args)
     {
-        var app = new CommandApp();
-        app.Configure(config =>
-        {
-            config.PropagateExceptions();
-            config.AddBranch("score", score =>
-            {
-                score.SetDefaultCommand<ScoreCommand>();
-                score.AddCommand<ScoreMergeCommand>("merge");
-            });
-            config.AddCommand<SelectCommand>("select");
-        });
+        var app = CliApp.Create();
         var stdout = new StringWriter();
         var original = Console.Out;
         Console.SetOut(stdout);
@@ -97,5 +87,19 @@ public class SelectionCliTests
         Assert.Equal(0, code);
         Assert.Equal(2, LayerScores.Load(outDir).Ranking[0]);
         Assert.True(File.Exists(Path.Combine(outDir, "scores.png")));
+    }
+
+    [Fact]
+    public void RepeatedSetOptionsAllReachTheMethod()
+    {
+        var outDir = Path.Combine(TestPaths.NewTempDir("cli-set"), "ppl");
+        var stories = TestPaths.Assets("stories260K");
+        var text = TestPaths.Assets("text", "tinystories_val_slice.txt");
+        Assert.Equal(0, Run("score", "--method", "ppl", "--teacher", stories, "--data", text, "--budget-tokens", "256",
+            "--set", "window=64", "--set", "batch=2", "--out", outDir).Code);
+        Assert.Equal(5, LayerScores.Load(outDir).NumLayers);
+        // both values were read: a repeated key and an unknown key are each reported
+        Assert.Equal(2, Run("score", "--method", "ppl", "--teacher", stories, "--data", text, "--set", "window=64", "--set", "window=32", "--out", outDir + "2").Code);
+        Assert.Equal(2, Run("score", "--method", "ppl", "--teacher", stories, "--data", text, "--set", "window=64", "--set", "bogus=1", "--out", outDir + "3").Code);
     }
 }
