@@ -62,6 +62,7 @@ public abstract class DistillCommand : Command<DistillSettings>
 
     public override int Execute(CommandContext context, DistillSettings s, CancellationToken cancellation)
     {
+        NativeMemory.UseHugePagesForLargeTensors();
         var request = new DistillRequest
         {
             Stage = Stage,
