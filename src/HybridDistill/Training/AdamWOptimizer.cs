@@ -89,7 +89,8 @@ public sealed class AdamWOptimizer : IDisposable
                 v.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
                 if (WeightDecay != 0 && (Decay1d || p.dim() >= 2)) p.mul_(1 - lr * WeightDecay);
                 // m_hat / (sqrt(v_hat) + eps) = s m / (bc1 (sqrt(v) + eps s)) with s = sqrt(1 - b2^t): two passes fewer.
-                var denom = scratch.narrow(0, 0, v.numel()).view(v.shape).copy_(v).sqrt_().add_(Eps * bc2Sqrt);
+                var denom = scratch.narrow(0, 0, v.numel()).view(v.shape)        // [max numel] -> the parameter's shape
+                    .copy_(v).sqrt_().add_(Eps * bc2Sqrt);
                 p.addcdiv_(m, denom, value: -lr * bc2Sqrt / bc1);
             }
         }
