@@ -62,6 +62,7 @@ public abstract class DistillCommand : Command<DistillSettings>
 
     public override int Execute(CommandContext context, DistillSettings s, CancellationToken cancellation)
     {
+        NativeMemory.UseHugePagesForLargeTensors();
         var request = new DistillRequest
         {
             Stage = Stage,
@@ -151,6 +152,7 @@ public static class TrainingProgressView
                 {
                     task.MaxValue = Math.Max(1, p.TotalSteps);
                     task.Value = p.Step;
+                    if (p.Event is not ("step" or "line" or "start")) return;
                     string val = p.ValLoss is double v ? $" val {v:G4}" : "";
                     string loss = p.Loss is double l ? $" loss {l:G4}" : "";
                     task.Description = Markup.Escape($"{title} {p.Step}/{p.TotalSteps}{loss}{val} {p.TokensPerSecond:N0} tok/s");

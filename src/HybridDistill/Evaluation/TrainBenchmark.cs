@@ -1,6 +1,7 @@
 // Training-step throughput of stage 1 or stage 2 on a random-weight teacher, against this machine's matmul speed
 // measured in the same run. FLOPs per step = B*T x (teacher forward + 3 x student forward), per token:
 //   teacher forward   2 (non-embedding params + lm_head params) + 2 L d T   (ForwardBenchmark.FlopsPerToken)
+//                     (stage 1 stops before the LM head: 2 x the decoder layers' params + 2 L d T)
 //   student forward   stage 2: the same formula over the student, counting only softmax layers in the 2 L d T
 //                     term (a GDN layer counts its projections, which are its parameters);
 //                     stage 1: 2 x the trained attention layers' parameters (the rest is the teacher's pass)
@@ -77,7 +78,9 @@ public static class TrainBenchmark
         var phases = new[] { PhaseTimes.TeacherForward, PhaseTimes.StudentForward, PhaseTimes.Backward, PhaseTimes.Optimizer }
             .ToDictionary(p => p, p => timing.Milliseconds.GetValueOrDefault(p) / steps);
 
-        double teacherFlops = ForwardBenchmark.FlopsPerToken(teacher, seq);
+        double teacherFlops = stage == 1
+            ? 2.0 * teacher.Layers.Sum(l => l.parameters().Sum(p => p.numel())) + 2.0 * teacherConfig.NumHiddenLayers * teacherConfig.HiddenSize * seq
+            : ForwardBenchmark.FlopsPerToken(teacher, seq);
         double studentFlops = stage == 1 ? Stage1StudentFlopsPerToken(student) : StudentFlopsPerToken(student, seq);
         double stepFlops = (double)batch * seq * (teacherFlops + 3 * studentFlops);
         double achieved = stepFlops / (stepMs * 1e-3) / 1e9;

@@ -19,6 +19,7 @@ public sealed class AdamWOptimizer : IDisposable
 {
     private readonly Dictionary<string, (Tensor M, Tensor V)> moments = new(StringComparer.Ordinal);
     private readonly double[] currentLr;
+    private readonly Tensor scratch;   // room for the largest parameter: the denominator without a fresh allocation per step
 
     public AdamWOptimizer(IReadOnlyList<ParameterGroup> groups, double beta1, double beta2, double eps, double weightDecay, bool decay1d)
     {
@@ -37,6 +38,9 @@ public sealed class AdamWOptimizer : IDisposable
         foreach (var group in groups)
             foreach (var (name, p) in group.Parameters)
                 moments[name] = (zeros_like(p).DetachFromDisposeScope(), zeros_like(p).DetachFromDisposeScope());
+        var first = groups.SelectMany(g => g.Parameters).First().Parameter;
+        scratch = empty([groups.SelectMany(g => g.Parameters).Max(p => p.Parameter.numel())], dtype: first.dtype, device: first.device)
+            .DetachFromDisposeScope();
     }
 
     public IReadOnlyList<ParameterGroup> Groups { get; }
@@ -85,7 +89,8 @@ public sealed class AdamWOptimizer : IDisposable
                 v.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
                 if (WeightDecay != 0 && (Decay1d || p.dim() >= 2)) p.mul_(1 - lr * WeightDecay);
                 // m_hat / (sqrt(v_hat) + eps) = s m / (bc1 (sqrt(v) + eps s)) with s = sqrt(1 - b2^t): two passes fewer.
-                var denom = v.sqrt().add_(Eps * bc2Sqrt);
+                var denom = scratch.narrow(0, 0, v.numel()).view(v.shape)        // [max numel] -> the parameter's shape
+                    .copy_(v).sqrt_().add_(Eps * bc2Sqrt);
                 p.addcdiv_(m, denom, value: -lr * bc2Sqrt / bc1);
             }
         }
@@ -127,6 +132,7 @@ public sealed class AdamWOptimizer : IDisposable
 
     public void Dispose()
     {
+        scratch.Dispose();
         foreach (var (m, v) in moments.Values)
         {
             m.Dispose();

@@ -1,0 +1,44 @@
+using HybridDistill.Evaluation;
+using HybridDistill.Models;
+using HybridDistill.Tests.Models;
+using HybridDistill.Training;
+
+namespace HybridDistill.Tests.Evaluation;
+
+public class TrainBenchmarkTests
+{
+    [Fact]
+    public void QuarterHybrid_KeepsEveryFourthLayerFromTheEnd()
+    {
+        Assert.Equal(new[] { "gdn", "gdn", "gdn", "softmax", "gdn", "gdn", "gdn", "softmax" }, TrainBenchmark.QuarterHybrid(8));
+        Assert.Equal(new[] { "gdn", "gdn", "gdn", "softmax", "gdn" }, TrainBenchmark.QuarterHybrid(5));
+    }
+
+    [Fact]
+    public void StudentFlops_CountProjectionsAndOnlySoftmaxAttentionScores()
+    {
+        var config = TinyConfigs.Llama(layers: 4);                       // d 32, vocab 50, tied
+        using var teacher = new HybridCausalLM(config);
+        using var student = StudentBuilder.Build(teacher, TrainBenchmark.QuarterHybrid(4), null, 0);
+        long nonEmbedding = student.parameters().Sum(p => p.numel()) - 50 * 32;
+        // tied: the LM head's V*d is added back; one softmax layer contributes 2 d T per token
+        Assert.Equal(2.0 * (nonEmbedding + 50 * 32) + 2.0 * 1 * 32 * 100, TrainBenchmark.StudentFlopsPerToken(student, 100));
+        long gdnAttention = Enumerable.Range(0, 3).Sum(l => student.Layers[l].Attention.parameters().Sum(p => p.numel()));
+        Assert.Equal(2.0 * gdnAttention, TrainBenchmark.Stage1StudentFlopsPerToken(student));
+    }
+
+    [Fact]
+    public void TinyRun_ReportsEveryPhase_AndConsistentThroughput()
+    {
+        var config = TinyConfigs.Llama(layers: 4);
+        foreach (int stage in new[] { 1, 2 })
+        {
+            var r = TrainBenchmark.Run(config, stage, seq: 32, batch: 2, steps: 1);
+            Assert.Equal(64 / (r.StepMs * 1e-3), r.TokensPerSecond, 6);
+            foreach (var phase in new[] { PhaseTimes.TeacherForward, PhaseTimes.StudentForward, PhaseTimes.Backward, PhaseTimes.Optimizer })
+                Assert.True(r.PhaseMs[phase] > 0, $"stage {stage}: {phase}");
+            Assert.True(r.PhaseMs.Values.Sum() <= r.StepMs * 1.05);
+            Assert.True(r.AchievedGflops > 0 && r.MatmulGflops > 0);
+        }
+    }
+}
