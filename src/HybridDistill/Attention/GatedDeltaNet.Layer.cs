@@ -89,21 +89,13 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         var beta = sigmoid(b_proj.forward(x)).transpose(1, 2);                                     // [B, T, H] -> [B, H, T]
         var g = (-A_log.exp() * nn.functional.softplus(a_proj.forward(x) + dt_bias)).transpose(1, 2); // [B, H, T], <= 0
 
-        Tensor o;
-        if (gdnState is null)
-            o = Chunked(q, k, v, beta, g, null, options.ChunkSize).Output;
-        else if (t == 1)
-        {
-            var (step, next) = Step(q.squeeze(2), k.squeeze(2), v.squeeze(2), beta.squeeze(2), g.squeeze(2), gdnState.S);
-            o = step.unsqueeze(2);                                                                // [B, H, D] -> [B, H, 1, D]
-            gdnState.Replace(next);
-        }
-        else
-        {
-            var (chunked, final) = Chunked(q, k, v, beta, g, gdnState.S, options.ChunkSize);
-            o = chunked;
-            gdnState.Replace(final);
-        }
+        var o = RecurrentState.Advance(gdnState, t,
+            initial => Chunked(q, k, v, beta, g, initial, options.ChunkSize),
+            current =>
+            {
+                var (step, next) = Step(q.squeeze(2), k.squeeze(2), v.squeeze(2), beta.squeeze(2), g.squeeze(2), current);
+                return (step.unsqueeze(2), next);                                                  // [B, H, D] -> [B, H, 1, D]
+            });
 
         var gate = nn.functional.silu(g_proj.forward(x)).view(b, t, heads, headDim);             // [B, T, H, D]
         var y = (o_norm.forward(o.transpose(1, 2)) * gate).reshape(b, t, heads * headDim);         // [B, H, T, D] -> [B, T, H*D]

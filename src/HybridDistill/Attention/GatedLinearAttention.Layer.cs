@@ -63,21 +63,13 @@ public sealed partial class GatedLinearAttention : AttentionLayer, ITeacherIniti
         var gk = (nn.functional.logsigmoid(gk_proj.forward(x)) / options.GateLogitNormalizer)
             .view(b, t, heads, headDim).transpose(1, 2);                                                // [B, H, T, D], <= 0
 
-        Tensor o;
-        if (recurrent is null)
-            o = Chunked(q, k, v, gk, null, options.ChunkSize).Output;
-        else if (t == 1)
-        {
-            var (step, next) = Step(q.squeeze(2), k.squeeze(2), v.squeeze(2), gk.squeeze(2), recurrent.S);
-            o = step.unsqueeze(2);                                                                     // [B, H, D] -> [B, H, 1, D]
-            recurrent.Replace(next);
-        }
-        else
-        {
-            var (chunked, final) = Chunked(q, k, v, gk, recurrent.S, options.ChunkSize);
-            o = chunked;
-            recurrent.Replace(final);
-        }
+        var o = RecurrentState.Advance(recurrent, t,
+            initial => Chunked(q, k, v, gk, initial, options.ChunkSize),
+            current =>
+            {
+                var (step, next) = Step(q.squeeze(2), k.squeeze(2), v.squeeze(2), gk.squeeze(2), current);
+                return (step.unsqueeze(2), next);                                                  // [B, H, D] -> [B, H, 1, D]
+            });
 
         var gate = nn.functional.silu(g_proj.forward(x)).view(b, t, heads, headDim);                  // [B, T, H, D]
         var y = (o_norm.forward(o.transpose(1, 2)) * gate).reshape(b, t, heads * headDim);              // [B, H, T, D] -> [B, T, H*D]

@@ -32,6 +32,20 @@ public sealed class RecurrentState : LayerState
         old.Dispose();
     }
 
+    /// <summary>
+    /// Runs a linear-attention kernel over new tokens. Without a state: the whole sequence from a zero state through
+    /// the chunked path. With one: a single token through the step path, several through the chunked path from S;
+    /// either way the state then holds the final S. Returns the output.
+    /// </summary>
+    public static Tensor Advance(RecurrentState? state, long tokens,
+        Func<Tensor?, (Tensor Output, Tensor FinalState)> chunked, Func<Tensor, (Tensor Output, Tensor NewState)> step)
+    {
+        if (state is null) return chunked(null).Output;
+        var (output, next) = tokens == 1 ? step(state.S) : chunked(state.S);
+        state.Replace(next);
+        return output;
+    }
+
     public override void Dispose()
     {
         S.Dispose();
