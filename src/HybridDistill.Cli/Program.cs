@@ -2,9 +2,20 @@ using HybridDistill.Cli;
 using HybridDistill.Cli.Commands;
 using Spectre.Console.Cli;
 
-var app = new CommandApp();
-app.Configure(config =>
+return CliRunner.Run(CliApp.Create(), args);
+
+/// <summary>The command tree. <c>hybrid run</c> drives the other commands through a second instance of it.</summary>
+public static class CliApp
 {
+    public static CommandApp Create()
+    {
+        var app = new CommandApp();
+        app.Configure(Configure);
+        return app;
+    }
+
+    static void Configure(IConfigurator config)
+    {
     config.SetApplicationName("hybrid");
     config.PropagateExceptions();
     config.AddCommand<RunCommand>("run")
@@ -23,6 +34,17 @@ app.Configure(config =>
         .WithDescription("Write an untrained hybrid initialised from a teacher (RADLADS weight transfer).")
         .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--softmax-layers", "2", "--out", "out/hybrid-untrained")
         .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--layer-types", "gdn,gdn,softmax,gdn,gdn", "--out", "out/h");
+    config.AddCommand<ScoreCommand>("score")
+        .WithDescription("Per-layer importance scores (kl, uniform, random, ends, ppl, stage1, removal, ar, ar-multihop) -> OUT/scores.json and scores.png; " +
+            "per-layer methods also write OUT/layers/layer-{l}.json, and a re-run skips finished layers. \"score merge DIR\" combines slices.")
+        .WithExample("score", "--method", "kl", "--teacher", "../shared/assets/stories260K", "--stage1", "out/s1", "--data", "out/data/ts", "--out", "out/scores-kl")
+        .WithExample("score", "--method", "ppl", "--teacher", "../shared/assets/stories260K", "--data", "../shared/assets/text/tinystories_val_slice.txt", "--out", "out/scores-ppl")
+        .WithExample("score", "--method", "uniform", "--teacher", "../shared/assets/stories260K", "--set", "anchor=first", "--out", "out/scores-uniform")
+        .WithExample("score", "merge", "out/scores-kl");
+    config.AddCommand<SelectCommand>("select")
+        .WithDescription("The softmax layers for a budget from scores.json; writes the layout file stage 2 and convert read.")
+        .WithExample("select", "--scores", "out/scores-ppl/scores.json", "--budget", "25%", "--out", "out/layout.json")
+        .WithExample("select", "--scores", "out/scores-uniform", "--keep", "2", "--json");
     // ---- data and distillation (wip-distill) ----
     config.AddCommand<TokenizeCommand>("tokenize")
         .WithDescription("Tokenize text, folders of text and JSONL into a packed token directory with a validation split.")
@@ -62,5 +84,12 @@ app.Configure(config =>
             .WithExample("bench", "decode")
             .WithExample("bench", "decode", "--model", "out/teacher", "--model", "out/hybrid", "--contexts", "256,512", "--json", "out/");
     });
-});
-return CliRunner.Run(app, args);
+    config.AddCommand<EvalCommand>("eval")
+        .WithDescription("Evaluate a model: perplexity, teacher agreement, recall suites, multiple choice (JSON + Markdown).")
+        .WithExample("eval", "--model", "../shared/assets/stories260K", "--tasks", "ppl,recall", "--data",
+                     "../shared/assets/text/tinystories_val_slice.txt", "--limit", "20", "--json", "out/teacher/");
+    config.AddCommand<ReportCommand>("report")
+        .WithDescription("Put several models' eval.json and bench_decode.json side by side in Markdown with PNG plots.")
+        .WithExample("report", "out/teacher", "out/hybrid-25", "out/hybrid-12.5", "--out", "out/report.md");
+    }
+}

@@ -25,6 +25,11 @@ public sealed class BenchAttentionCommand : Command<BenchAttentionCommand.Settin
         [DefaultValue(8192)]
         public int NaiveMaxT { get; init; } = 8192;
 
+        [CommandOption("--naive-bwd-max-t <T>")]
+        [Description("Skip the naive references' forward+backward above this length (autograd through their loops is O(T^2)).")]
+        [DefaultValue(2048)]
+        public int NaiveBackwardMaxT { get; init; } = 2048;
+
         [CommandOption("--swa-window <N>")]
         [DefaultValue(256)]
         public int SwaWindow { get; init; } = 256;
@@ -46,7 +51,7 @@ public sealed class BenchAttentionCommand : Command<BenchAttentionCommand.Settin
         if (unknown is not null) throw new InputException($"--kinds: unknown kind \"{unknown}\" (gdn, gla, swa, softmax).");
         bool quiet = s.Json is { IsSet: true } && string.IsNullOrEmpty(s.Json.Value);
         var progress = new SyncProgress<string>(m => { if (!quiet) CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"); });
-        var options = new AttentionBenchmark.Options(SwaWindow: s.SwaWindow, Repeats: s.Repeats, NaiveMaxT: s.NaiveMaxT);
+        var options = new AttentionBenchmark.Options(SwaWindow: s.SwaWindow, Repeats: s.Repeats, NaiveMaxT: s.NaiveMaxT, NaiveBackwardMaxT: s.NaiveBackwardMaxT);
         var rows = AttentionBenchmark.Run(lengths, kinds, options, progress, cancellation);
         int? crossover = AttentionBenchmark.GdnCrossover(rows);
 

@@ -1,75 +1,122 @@
 using System.ComponentModel;
-using System.Text.Json.Nodes;
+using System.Diagnostics;
 using HybridDistill.Config;
-using HybridDistill.Evaluation;
-using HybridDistill.Generation;
-using HybridDistill.Models;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace HybridDistill.Cli.Commands;
 
 /// <summary>
-/// The main job. Until the distillation pipeline lands this is a self-contained demo that needs nothing
-/// outside the repository: a random-weight model from configs/demo-tiny.json decodes with and without its
-/// cache (they must agree), then the forward benchmark runs on it. Results go to OUT/run.json.
+/// The whole pipeline, each step one of the other commands with its output in a folder of OUT, so a second
+/// run skips finished steps and resumes an interrupted one: tokenize -> stage 1 (all-linear alignment) ->
+/// layer scores -> selection for the budget -> stage 2 (the hybrid) -> evaluation of teacher and hybrid ->
+/// decode benchmark -> report.
 /// </summary>
 public sealed class RunCommand : Command<RunCommand.Settings>
 {
     public sealed class Settings : CommandSettings
     {
-        [CommandOption("--config <JSON>")]
-        [Description("Model config to build the demo model from (default: configs/demo-tiny.json in the repository).")]
-        public string? Config { get; init; }
+        [CommandOption("--teacher <DIR>")]
+        [Description("Teacher model directory (default: stories260K from ../shared/assets beside the repository).")]
+        public string? Teacher { get; init; }
+
+        [CommandOption("--data <PATH>")]
+        [Description("Training text: files, folders or JSONL, repeatable (default: the TinyStories slice in ../shared/assets).")]
+        public string[] Data { get; init; } = [];
+
+        [CommandOption("--eval-data <FILE>")]
+        [Description("Held-out text for perplexity and agreement (default: the first --data file).")]
+        public string? EvalData { get; init; }
+
+        [CommandOption("--recipe <FILE>")]
+        [Description("Recipe with stage1/stage2/score sections (default: recipes/stories260K.json).")]
+        public string? Recipe { get; init; }
+
+        [CommandOption("--method <NAME>")]
+        [Description("Layer scoring method (kl, the paper's; or uniform, ends, random, ppl, ar, stage1, removal).")]
+        [DefaultValue("kl")]
+        public string Method { get; init; } = "kl";
+
+        [CommandOption("--budget <B>")]
+        [Description("Fraction of layers kept softmax (25% or 0.25).")]
+        [DefaultValue("25%")]
+        public string Budget { get; init; } = "25%";
 
         [CommandOption("--out <DIR>")]
-        [Description("Output directory (default: out/run).")]
         [DefaultValue("out/run")]
         public string Out { get; init; } = "out/run";
+
+        [CommandOption("--eval-limit <N>")]
+        [Description("Recall prompts per length in the evaluation.")]
+        [DefaultValue(30)]
+        public int EvalLimit { get; init; } = 30;
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        string configPath = s.Config ?? Path.Combine(RepositoryRoot(), "configs", "demo-tiny.json");
-        var config = ModelConfig.Load(configPath);
+        string root = RepositoryRoot();
+        string assets = Path.GetFullPath(Path.Combine(root, "..", "shared", "assets"));
+        string teacher = s.Teacher ?? Path.Combine(assets, "stories260K");
+        string[] data = s.Data.Length > 0 ? s.Data : [Path.Combine(assets, "text", "tinystories_val_slice.txt")];
+        string recipe = s.Recipe ?? Path.Combine(root, "recipes", "stories260K.json");
+        string evalData = s.EvalData ?? data[0];
+        if (!Directory.Exists(teacher))
+            throw new InputException($"{teacher}: teacher not found. Pass --teacher DIR (a Hugging Face model directory).");
+        string outDir = Path.GetFullPath(s.Out);
+        string P(string name) => Path.Combine(outDir, name);
         var err = CliRunner.Stderr;
-        err.MarkupLineInterpolated($"[bold]HybridDistill demo[/] on a random-weight {config.ModelType} ({config.NumHiddenLayers} layers, d={config.HiddenSize}) from {configPath}");
+        err.MarkupLineInterpolated($"[bold]hybrid run[/]: teacher {teacher}, method {s.Method}, budget {s.Budget}, output {outDir}");
+        var total = Stopwatch.StartNew();
 
-        using var model = new HybridCausalLM(config);
-        model.InitializeWeights(seed: 0, std: 0.1);
-        model.eval();
-        int bos = config.BosTokenId ?? 1;
-        var options = new SamplingOptions { MaxNewTokens = 48 };
-        var cached = TokenGenerator.Generate(model, [bos], options, useCache: true).ToList();
-        var reference = TokenGenerator.Generate(model, [bos], options, useCache: false).ToList();
-        bool agree = cached.SequenceEqual(reference);
-        err.MarkupLineInterpolated($"greedy decoding, 48 tokens: cached and full-forward paths {(agree ? "[green]agree[/]" : "[red]DISAGREE[/]")}");
-        err.MarkupLineInterpolated($"tokens: {string.Join(' ', cached)}");
+        Step("tokenize", File.Exists(Path.Combine(P("data"), "manifest.json")),
+            ["tokenize", "--model", teacher, .. data.SelectMany(d => new[] { "--input", d }), "--out", P("data")]);
+        Stage("stage1", ["distill", "stage1", "--teacher", teacher, "--data", P("data"), "--recipe", recipe]);
+        Step("score", File.Exists(Path.Combine(P("scores"), "scores.json")),
+            ["score", "--method", s.Method, "--teacher", teacher, "--stage1", P("stage1"), "--data", P("data"), "--recipe", recipe, "--out", P("scores")]);
+        Step("select", false,
+            ["select", "--scores", Path.Combine(P("scores"), "scores.json"), "--budget", s.Budget, "--out", P("layout.json")]);
+        Stage("hybrid", ["distill", "stage2", "--teacher", teacher, "--data", P("data"), "--from", P("stage1"), "--layout", P("layout.json"), "--recipe", recipe]);
 
-        var progress = new SyncProgress<string>(m => err.MarkupLineInterpolated($"[grey]{m}...[/]"));
-        var bench = ForwardBenchmark.Run(model, Math.Min(256, config.MaxPositionEmbeddings - 32), 1, [128], progress: progress);
-        var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
-        table.AddRow("prefill tokens/s", $"{bench.PrefillTokensPerSecond:F0}");
-        table.AddRow("achieved / matmul GFLOP/s", $"{bench.AchievedGflops:F1} / {bench.MatmulGflops:F1}");
-        table.AddRow("decode ms/token @ 128", $"{bench.DecodeMsPerToken[128]:F2}");
-        err.Write(table);
+        string[] recall = ["--tasks", "ppl,passkey,kv-recall,kv-multihop,copy", "--data", evalData, "--limit", s.EvalLimit.ToString()];
+        Step("eval teacher", File.Exists(Path.Combine(P("eval/teacher"), "eval.json")),
+            ["eval", "--model", teacher, "--name", "teacher", .. recall, "--json", P("eval/teacher") + "/"]);
+        Step("eval hybrid", File.Exists(Path.Combine(P("eval/hybrid"), "eval.json")),
+            ["eval", "--model", P("hybrid"), "--teacher", teacher, "--name", "hybrid-" + s.Budget.TrimEnd('%'),
+             "--tasks", "ppl,agree,passkey,kv-recall,kv-multihop,copy", "--data", evalData, "--limit", s.EvalLimit.ToString(), "--json", P("eval/hybrid") + "/"]);
+        int maxContext = ModelConfig.Load(teacher).MaxPositionEmbeddings;
+        var contexts = new[] { 128, 256, 512, 1024, 2048, 4096, 8192, 16384 }.Where(c => c + 40 <= maxContext).DefaultIfEmpty(maxContext / 2);
+        Step("bench decode", File.Exists(Path.Combine(P("eval"), "bench_decode.json")),
+            ["bench", "decode", "--model", teacher, "--model", P("hybrid"), "--contexts", string.Join(",", contexts), "--json", P("eval") + "/"]);
+        Step("report", false, ["report", P("eval/teacher"), P("eval/hybrid"), P("eval"), "--out", P("report.md")]);
 
-        Directory.CreateDirectory(s.Out);
-        var json = new JsonObject
+        err.MarkupLineInterpolated($"[green]done[/] in {total.Elapsed.TotalMinutes:F1} min: hybrid model {P("hybrid")}, report {P("report.md")}");
+        return 0;
+
+        void Stage(string name, string[] args)
         {
-            ["config"] = Path.GetFullPath(configPath),
-            ["greedy_tokens"] = new JsonArray(cached.Select(t => (JsonNode)t).ToArray()),
-            ["cached_equals_full_forward"] = agree,
-            ["prefill_tokens_per_s"] = bench.PrefillTokensPerSecond,
-            ["achieved_gflops"] = bench.AchievedGflops,
-            ["matmul_gflops"] = bench.MatmulGflops,
-            ["decode_ms_per_token_128"] = bench.DecodeMsPerToken[128],
-        };
-        var path = Path.Combine(s.Out, "run.json");
-        File.WriteAllText(path, json.ToJsonString(JsonOptions.Indented));
-        err.MarkupLineInterpolated($"[green]wrote[/] {Path.GetFullPath(path)}");
-        return agree ? 0 : 1;
+            string dir = P(name);
+            bool finished = File.Exists(Path.Combine(dir, "model.safetensors")) && File.Exists(Path.Combine(dir, "config.json"));
+            bool started = Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any();
+            Step(name, finished, [.. args, "--out", dir, .. started ? new[] { "--resume" } : []]);
+        }
+
+        void Step(string name, bool done, string[] args)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            if (done)
+            {
+                err.MarkupLineInterpolated($"[grey]- {name}: already done, skipped[/]");
+                return;
+            }
+            err.MarkupLineInterpolated($"[bold blue]- {name}[/]: hybrid {string.Join(' ', args.Select(Quote))}");
+            var sw = Stopwatch.StartNew();
+            int code = CliApp.Create().Run(args);
+            if (code != 0) throw new InputException($"step \"{name}\" failed (exit code {code}); fix the cause above and run again: finished steps are skipped.");
+            err.MarkupLineInterpolated($"[grey]  {name} took {sw.Elapsed.TotalSeconds:F0} s[/]");
+        }
     }
+
+    static string Quote(string arg) => arg.Contains(' ') ? "\"" + arg + "\"" : arg;
 
     /// <summary>The repository root (where HybridDistill.sln is), found upwards from the executable.</summary>
     public static string RepositoryRoot()

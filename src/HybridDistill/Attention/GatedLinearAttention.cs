@@ -12,18 +12,19 @@
 // The inter-chunk terms only ever exponentiate sums of gk (<= 0): safe. The intra-chunk scores need a pairwise,
 // per-channel decay; writing exp(b_t - b_j) = exp(b_t - r) * exp(r - b_j) turns them into one matmul, but for
 // r <= b_j the second factor grows like exp(total decay since r) and overflows fp32 once that passes ~88.
-// Scheme (exact for any decay):
-// - the chunk is cut into sub-chunks of s tokens; for row sub-chunk I the reference r_I is the cumulative decay
-//   just before I. For key columns in earlier sub-chunks J < I both factors have exponents <= 0 (no overflow;
-//   an underflow to 0 only happens where the true product is below fp32 range anyway).
-// - for the diagonal block J == I the key factor is exp(-(decay inside I up to j)) <= exp(span of I). If every
-//   sub-chunk's span is <= MaxFactoredExponent (60: factors within [e^-60, e^60], far from fp32 limits, with
-//   room for the gradients) the diagonal block is factored too; otherwise it is computed pairwise, exactly, as a
-//   [s, s, Dk] tensor per sub-chunk.
-// - s = C (one sub-chunk: the whole chunk is one factored matmul) when every chunk's span is <= 60 (the usual
-//   case: gk of -0.01..-0.5 per step), else s = 16.
-// Precision: exponents are built from sub-chunk-local cumulative sums plus sums of whole sub-chunk totals
-// (a 0/1 matmul), never as the difference of two long cumulative sums, so strong decay does not cost digits.
+// Scheme (exact for any decay): cut the chunk into sub-chunks of s tokens and factor through sub-chunk edges,
+//   score(t in I, j in J) = [q_t exp(decay from start of I through t)] . [exp(E_IJ) * k_j exp(decay after j to end of J)]
+// with E_IJ = decay strictly between J and I (<= 0) for J < I, and E_II = -(total decay of I) (>= 0) for the
+// diagonal block. Every factor except exp(E_II) is <= 1 (no overflow; underflow only where the true product is
+// below fp32 range anyway).
+// - s is the largest of C, 16, 8, 4 for which every sub-chunk's span (-E_II) is <= MaxFactoredExponent (60:
+//   factors within [e^-60, e^60], far from fp32 limits, with room for the gradients). Cost: the scaled keys are a
+//   [C/s, C, Dk] tensor per chunk, so s = C (the usual case: gk of -0.01..-0.9 per step) is cheapest.
+// - if even 4-token spans exceed 60 (gk below about -15 per step), s = 8 and the diagonal blocks are computed
+//   pairwise, exactly, from exp(b_t - b_j) for j < t, one sub-diagonal t - j = d at a time (7 batched steps).
+// Precision: exponents are sub-chunk-local cumulative sums, their differences inside one sub-chunk, or sums of
+// whole sub-chunk totals (a 0/1 matmul), never differences of long cumulative sums, so a strong decay over the
+// chunk does not cost digits (the error of an exponent is about one ulp of one sub-chunk's span).
 // Everything is batched over chunks; only the inter-chunk state recurrence loops (T / C steps).
 
 using TorchSharp;
@@ -33,14 +34,14 @@ namespace HybridDistill.Attention;
 
 public sealed partial class GatedLinearAttention
 {
-    /// <summary>Sub-chunk length used when a whole chunk cannot be factored safely.</summary>
-    internal const long SubChunkSize = 16;
+    /// <summary>Sub-chunk lengths tried (largest first) when a whole chunk cannot be factored safely.</summary>
+    static readonly long[] SubChunkSizes = { 16, 8, 4 };
+
+    /// <summary>Sub-chunk length of the pairwise fallback (s - 1 sub-diagonals plus scaled keys [C/s, C, Dk]).</summary>
+    const long PairwiseSubChunkSize = 8;
 
     /// <summary>Largest log-decay span (sum of -gk over a block) for which exp(b_t - r) * exp(r - b_j) is used.</summary>
     internal const double MaxFactoredExponent = 60;
-
-    /// <summary>How the intra-chunk scores are formed; Auto picks the cheapest exact one from the decays.</summary>
-    internal enum IntraChunkScheme { Auto, WholeChunk, SubChunkFactored, SubChunkPairwise }
 
     /// <summary>
     /// Reference: the per-token recurrence in the input dtype (fp32), differentiable. q, k, gk [B, H, T, Dk] (q
@@ -52,13 +53,15 @@ public sealed partial class GatedLinearAttention
         var (batch, heads, tokens, keyDim, valueDim) = CheckSequenceShapes(q, k, v, gk, initialState);
         using var scope = torch.NewDisposeScope();
         var state = initialState ?? torch.zeros(batch, heads, keyDim, valueDim, dtype: q.dtype, device: q.device);
+        // unbind, not select per step: select's backward writes a full-size zero gradient per token (O(T^2)).
+        var (qs, ks, vs, gks) = (q.unbind(2), k.unbind(2), v.unbind(2), gk.unbind(2)); // [B, H, T, D] -> T x [B, H, D]
         var outputs = new Tensor[tokens];
         for (long t = 0; t < tokens; t++)
         {
             var previous = state;
             using (var stepScope = torch.NewDisposeScope())
             {
-                var (output, next) = StepCore(q.select(2, t), k.select(2, t), v.select(2, t), gk.select(2, t), state);
+                var (output, next) = StepCore(qs[t], ks[t], vs[t], gks[t], state);
                 (outputs[t], state) = stepScope.MoveToOuter(output, next);
             }
             // Only the handle goes: autograd keeps its own reference to the tensor it needs.
@@ -100,13 +103,14 @@ public sealed partial class GatedLinearAttention
     /// padded to a multiple of <paramref name="chunkSize"/> (a multiple of 16, or at most 16). gk must be <= 0.
     /// </summary>
     public static (Tensor Output, Tensor FinalState) Chunked(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState = null, int chunkSize = 64)
-        => ChunkedCore(q, k, v, gk, initialState, chunkSize, IntraChunkScheme.Auto);
+        => ChunkedCore(q, k, v, gk, initialState, chunkSize, null);
 
-    internal static (Tensor Output, Tensor FinalState) ChunkedCore(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState, int chunkSize, IntraChunkScheme scheme)
+    /// <param name="scheme">Sub-chunk length and pairwise diagonal; null picks from the decays (tests force one).</param>
+    internal static (Tensor Output, Tensor FinalState) ChunkedCore(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState, int chunkSize, (long Sub, bool Pairwise)? scheme)
     {
         var (batch, heads, tokens, keyDim, valueDim) = CheckSequenceShapes(q, k, v, gk, initialState);
-        if (chunkSize < 1 || (chunkSize > SubChunkSize && chunkSize % SubChunkSize != 0))
-            throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, $"GLA chunk size must be a multiple of {SubChunkSize} or at most {SubChunkSize}.");
+        if (chunkSize < 1 || (chunkSize > 16 && chunkSize % 16 != 0))
+            throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "GLA chunk size must be a multiple of 16 or at most 16.");
         using var scope = torch.NewDisposeScope();
 
         if (gk.max().item<float>() > 0)
@@ -123,7 +127,8 @@ public sealed partial class GatedLinearAttention
             gk = nn.functional.pad(gk, pad); // [B, H, T, Dk] -> [B, H, N*C, Dk]
         }
 
-        var (sub, pairwiseDiagonal) = ChooseSubChunks(gk, batch, heads, chunks, chunk, keyDim, scheme);
+        var (sub, pairwiseDiagonal) = scheme ?? ChooseSubChunks(gk, chunk);
+        if (chunk % sub != 0) throw new ArgumentException($"Sub-chunk {sub} does not divide chunk {chunk}.");
         long subs = chunk / sub;
 
         var qSub = q.reshape(batch, heads, chunks, subs, sub, keyDim);    // [B, H, N*C, Dk] -> [B, H, N, nS, s, Dk]
@@ -134,42 +139,43 @@ public sealed partial class GatedLinearAttention
         // Log decay from the start of t's sub-chunk through t (inclusive), and each sub-chunk's total.
         var local = gkSub.cumsum(4);                                       // [B, H, N, nS, s, Dk]
         var subTotal = local.select(4, sub - 1);                           // [B, H, N, nS, Dk]
-        // between[I, J] = sum of subTotal over J <= m < I: log decay from the start of sub-chunk J to the start of
-        // sub-chunk I (I = nS is the chunk end; 0 when J >= I). A 0/1 matmul: each entry sums only its own terms.
-        var between = SpanMatrix(subs, q.dtype, q.device).matmul(subTotal) // [(nS+1)*nS, nS] @ [B, H, N, nS, Dk] -> [B, H, N, (nS+1)*nS, Dk]
-            .reshape(batch, heads, chunks, subs + 1, subs, keyDim);        // -> [B, H, N, nS+1, nS, Dk]
+        // Sums of whole sub-chunk totals, each entry summing only its own terms (a 0/1 matmul, see DecaySums).
+        var sums = DecaySums(subs, q.dtype, q.device).matmul(subTotal);   // [R, nS] @ [B, H, N, nS, Dk] -> [B, H, N, R, Dk]
+        var blockExponent = sums.narrow(3, 0, subs * subs)
+            .reshape(batch, heads, chunks, subs, subs, keyDim);            // [B, H, N, nS*nS, Dk] -> [B, H, N, nS(I), nS(J), Dk]
+        var beforeSub = sums.narrow(3, subs * subs, subs);                 // [B, H, N, nS, Dk]: chunk start -> start of I
+        var afterSub = sums.narrow(3, subs * subs + subs, subs);           // [B, H, N, nS, Dk]: end of J -> chunk end
+        var chunkTotal = sums.select(3, subs * subs + 2 * subs);           // [B, H, N, Dk]
+
+        // Every factor below has an exponent <= 0 except exp(blockExponent) on the diagonal (see the header).
+        var qLocal = qSub * local.exp();                                   // [B, H, N, nS, s, Dk]: q_t * exp(decay from start of I through t)
+        var kEnd = kSub * (subTotal.unsqueeze(4) - local).exp();          // [B, H, N, nS, s, Dk]: k_j * exp(decay after j to end of J)
 
         // Inter-chunk: chunk updates, the state recurrence, and the outputs' share of the carried state.
-        var toChunkEnd = between.select(3, subs).unsqueeze(4) - local;     // [B, H, N, nS, 1, Dk] - [B, H, N, nS, s, Dk]: decay after j to chunk end (<= 0)
-        var kToEnd = (kSub * toChunkEnd.exp())
+        var kToChunkEnd = (subs == 1 ? kEnd : kEnd * afterSub.exp().unsqueeze(4))
             .reshape(batch, heads, chunks, chunk, keyDim);                 // [B, H, N, nS, s, Dk] -> [B, H, N, C, Dk]
-        var chunkUpdate = kToEnd.transpose(-1, -2).matmul(vChunk);         // [B, H, N, Dk, C] @ [B, H, N, C, Dv] -> [B, H, N, Dk, Dv]
-        var chunkDecay = between.select(3, subs).select(3, 0)
-            .exp().unsqueeze(-1);                                          // [B, H, N, Dk] -> [B, H, N, Dk, 1]
+        var chunkUpdate = kToChunkEnd.transpose(-1, -2).matmul(vChunk);    // [B, H, N, Dk, C] @ [B, H, N, C, Dv] -> [B, H, N, Dk, Dv]
+        var chunkDecay = chunkTotal.exp().unsqueeze(-1);                   // [B, H, N, Dk] -> [B, H, N, Dk, 1]
 
         var state = initialState ?? torch.zeros(batch, heads, keyDim, valueDim, dtype: q.dtype, device: q.device);
         var startStates = new Tensor[chunks];
+        // unbind, not select per chunk: select's backward writes a full-size zero gradient per chunk.
+        var (decays, updates) = (chunkDecay.unbind(2), chunkUpdate.unbind(2)); // -> N x [B, H, Dk, 1], N x [B, H, Dk, Dv]
         for (long n = 0; n < chunks; n++)
         {
             startStates[n] = state;
-            state = chunkDecay.select(2, n) * state + chunkUpdate.select(2, n); // [B, H, Dk, 1] * [B, H, Dk, Dv] + [B, H, Dk, Dv]
+            state = decays[n] * state + updates[n];                        // [B, H, Dk, 1] * [B, H, Dk, Dv] + [B, H, Dk, Dv]
         }
         var carried = torch.stack(startStates, 2);                         // N x [B, H, Dk, Dv] -> [B, H, N, Dk, Dv]
 
-        var qLocal = qSub * local.exp();                                   // [B, H, N, nS, s, Dk]: q_t * exp(b_t - r_I)
-        var qFromStart = subs == 1
-            ? qLocal                                                       // r_0 = 0: same tensor
-            : qSub * (between.select(4, 0).narrow(3, 0, subs).unsqueeze(4) + local).exp(); // [B, H, N, nS, 1, Dk] + [B, H, N, nS, s, Dk]: decay from chunk start
-        var outputInter = qFromStart.reshape(batch, heads, chunks, chunk, keyDim)
-            .matmul(carried);                                              // [B, H, N, C, Dk] @ [B, H, N, Dk, Dv] -> [B, H, N, C, Dv]
+        var qFromStart = (subs == 1 ? qLocal : qLocal * beforeSub.exp().unsqueeze(4))
+            .reshape(batch, heads, chunks, chunk, keyDim);                 // [B, H, N, nS, s, Dk] -> [B, H, N, C, Dk]
+        var outputInter = qFromStart.matmul(carried);                      // [B, H, N, C, Dk] @ [B, H, N, Dk, Dv] -> [B, H, N, C, Dv]
 
-        // Intra-chunk scores. keyExponent[I, J, j] = between[I, J] - local[J, j] = r_I - b_j: <= 0 for J < I; for
-        // J >= I it is minus the decay inside J up to j (>= 0, at most the sub-chunk span).
-        var keyExponent = between.narrow(3, 0, subs).unsqueeze(5)
-            - local.unsqueeze(3);                                          // [B, H, N, nS, nS, 1, Dk] - [B, H, N, 1, nS, s, Dk] -> [B, H, N, nS, nS, s, Dk]
-        if (pairwiseDiagonal) keyExponent = keyExponent.clamp_max(0);     // J >= I blocks are replaced below: keep them finite
-        var kScaled = (kSub.unsqueeze(3) * keyExponent.exp())
-            .reshape(batch, heads, chunks, subs, chunk, keyDim);           // [B, H, N, nS, nS, s, Dk] -> [B, H, N, nS, C, Dk]
+        // Intra-chunk scores: score[t in I, j in J] = qLocal_t . (exp(blockExponent[I, J]) * kEnd_j).
+        if (pairwiseDiagonal) blockExponent = blockExponent.clamp_max(0); // diagonal blocks are replaced below
+        var kScaled = (kEnd.unsqueeze(3) * blockExponent.exp().unsqueeze(5))
+            .reshape(batch, heads, chunks, subs, chunk, keyDim);           // [B, H, N, 1, nS, s, Dk] * [B, H, N, nS, nS, 1, Dk] -> [B, H, N, nS, C, Dk]
         var scores = qLocal.matmul(kScaled.transpose(-1, -2));            // [B, H, N, nS, s, Dk] @ [B, H, N, nS, Dk, C] -> [B, H, N, nS, s, C]
 
         if (!pairwiseDiagonal)
@@ -179,12 +185,17 @@ public sealed partial class GatedLinearAttention
         }
         else
         {
-            // Diagonal blocks exactly: exp(b_t - b_j) from sub-chunk-local sums, clamped to 0 above the diagonal.
-            var pairDecay = (local.unsqueeze(5) - local.unsqueeze(4))
-                .clamp_max(0).exp();                                       // [B, H, N, nS, s, 1, Dk] - [B, H, N, nS, 1, s, Dk] -> [B, H, N, nS, s, s, Dk]
-            var diagonal = (qSub.unsqueeze(5) * pairDecay * kSub.unsqueeze(4))
-                .sum(-1)                                                   // [B, H, N, nS, s, s, Dk] -> [B, H, N, nS, s, s]
-                * torch.ones(sub, sub, dtype: q.dtype, device: q.device).tril();
+            // Diagonal blocks exactly, one sub-diagonal at a time: score[t, t - d] = sum q_t k_{t-d} exp(b_t - b_{t-d}),
+            // with the exponent a difference of sub-chunk-local sums (<= 0). s - 1 batched steps, only j < t computed.
+            var diagonal = (qSub * kSub).sum(-1).diag_embed();                 // [B, H, N, nS, s] -> [B, H, N, nS, s, s] (t == j: no decay)
+            for (long offset = 1; offset < sub; offset++)
+            {
+                long length = sub - offset;
+                var decay = (local.narrow(4, offset, length) - local.narrow(4, 0, length)).exp(); // [B, H, N, nS, s-d, Dk]
+                var band = (qSub.narrow(4, offset, length) * decay * kSub.narrow(4, 0, length))
+                    .sum(-1);                                                  // [B, H, N, nS, s-d, Dk] -> [B, H, N, nS, s-d]
+                diagonal = diagonal + band.diag_embed(-offset);                // -> [B, H, N, nS, s, s]
+            }
             var blockEye = torch.eye(subs, dtype: q.dtype, device: q.device)
                 .reshape(subs, 1, subs, 1);                                // [nS, nS] -> [nS, 1, nS, 1]
             var diagonalPlaced = (diagonal.unsqueeze(5) * blockEye)        // [B, H, N, nS, s, 1, s] * [nS, 1, nS, 1] -> [B, H, N, nS, s, nS, s]
@@ -204,38 +215,49 @@ public sealed partial class GatedLinearAttention
         return scope.MoveToOuter(output, state);
     }
 
-    /// <summary>Sub-chunk length and whether diagonal blocks need the exact pairwise form.</summary>
-    internal static (long Sub, bool Pairwise) ChooseSubChunks(Tensor gk, long batch, long heads, long chunks, long chunk, long keyDim, IntraChunkScheme scheme)
+    /// <summary>
+    /// Sub-chunk length and whether diagonal blocks need the exact pairwise form: the largest of C, 16, 8, 4 (that
+    /// divides C) whose every block has a log-decay span &lt;= MaxFactoredExponent, else the pairwise fallback.
+    /// gk [B, H, N*C, Dk] (already padded).
+    /// </summary>
+    internal static (long Sub, bool Pairwise) ChooseSubChunks(Tensor gk, long chunk)
     {
-        long small = Math.Min(SubChunkSize, chunk);
-        switch (scheme)
-        {
-            case IntraChunkScheme.WholeChunk: return (chunk, false);
-            case IntraChunkScheme.SubChunkFactored: return (small, false);
-            case IntraChunkScheme.SubChunkPairwise: return (small, true);
-        }
         using var scope = torch.NewDisposeScope();
-        double chunkSpan = -gk.reshape(batch, heads, chunks, chunk, keyDim) // [B, H, N*C, Dk] -> [B, H, N, C, Dk]
-            .sum(3).min().item<float>();
-        if (chunkSpan <= MaxFactoredExponent) return (chunk, false);
-        double subSpan = chunk == small
-            ? chunkSpan
-            : -gk.reshape(batch, heads, chunks * (chunk / small), small, keyDim) // [B, H, N*C, Dk] -> [B, H, N*nS, s, Dk]
+        long batch = gk.shape[0], heads = gk.shape[1], tokens = gk.shape[2], keyDim = gk.shape[3];
+        var candidates = new[] { chunk }.Concat(SubChunkSizes.Where(s => s < chunk && chunk % s == 0)).ToArray();
+        foreach (var sub in candidates)
+        {
+            double span = -gk.reshape(batch, heads, tokens / sub, sub, keyDim) // [B, H, N*C, Dk] -> [B, H, N*C/s, s, Dk]
                 .sum(3).min().item<float>();
-        return (small, subSpan > MaxFactoredExponent);
+            if (span <= MaxFactoredExponent) return (sub, false);
+        }
+        var small = candidates.Where(s => s <= PairwiseSubChunkSize).DefaultIfEmpty(candidates[^1]).First();
+        return (small, true);
     }
 
-    /// <summary>[(n+1)*n, n] 0/1 matrix: row (I, J) selects sub-chunks m with J &lt;= m &lt; I.</summary>
-    static Tensor SpanMatrix(long subs, ScalarType dtype, Device device)
+    /// <summary>
+    /// [R, n] matrix (R = n*n + 2n + 1) turning sub-chunk totals into the log decays the chunk needs:
+    /// rows (I, J): for J &lt; I the sub-chunks strictly between (decay from the end of J to the start of I, &lt;= 0);
+    /// for J == I minus its own total (>= 0, the diagonal block's key factor); 0 for J &gt; I (unused).
+    /// Then n rows "before I" (m &lt; I), n rows "after J" (m &gt; J) and one row with every sub-chunk (the chunk).
+    /// </summary>
+    static Tensor DecaySums(long subs, ScalarType dtype, Device device)
     {
-        using var scope = torch.NewDisposeScope();
-        var upper = torch.arange(subs + 1, device: device).reshape(subs + 1, 1, 1); // I: [nS+1, 1, 1]
-        var lower = torch.arange(subs, device: device).reshape(1, subs, 1);         // J: [1, nS, 1]
-        var member = torch.arange(subs, device: device).reshape(1, 1, subs);        // m: [1, 1, nS]
-        var matrix = lower.le(member).logical_and(member.lt(upper))
-            .to_type(dtype)
-            .reshape((subs + 1) * subs, subs);                                      // [nS+1, nS, nS] -> [(nS+1)*nS, nS]
-        return scope.MoveToOuter(matrix);
+        var matrix = new float[(subs * subs + 2 * subs + 1) * subs];
+        for (long i = 0; i < subs; i++)
+            for (long j = 0; j < subs; j++)
+                for (long m = 0; m < subs; m++)
+                    matrix[(i * subs + j) * subs + m] = j < m && m < i ? 1 : (i == j && m == i ? -1 : 0);
+        for (long i = 0; i < subs; i++)
+            for (long m = 0; m < subs; m++)
+            {
+                matrix[(subs * subs + i) * subs + m] = m < i ? 1 : 0;
+                matrix[(subs * subs + subs + i) * subs + m] = m > i ? 1 : 0;
+                matrix[(subs * subs + 2 * subs) * subs + m] = 1;
+            }
+        return torch.tensor(matrix, dtype: ScalarType.Float32, device: device)
+            .reshape(subs * subs + 2 * subs + 1, subs)                     // [R*n] -> [R, n]
+            .to_type(dtype);
     }
 
     static (long Batch, long Heads, long Tokens, long KeyDim, long ValueDim) CheckSequenceShapes(Tensor q, Tensor k, Tensor v, Tensor gk, Tensor? initialState)

@@ -5,7 +5,8 @@
 // Masked (prefill/training): queries are cut into blocks of Qb tokens; block n sees the keys
 // [n*Qb - window + 1, n*Qb + Qb), gathered by unfold into [B*H, nBlocks, Qb + window - 1, D] (a copy of K and V,
 // (Qb + window - 1) / Qb times), and one batched scaled_dot_product_attention call applies a per-block banded
-// boolean mask. Work and memory are O(T * (Qb + window)) instead of O(T^2). window >= T is plain causal attention.
+// boolean mask. Work and memory are O(T * (Qb + window)) instead of O(T^2). window >= T is plain causal attention;
+// T <= 2 * (Qb + window) uses one dense [T, T] banded mask (faster there than blocks plus K/V copies).
 // Decoding: SlidingWindowCache keeps the last `window` keys/values in a ring [B, H, window, D]. Softmax attention
 // is invariant to the order of the keys (RoPE is applied before caching), so the ring is never rotated.
 
@@ -42,19 +43,37 @@ public sealed partial class SlidingWindowAttention
     /// Fast path for prefill and training: blocked queries, banded boolean mask, scaled_dot_product_attention.
     /// Same arguments and result as <see cref="Naive"/>.
     /// </summary>
-    public static Tensor Masked(Tensor q, Tensor k, Tensor v, int window) => MaskedCore(q, k, v, window, QueryBlock(window));
+    public static Tensor Masked(Tensor q, Tensor k, Tensor v, int window)
+    {
+        long block = QueryBlock(window);
+        return MaskedCore(q, k, v, window, block, denseUpTo: 2 * (block + window));
+    }
 
-    /// <summary>Query block length: the window (about 2x the needed keys per block), at least 64.</summary>
-    internal static long QueryBlock(int window) => Math.Max(64, window);
+    /// <summary>
+    /// Query block length: a quarter of the window, at least 64. Each block computes Qb + W - 1 scores per query
+    /// (at most 1.25x the W needed, plus 64) and copies K/V (Qb + W - 1) / Qb times (at most about 5x).
+    /// </summary>
+    internal static long QueryBlock(int window) => Math.Max(64, window / 4);
 
-    internal static Tensor MaskedCore(Tensor q, Tensor k, Tensor v, int window, long block)
+    /// <param name="denseUpTo">Longest T that uses one dense [T, T] banded mask instead of query blocks.</param>
+    internal static Tensor MaskedCore(Tensor q, Tensor k, Tensor v, int window, long block, long denseUpTo)
     {
         var (batch, heads, tokens, headDim) = CheckShapes(q, k, v, window);
         using var scope = torch.NewDisposeScope();
         if (window >= tokens)
             return scope.MoveToOuter(nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true));
 
-        block = Math.Min(block, tokens);
+        if (tokens <= denseUpTo)
+        {
+            // Short sequence: one dense [T, T] banded mask. Its T^2 scores cost less than the blocks' T * (Qb + W - 1)
+            // plus the K/V copies up to about T = 2 * (Qb + W) (measured: W = 256, crossover near T = 600).
+            var position = torch.arange(tokens, device: q.device);
+            var distance = position.reshape(tokens, 1) - position.reshape(1, tokens);  // t - j: [T, T]
+            var band = distance.ge(0).logical_and(distance.lt(window))
+                .reshape(1, 1, tokens, tokens);                                          // [T, T] -> [1, 1, T, T]
+            return scope.MoveToOuter(nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: band));
+        }
+
         long blocks = (tokens + block - 1) / block, padded = blocks * block, span = block + window - 1;
         var qBlocks = nn.functional.pad(q, new long[] { 0, 0, 0, padded - tokens })   // [B, H, T, D] -> [B, H, nB*Qb, D]
             .reshape(batch * heads, blocks, block, headDim);                           // -> [B*H, nB, Qb, D]
@@ -71,7 +90,7 @@ public sealed partial class SlidingWindowAttention
     }
 
     /// <summary>
-    /// [nB, Qb, L] boolean mask (true = attend). Query i of block n is token n*Qb + i; key slot l of that block is
+    /// [1, nB, Qb, L] boolean mask (true = attend; 4-D: with a 3-D mask libtorch's CPU SDPA was about 4x slower). Query i of block n is token n*Qb + i; key slot l of that block is
     /// token n*Qb + l - (W - 1). Allowed: l in [i, i + W - 1] (the band) and the key token is not left padding.
     /// </summary>
     static Tensor BlockMask(long blocks, long block, int window, Device device)
@@ -83,7 +102,7 @@ public sealed partial class SlidingWindowAttention
         var start = torch.arange(blocks, device: device).reshape(blocks, 1, 1) * block; // n*Qb: [nB, 1, 1]
         var band = slot.ge(query).logical_and(slot.le(query + (window - 1)));          // [1, Qb, L]
         var real = (start + slot).ge(window - 1);                                      // [nB, 1, L]
-        return scope.MoveToOuter(band.logical_and(real));                              // [nB, Qb, L]
+        return scope.MoveToOuter(band.logical_and(real).unsqueeze(0));                 // [nB, Qb, L] -> [1, nB, Qb, L]
     }
 
     /// <summary>

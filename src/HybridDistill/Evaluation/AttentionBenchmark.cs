@@ -14,7 +14,7 @@ public sealed record AttentionTiming(string Kind, string Path, int T, string Pas
 public static class AttentionBenchmark
 {
     public sealed record Options(int Heads = 8, int HeadDim = 64, int SwaWindow = 256, int Repeats = 3,
-        int NaiveMaxT = 8192, int ChunkSize = 64);
+        int NaiveMaxT = 8192, int NaiveBackwardMaxT = 2048, int ChunkSize = 64);
 
     /// <summary>The code paths measured: (kind, path) pairs.</summary>
     public static readonly (string Kind, string Path)[] Paths =
@@ -33,6 +33,8 @@ public static class AttentionBenchmark
                 if (path == "naive" && t > options.NaiveMaxT) continue;
                 foreach (var pass in new[] { "fwd", "fwdbwd" })
                 {
+                    // Autograd through a per-token loop writes a full-size gradient per step: O(T^2) memory traffic.
+                    if (path == "naive" && pass == "fwdbwd" && t > options.NaiveBackwardMaxT) continue;
                     cancellation.ThrowIfCancellationRequested();
                     progress?.Report($"{kind} {path} T={t} {pass}");
                     // The naive loops are slow and their timing steady: one timed run after the warm-up is enough.

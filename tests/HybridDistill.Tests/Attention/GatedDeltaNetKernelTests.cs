@@ -132,6 +132,59 @@ public sealed class GatedDeltaNetKernelTests
         AssertClose(reference, Run(ChunkedKernel(16), x, float32), $"chunked c=16 T={length}");
     }
 
+    [Theory]
+    [InlineData(65)]
+    [InlineData(200)]
+    public void ChunkedByAutogradMatchesNaive(int length)
+    {
+        // The direct rendering of steps 1-5 differentiated by autograd, a second check on the hand-written backward.
+        var x = MakeInputs(length, seed: 8);
+        var reference = Run(Naive, x, float32);
+        Kernel byAutograd = (q, k, v, beta, g, s) => GatedDeltaNet.ChunkedByAutograd(q, k, v, beta, g, s, 64, GatedDeltaNet.TriangularInverse.Solve);
+        AssertClose(reference, Run(byAutograd, x, float32), $"chunked by autograd T={length}");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ChunkedGradientsWhenOnlyOneResultIsUsed(bool useOutput)
+    {
+        // The other result's gradient arrives undefined in the hand-written backward and must count as zero.
+        var x = MakeInputs(130, seed: 9);
+        Dictionary<string, Tensor> Grads(Kernel kernel)
+        {
+            var leaf = Leaves(x, float32);
+            var (output, state) = kernel(leaf.Q, leaf.K, leaf.V, leaf.Beta, leaf.G, leaf.State);
+            manual_seed(99);
+            var used = useOutput ? output : state;
+            (used * randn(used.shape)).sum().backward();
+            // q does not reach the final state: the naive loop leaves its gradient undefined, i.e. zero.
+            Tensor Grad(Tensor t) => t.grad is null ? zeros_like(t, dtype: float64) : t.grad.to(float64);
+            return new Dictionary<string, Tensor>
+            {
+                ["dq"] = Grad(leaf.Q), ["dk"] = Grad(leaf.K), ["dv"] = Grad(leaf.V),
+                ["dbeta"] = Grad(leaf.Beta), ["dg"] = Grad(leaf.G), ["dstate"] = Grad(leaf.State!),
+            };
+        }
+        AssertClose(Grads(Naive), Grads(ChunkedKernel(64)), useOutput ? "output only" : "final state only");
+    }
+
+    [Fact]
+    public void ChunkedWithoutGradientsEqualsChunkedWithGradients()
+    {
+        var x = MakeInputs(150, seed: 10);
+        var leaf = Leaves(x, float32);
+        var (o1, s1) = GatedDeltaNet.Chunked(leaf.Q, leaf.K, leaf.V, leaf.Beta, leaf.G, leaf.State);
+        Assert.True(o1.requires_grad && s1.requires_grad);
+        using (no_grad())
+        {
+            var (o2, s2) = GatedDeltaNet.Chunked(leaf.Q, leaf.K, leaf.V, leaf.Beta, leaf.G, leaf.State);
+            Assert.False(o2.requires_grad);
+            Assert.Equal(0.0, (o1.detach() - o2).abs().max().item<float>());
+            Assert.Equal(0.0, (s1.detach() - s2).abs().max().item<float>());
+        }
+    }
+
     [Fact]
     public void ChunkedInFp64AgreesWithNaiveToRoundoff()
     {
@@ -239,6 +292,17 @@ public sealed class GatedDeltaNetKernelTests
         Assert.Equal(before + 6, Tensor.TotalCount);
         foreach (var t in new[] { o1, s1, o2, s2, o3, s3 }) t.Dispose();
         Assert.Equal(before, Tensor.TotalCount);
+
+        // Forward and hand-written backward inside a caller's scope leave nothing behind but the leaves' gradients.
+        var leaves = new[] { q, k, v, beta, g, s0 }.Select(t => t.detach().requires_grad_(true)).ToArray();
+        before = Tensor.TotalCount;
+        using (var scope = NewDisposeScope())
+        {
+            var (o, s) = GatedDeltaNet.Chunked(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5]);
+            (o.sum() + s.sum()).backward();
+        }
+        Assert.Equal(before, Tensor.TotalCount);
+        Assert.All(leaves, t => Assert.True(t.grad is not null && t.grad.abs().sum().item<float>() > 0));
     }
 
     [Fact]

@@ -1,7 +1,6 @@
 using HybridDistill.Attention;
 using TorchSharp;
 using static TorchSharp.torch;
-using Scheme = HybridDistill.Attention.GatedLinearAttention.IntraChunkScheme;
 
 namespace HybridDistill.Tests.Attention;
 
@@ -10,7 +9,10 @@ public class GatedLinearAttentionTests
     const long Batch = 2, Heads = 2, KeyDim = 16, ValueDim = 16;
     static readonly string[] Names = { "q", "k", "v", "gk", "initialState" };
 
-    /// <summary>Per-step log decay regimes: weak, realistic (logsigmoid(x)/16), medium, strong, extreme.</summary>
+    /// <summary>
+    /// Per-step log decay regimes and the sub-chunk scheme each one selects (chunk 64): weak and realistic
+    /// (logsigmoid(x)/16): whole chunk; medium: 16; strong (~ -5): 8; severe (~ -10): 4; extreme: pairwise.
+    /// </summary>
     static Tensor Decay(string regime, long tokens)
     {
         var jitter = torch.rand(Batch, Heads, tokens, KeyDim) + 0.5; // [0.5, 1.5)
@@ -18,9 +20,10 @@ public class GatedLinearAttentionTests
         {
             "weak" => jitter * -1e-3,
             "realistic" => nn.functional.logsigmoid(torch.randn(Batch, Heads, tokens, KeyDim) * 2) / 16,
-            "medium" => jitter * -2,  // chunk spans > 60, 16-token spans < 60: factored sub-chunks
-            "strong" => jitter * -5,  // 16-token spans ~80 > 60: pairwise diagonal blocks
-            "extreme" => jitter * -60,
+            "medium" => jitter * -2,   // chunk spans > 60, 16-token spans <= 48
+            "strong" => jitter * -5,   // 16-token spans ~80 > 60, 8-token spans <= 60
+            "severe" => jitter * -10,  // 8-token spans ~80, 4-token spans <= 60
+            "extreme" => jitter * -60, // 4-token spans ~240: pairwise diagonal blocks
             _ => throw new ArgumentException(regime),
         };
     }
@@ -66,6 +69,9 @@ public class GatedLinearAttentionTests
         foreach (var tokens in new long[] { 1, 63, 64, 65, 200 })
             foreach (var regime in new[] { "weak", "realistic", "medium", "strong" })
                 data.Add(tokens, regime);
+        data.Add(65, "severe");
+        data.Add(200, "severe");
+        data.Add(65, "extreme");
         data.Add(200, "extreme");
         return data;
     }
@@ -76,16 +82,20 @@ public class GatedLinearAttentionTests
         AssertMatchesNaive((q, k, v, g, s) => GatedLinearAttention.Chunked(q, k, v, g, s), tokens, regime);
 
     [Theory]
-    [InlineData(nameof(Scheme.WholeChunk), "realistic")]
-    [InlineData(nameof(Scheme.SubChunkFactored), "realistic")]
-    [InlineData(nameof(Scheme.SubChunkFactored), "medium")]
-    [InlineData(nameof(Scheme.SubChunkPairwise), "realistic")]
-    [InlineData(nameof(Scheme.SubChunkPairwise), "strong")]
-    public void Every_intra_chunk_scheme_matches_naive(string schemeName, string regime)
+    [InlineData(64L, false, "realistic")]
+    [InlineData(16L, false, "realistic")]
+    [InlineData(16L, false, "medium")]
+    [InlineData(8L, false, "strong")]
+    [InlineData(4L, false, "severe")]
+    [InlineData(16L, true, "realistic")]
+    [InlineData(8L, true, "strong")]
+    [InlineData(8L, true, "extreme")]
+    [InlineData(4L, true, "extreme")]
+    [InlineData(64L, true, "medium")]
+    public void Every_intra_chunk_scheme_matches_naive(long sub, bool pairwise, string regime)
     {
-        var scheme = Enum.Parse<Scheme>(schemeName);
         foreach (var tokens in new long[] { 65, 200 })
-            AssertMatchesNaive((q, k, v, g, s) => GatedLinearAttention.ChunkedCore(q, k, v, g, s, 64, scheme), tokens, regime);
+            AssertMatchesNaive((q, k, v, g, s) => GatedLinearAttention.ChunkedCore(q, k, v, g, s, 64, (sub, pairwise)), tokens, regime);
     }
 
     [Theory]
@@ -170,17 +180,18 @@ public class GatedLinearAttentionTests
         KernelAssert.Close(state, expectedState, "state", 1e-6);
     }
 
-    [Fact]
-    public void Auto_scheme_follows_the_decay_strength()
+    [Theory]
+    [InlineData("weak", 64L, false)]
+    [InlineData("realistic", 64L, false)]
+    [InlineData("medium", 16L, false)]
+    [InlineData("strong", 8L, false)]
+    [InlineData("severe", 4L, false)]
+    [InlineData("extreme", 8L, true)]
+    public void Scheme_follows_the_decay_strength(string regime, long sub, bool pairwise)
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(11);
-        (long, bool) Choose(string regime) =>
-            GatedLinearAttention.ChooseSubChunks(Decay(regime, 128), Batch, Heads, 2, 64, KeyDim, Scheme.Auto);
-        Assert.Equal((64L, false), Choose("weak"));
-        Assert.Equal((64L, false), Choose("realistic"));
-        Assert.Equal((16L, false), Choose("medium"));
-        Assert.Equal((16L, true), Choose("strong"));
+        Assert.Equal((sub, pairwise), GatedLinearAttention.ChooseSubChunks(Decay(regime, 256), 64));
     }
 
     [Fact]

@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
+using HybridDistill.Evaluation;
+using HybridDistill.Tokenization;
 using HybridDistill.Generation;
 using HybridDistill.Models;
 using static TorchSharp.torch;
@@ -69,5 +71,18 @@ public class TeacherFidelityTests
             Assert.Equal(0f, (value - original[name]).abs().max().item<float>());
         Assert.True(File.Exists(Path.Combine(dir, "tokenizer.model")));
         Assert.Equal(model.Config.ToJson().ToJsonString(), again.Config.ToJson().ToJsonString());
+    }
+
+    [Fact]
+    public void BabyLlamaPredictsTinyStoriesAtItsKnownLoss()
+    {
+        var dir = TestPaths.Assets("babyllama-tok105");
+        using var model = HfCheckpoint.Load(dir);
+        var tokenizer = TokenizerLoader.Load(dir);
+        var tokens = HeldOutText.TokensFromFile(tokenizer, TestPaths.Assets("text", "tinystories_val_slice.txt"), maxTokens: 20 * 256 + 1);
+        var windows = HeldOutText.Windows(tokens, 256, limit: 20);
+        Assert.Equal(20, windows.Count);
+        var result = Perplexity.Evaluate(new CausalLMLogits(model), windows);
+        Assert.InRange(result.Nll, 0.6, 0.85);
     }
 }

@@ -1,0 +1,123 @@
+using System.ComponentModel;
+using HybridDistill.Checkpoints;
+using HybridDistill.Config;
+using HybridDistill.Evaluation;
+using HybridDistill.Tokenization;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace HybridDistill.Cli.Commands;
+
+public sealed class EvalCommand : Command<EvalCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--model <DIR>")]
+        [Description("Model directory to evaluate.")]
+        public string Model { get; init; } = "";
+
+        [CommandOption("--teacher <DIR>")]
+        [Description("Teacher directory (needed by agree; must share the model's tokenizer).")]
+        public string? Teacher { get; init; }
+
+        [CommandOption("--tasks <LIST>")]
+        [Description("Comma-separated: ppl, agree, passkey, kv-recall, kv-multihop, copy, mc (recall = the four recall tasks). " +
+                     "Default: every task whose inputs are given.")]
+        public string? Tasks { get; init; }
+
+        [CommandOption("--data <FILE>")]
+        [Description("Held-out text for ppl and agree (documents separated by blank lines), and filler for passkey, kv padding and copy.")]
+        public string? Data { get; init; }
+
+        [CommandOption("--mc <FILE>")]
+        [Description("Multiple-choice / cloze .jsonl file (repeatable): {query, choices, gold}, {context_options, continuation, gold} or {context, continuation}.")]
+        public string[] Mc { get; init; } = [];
+
+        [CommandOption("--lengths <LIST>")]
+        [Description("Recall prompt lengths in tokens, answers included (default: 128,256,512 up to the model's context).")]
+        public string? Lengths { get; init; }
+
+        [CommandOption("--limit <N>")]
+        [Description("Windows for ppl/agree (default: all), prompts per length for recall (default: 50), items per mc file (default: all).")]
+        public int? Limit { get; init; }
+
+        [CommandOption("--seed <S>")]
+        [Description("Seed of the recall prompts.")]
+        [DefaultValue(0)]
+        public int Seed { get; init; }
+
+        [CommandOption("--window <N>")]
+        [Description("ppl/agree window in tokens (default: the model's context).")]
+        public int? Window { get; init; }
+
+        [CommandOption("--stride <N>")]
+        [Description("ppl/agree window stride (default: the window; smaller strides score each token with more context).")]
+        public int? Stride { get; init; }
+
+        [CommandOption("--batch <B>")]
+        [Description("Sequences per forward pass (default: as many as fit a 512 MiB logits budget, at most 16).")]
+        public int? Batch { get; init; }
+
+        [CommandOption("--name <NAME>")]
+        [Description("Label of this model in reports (default: the model directory's name).")]
+        public string? Name { get; init; }
+
+        [CommandOption("--json <PATH>")]
+        [Description("Write the results as JSON to PATH (a directory: PATH/eval.json) and the Markdown table beside it (.md). " +
+                     "Without it the JSON goes to stdout.")]
+        public string? Json { get; init; }
+
+        public override ValidationResult Validate() =>
+            string.IsNullOrEmpty(Model) ? ValidationResult.Error("--model DIR is required.")
+            : Limit is < 1 ? ValidationResult.Error("--limit must be >= 1.")
+            : Batch is < 1 ? ValidationResult.Error("--batch must be >= 1.")
+            : ValidationResult.Success();
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var options = new EvalOptions
+        {
+            Tasks = s.Tasks?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            DataPath = s.Data,
+            McPaths = s.Mc,
+            Lengths = s.Lengths is null ? null : CliParsing.IntList(s.Lengths, "--lengths"),
+            Limit = s.Limit,
+            Seed = s.Seed,
+            Window = s.Window,
+            Stride = s.Stride,
+            BatchSize = s.Batch,
+        };
+        Evaluator.ResolveTasks(options, s.Teacher is not null);           // fail on bad options before loading anything
+
+        string modelDir = HfCheckpoint.ResolveModelDirectory(s.Model);
+        var tokenizer = TokenizerLoader.Load(modelDir);
+        using var model = HfCheckpoint.Load(s.Model);
+        using var teacher = s.Teacher is null ? null : HfCheckpoint.Load(s.Teacher);
+        if (teacher is not null && teacher.Config.VocabSize != model.Config.VocabSize)
+            throw new InputException($"the teacher '{s.Teacher}' has vocabulary {teacher.Config.VocabSize}, the model '{s.Model}' " +
+                                     $"{model.Config.VocabSize}; pass the model's own teacher.");
+
+        var progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}[/]"));
+        string name = s.Name ?? Path.GetFileName(modelDir.TrimEnd(Path.DirectorySeparatorChar));
+        var result = Evaluator.Run(name, s.Model, new CausalLMLogits(model), tokenizer, s.Teacher,
+            teacher is null ? null : new CausalLMLogits(teacher), options, progress);
+
+        var json = result.ToJson();
+        string markdown = EvalReport.Markdown([new EvalEntry(name, s.Json ?? "-", json)], [], title: $"Evaluation of {name}");
+        Console.Error.WriteLine();
+        Console.Error.WriteLine(markdown);
+        string text = json.ToJsonString(JsonOptions.Indented);
+        if (s.Json is null)
+        {
+            Console.Out.WriteLine(text);
+            return 0;
+        }
+        string path = Directory.Exists(s.Json) || s.Json.EndsWith('/') ? Path.Combine(s.Json, EvalReport.EvalFileName) : s.Json;
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        File.WriteAllText(path, text + "\n");
+        File.WriteAllText(Path.ChangeExtension(path, ".md"), markdown);
+        CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{path}[/] and {Path.ChangeExtension(path, ".md")}");
+        return 0;
+    }
+}

@@ -1,0 +1,192 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using HybridDistill.Config;
+using HybridDistill.Selection;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace HybridDistill.Cli.Commands;
+
+/// <summary><c>hybrid score</c>: per-layer importance scores with one method, written to OUT/scores.json and OUT/scores.png.</summary>
+public sealed class ScoreCommand : Command<ScoreCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        // "merge DIR" is an action of this command rather than a Spectre sub-command: a branch with a default
+        // command mis-parses a repeated --set ("Unknown command").
+        [CommandArgument(0, "[ACTION]")]
+        [Description("merge: combine DIR/layers/layer-{l}.json (from one or several processes) into DIR/scores.json.")]
+        public string? Action { get; init; }
+
+        [CommandArgument(1, "[DIR]")]
+        [Description("With merge: the --out directory of the scoring runs.")]
+        public string? MergeDir { get; init; }
+
+        [CommandOption("--method <NAME>")]
+        [Description("Scoring method: kl, uniform, random, ends, ppl, stage1, removal, ar, ar-multihop.")]
+        public string Method { get; init; } = "";
+
+        [CommandOption("--teacher <DIR>")]
+        [Description("The all-softmax teacher's model directory (every method needs it, for the layer count at least).")]
+        public string? Teacher { get; init; }
+
+        [CommandOption("--out <DIR>")]
+        [Description("Output directory: scores.json, scores.png, and layers/layer-{l}.json for per-layer methods (re-running skips finished layers).")]
+        public string Out { get; init; } = "";
+
+        [CommandOption("--stage1 <DIR>")]
+        [Description("Finished stage-1 run (kl, stage1, removal).")]
+        public string? Stage1 { get; init; }
+
+        [CommandOption("--data <PATH>")]
+        [Description("Held-out text file, or a token directory from hybrid tokenize (its validation split) (ppl; kl and removal train on it).")]
+        public string? Data { get; init; }
+
+        [CommandOption("--layers <LIST>")]
+        [Description("Score only these layers (per-layer methods), e.g. 0,1,5, to split the work over processes; merge with hybrid score merge.")]
+        public string? Layers { get; init; }
+
+        [CommandOption("--budget-tokens <N>")]
+        [Description("Tokens per evaluation pass (ppl, default 32768) or per scoring run (kl, removal).")]
+        public long? BudgetTokens { get; init; }
+
+        [CommandOption("--recipe <FILE>")]
+        [Description("Recipe whose \"score\" section configures the scoring runs (kl, removal).")]
+        public string? Recipe { get; init; }
+
+        [CommandOption("--set <KEY=VALUE>")]
+        [Description("A method setting (repeatable): uniform anchor=last|first; ppl window=256, batch=8; kl/removal last_n=3, curve=train|val, early_stop=auto|off, stable_window=3 and any stage-2 key (seq_len=..., lr_attention=...); stage1 window, batch; ar pairs=50, queries, prompts, batch.")]
+        public string[] Set { get; init; } = [];
+
+        [CommandOption("--seed <S>")]
+        [Description("Seed (random's permutation; the scoring runs' data order).")]
+        [DefaultValue(0L)]
+        public long Seed { get; init; }
+
+        [CommandOption("--plot-budget <B>")]
+        [Description("Budget whose chosen layers scores.png marks (default 25%).")]
+        [DefaultValue("25%")]
+        public string PlotBudget { get; init; } = "25%";
+
+        [CommandOption("--json")]
+        [Description("Print scores.json on stdout.")]
+        public bool Json { get; init; }
+
+        public override ValidationResult Validate()
+        {
+            if (Action is not null)
+                return Action == "merge" && !string.IsNullOrEmpty(MergeDir) ? ValidationResult.Success()
+                    : ValidationResult.Error($"unknown action \"{Action}\": the only action is \"merge DIR\".");
+            if (string.IsNullOrEmpty(Method)) return ValidationResult.Error($"--method NAME is required ({string.Join(", ", LayerScorers.Names)}).");
+            if (string.IsNullOrEmpty(Out)) return ValidationResult.Error("--out DIR is required.");
+            return ValidationResult.Success();
+        }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        if (s.Action == "merge")
+        {
+            Write(new LayerResultStore(s.MergeDir!).Merge(), s.MergeDir!, s.PlotBudget, s.Json);
+            return 0;
+        }
+        var scorer = LayerScorers.Create(s.Method);
+        var watch = Stopwatch.StartNew();
+        var scoring = new ScoringContext
+        {
+            Method = scorer.Name,
+            TeacherDir = s.Teacher,
+            Stage1Dir = s.Stage1,
+            DataPath = s.Data,
+            RecipePath = s.Recipe,
+            Layers = s.Layers is null ? null : CliParsing.IntList(s.Layers, "--layers"),
+            BudgetTokens = s.BudgetTokens,
+            Seed = s.Seed,
+            Set = ParseSet(s.Set),
+            OutDir = s.Out,
+            Progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}[/]")),
+            Cancellation = cancellation,
+        };
+        LayerScores? scores;
+        if (scorer is PerLayerScorer perLayer)
+        {
+            var progress = perLayer.Run(scoring);
+            scores = progress.Scores;
+            if (scores is null)
+            {
+                int total = progress.Done.Count + progress.Missing.Count;
+                string missing = string.Join(",", progress.Missing);
+                CliRunner.Stderr.MarkupLineInterpolated(
+                    $"[yellow]{progress.Done.Count} of {total} layers done[/] (missing {missing}); score them with --layers, then run hybrid score merge {s.Out}");
+            }
+        }
+        else
+        {
+            scores = scorer.Score(scoring);
+        }
+        NoteIgnored(s, scoring);
+        if (scores is not null) Write(scores, s.Out, s.PlotBudget, s.Json);
+        CliRunner.Stderr.MarkupLineInterpolated($"[grey]{scorer.Name}: {watch.Elapsed.TotalSeconds:F1} s[/]");
+        return 0;
+    }
+
+    /// <summary>Writes OUT/scores.json and OUT/scores.png and shows the scores (stderr) or the JSON (stdout).</summary>
+    public static void Write(LayerScores scores, string outDir, string plotBudget, bool json)
+    {
+        Directory.CreateDirectory(outDir);
+        var jsonPath = Path.Combine(outDir, LayerScores.FileName);
+        scores.Save(jsonPath);
+        int k = LayerSelection.KeepCount(LayerSelection.ParseBudget(plotBudget), scores.NumLayers);
+        var pngPath = Path.Combine(outDir, ScoresPlot.FileName);
+        ScoresPlot.Save(scores, pngPath, k, plotBudget);
+        Render(scores, k, plotBudget);
+        if (scores.Provenance["early_stopping_after_the_fact"] is System.Text.Json.Nodes.JsonObject stop)
+            CliRunner.Stderr.MarkupLineInterpolated(
+                $"[grey]early stopping (after the fact, top-K stable over {stop["window"]} logged steps): {stop["by_k"]?.ToJsonString()}; stopping when all settle saves {stop["saved_fraction"]} of the {stop["curve_tokens"]} tokens per run[/]");
+        if (scores.Details?.FirstOrDefault()?["lock_step"] is System.Text.Json.Nodes.JsonObject lockStep)
+            CliRunner.Stderr.MarkupLineInterpolated(
+                $"[grey]lock-step early stopping: {lockStep["lock_step_rounds"]} rounds, stopped at {lockStep["stopped_at_tokens"]} tokens per run; {lockStep["all_runs_tokens_used"]} of {lockStep["all_runs_tokens_budget"]} tokens used (saved {lockStep["tokens_saved_fraction"]})[/]");
+        if (json) Console.Out.WriteLine(scores.ToJson().ToJsonString(JsonOptions.Indented));
+        CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {Path.GetFullPath(jsonPath)} and {ScoresPlot.FileName}");
+    }
+
+    static void Render(LayerScores scores, int k, string budget)
+    {
+        var chosen = LayerSelection.Choose(scores, k).ToHashSet();
+        var rank = new int[scores.NumLayers];
+        for (int i = 0; i < scores.Ranking.Count; i++) rank[scores.Ranking[i]] = i + 1;
+        var table = new Table().AddColumns("layer", "score", "rank", $"softmax at {budget} (K={k})");
+        foreach (int l in Enumerable.Range(0, scores.NumLayers))
+            table.AddRow(l.ToString(), scores.Scores[l].ToString("G5", CultureInfo.InvariantCulture), rank[l].ToString(), chosen.Contains(l) ? "yes" : "");
+        CliRunner.Stderr.Write(table);
+        CliRunner.Stderr.MarkupLineInterpolated($"ranking: {string.Join(",", scores.Ranking)}");
+    }
+
+    /// <summary>--set key=value pairs; a repeated key or a missing '=' is an error.</summary>
+    public static Dictionary<string, string> ParseSet(IEnumerable<string> pairs)
+    {
+        var set = new Dictionary<string, string>();
+        foreach (var pair in pairs)
+        {
+            int eq = pair.IndexOf('=');
+            if (eq <= 0) throw new InputException($"--set expects key=value, got \"{pair}\".");
+            var key = pair[..eq].Trim();
+            if (!set.TryAdd(key, pair[(eq + 1)..].Trim())) throw new InputException($"--set {key} is given twice.");
+        }
+        return set;
+    }
+
+    static void NoteIgnored(Settings s, ScoringContext scoring)
+    {
+        var given = new List<string>();
+        if (s.Stage1 is not null) given.Add("--stage1");
+        if (s.Data is not null) given.Add("--data");
+        if (s.Layers is not null) given.Add("--layers");
+        if (s.BudgetTokens is not null) given.Add("--budget-tokens");
+        if (s.Recipe is not null) given.Add("--recipe");
+        var ignored = given.Where(o => !scoring.Used.Contains(o)).ToArray();
+        if (ignored.Length > 0)
+            CliRunner.Stderr.MarkupLineInterpolated($"[grey]note: --method {scoring.Method} does not use {string.Join(", ", ignored)}[/]");
+    }
+}

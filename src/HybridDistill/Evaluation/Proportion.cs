@@ -1,0 +1,28 @@
+namespace HybridDistill.Evaluation;
+
+/// <summary>
+/// An accuracy k/n with its 95% Wilson score interval:
+/// centre = (p + z²/2n) / (1 + z²/n), half-width = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n), z = 1.959964.
+/// Trials are treated as independent (queries sharing one prompt are not quite; the interval is then a little narrow).
+/// </summary>
+public readonly record struct Proportion(int Correct, int Count)
+{
+    public const double Z95 = 1.959963984540054;
+
+    public double Accuracy => Count == 0 ? 0 : (double)Correct / Count;
+
+    public (double Lo, double Hi) Wilson
+    {
+        get
+        {
+            if (Count == 0) return (0, 1);
+            double n = Count, p = Accuracy, z2 = Z95 * Z95;
+            double denominator = 1 + z2 / n;
+            double centre = (p + z2 / (2 * n)) / denominator;
+            double half = Z95 * Math.Sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator;
+            return (Math.Max(0, centre - half), Math.Min(1, centre + half));
+        }
+    }
+
+    public static Proportion operator +(Proportion a, Proportion b) => new(a.Correct + b.Correct, a.Count + b.Count);
+}

@@ -1,0 +1,142 @@
+using System.Text.Json.Nodes;
+using HybridDistill.Checkpoints;
+using HybridDistill.Config;
+using HybridDistill.Data;
+using HybridDistill.Selection;
+using HybridDistill.Training;
+
+namespace HybridDistill.Tests.Selection;
+
+public class KlScorerTests
+{
+    const int SeqLen = 17;   // one planted sequence (BOS, 4 pairs, 6 query/answer pairs) per window's inputs
+
+    /// <summary>The planted teacher (layer 2 of 4 does the recall), a token directory of its sequences, and a quick stage 1.</summary>
+    internal static (string Teacher, string Data, string Stage1) Fixture() => fixture.Value;
+
+    static readonly Lazy<(string, string, string)> fixture = new(() =>
+    {
+        var teacher = PlantedTeacher.SaveTo(TestPaths.NewTempDir("kl-planted"), layers: 4, plantedLayer: 2);
+        var data = TokenDirectory(TestPaths.NewTempDir("kl-planted-data"), teacher);
+        var stage1 = TestPaths.NewTempDir("kl-planted-stage1");
+        using var model = HfCheckpoint.Load(teacher);
+        using var student = StudentBuilder.Build(model, ["gdn", "gdn", "gdn", "gdn"], null, seed: 0);
+        var config = TrainConfig.Resolve(Stage.Stage1, null, [$"seq_len={SeqLen}", "batch_size=4", "train_tokens=1360", "eval_tokens=68", "threads=1"]);
+        using (var dataset = new TokenDataset(data))
+            TrainLoop.Run(new Stage1Alignment(model, student), dataset, config, Path.Combine(stage1, "run"), new JsonObject(), resume: false);
+        HfCheckpoint.Save(student, stage1);
+        return (teacher, data, stage1);
+    });
+
+    /// <summary>A token directory (as hybrid tokenize writes one) holding whole planted sequences back to back.</summary>
+    static string TokenDirectory(string dir, string teacher)
+    {
+        void Write(string file, int count, int seed)
+        {
+            var ids = PlantedTeacher.Sequences(count, queries: 6, seed).SelectMany(s => s).Append(PlantedTeacher.Bos).ToArray();
+            Assert.Equal(count * SeqLen + 1, ids.Length);
+            File.WriteAllBytes(Path.Combine(dir, file), ids.SelectMany(i => BitConverter.GetBytes((uint)i)).ToArray());
+        }
+        Write(CorpusBuilder.TrainFile, 64, seed: 11);
+        Write(CorpusBuilder.ValFile, 8, seed: 12);
+        new CorpusManifest
+        {
+            TokenizerKind = "ids", TokenizerModelDir = teacher, TokenizerVocabSize = PlantedTeacher.Vocab, BosId = PlantedTeacher.Bos,
+            Separator = DocumentSeparator.BosBefore, DocumentSplit = DocumentSplits.Paragraphs, Seed = 0, ValFraction = 0.1, MinValTokens = 0,
+            MaxTokenId = PlantedTeacher.Vocab - 1,
+            Train = new CorpusSplit(CorpusBuilder.TrainFile, 64 * SeqLen + 1, 64), Val = new CorpusSplit(CorpusBuilder.ValFile, 8 * SeqLen + 1, 8),
+            Sources = [new CorpusSource("planted", "0", 0, 72, 72 * SeqLen)],
+        }.Save(dir);
+        return dir;
+    }
+
+    static ScoringContext Context(string method, string outDir, IReadOnlyList<int>? layers = null, long budget = 68 * 8, params (string, string)[] extra)
+    {
+        var (teacher, data, stage1) = Fixture();
+        var set = new Dictionary<string, string>
+        {
+            ["seq_len"] = SeqLen.ToString(), ["batch_size"] = "4", ["log_every"] = "1", ["eval_every"] = "1000", ["eval_tokens"] = "68",
+            ["threads"] = "1", ["lr_attention"] = "3e-3", ["lr_other"] = "1e-4", ["stable_window"] = "2",
+        };
+        foreach (var (k, v) in extra) set[k] = v;
+        return new ScoringContext
+        {
+            Method = method, TeacherDir = teacher, Stage1Dir = stage1, DataPath = data, OutDir = outDir, Layers = layers,
+            BudgetTokens = budget, Set = set,
+        };
+    }
+
+    [Fact]
+    public void Kl_RanksThePlantedLayerFirst_UniformAndEndsMissIt()
+    {
+        var outDir = TestPaths.NewTempDir("kl-planted-scores");
+        var progress = new KlScorer().Run(Context("kl", outDir, extra: ("early_stop", "off")));
+        var scores = progress.Scores!;
+        Assert.Equal(2, scores.Ranking[0]);
+        Assert.Equal([2], LayerSelection.Choose(scores, 1));
+        // the planted layer's remaining KL is far below every other candidate's
+        double planted = -scores.Scores[2];
+        foreach (int l in new[] { 0, 1, 3 }) Assert.True(-scores.Scores[l] > 2 * planted + 0.05, $"layer {l}: KL {-scores.Scores[l]} vs planted {planted}");
+        Assert.Equal(4, scores.Curves!.Count);
+        Assert.Equal(9, scores.Curves[2].Count);                        // step 0 + 8 logged steps
+        Assert.Equal(KlCurves.LateMeanScore(scores.Curves[1], 3), scores.Scores[1], 12);
+        Assert.NotNull(scores.Provenance["early_stopping_after_the_fact"]);
+
+        var (teacher, _, _) = Fixture();
+        foreach (var baseline in new[] { "uniform", "ends" })
+        {
+            var b = LayerScorers.Create(baseline).Score(new ScoringContext { Method = baseline, TeacherDir = teacher });
+            Assert.DoesNotContain(2, LayerSelection.Choose(b, 1));
+        }
+    }
+
+    [Fact]
+    public void LockStep_StopsWhenTopKSettles_CurvesArePrefixesOfTheFullRuns()
+    {
+        var full = new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-full"), budget: 68 * 12, extra: ("early_stop", "off"))).Scores!;
+        var early = new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-lockstep"), budget: 68 * 12)).Scores!;
+        Assert.Equal(2, early.Ranking[0]);
+        var details = early.Details![0]!;
+        Assert.True((bool)details["early_stopped"]!);
+        long used = (long)details["tokens_used"]!;
+        Assert.True(used < 68 * 12, $"used {used}");
+        Assert.True((double)details["lock_step"]!["tokens_saved_fraction"]! > 0);
+        // identical batches and bit-identical resumes: the lock-step curves are the first points of the uninterrupted runs
+        for (int l = 0; l < 4; l++)
+        {
+            var e = early.Curves![l];
+            var f = full.Curves![l];
+            Assert.True(e.Count < f.Count);
+            for (int i = 0; i < e.Count; i++)
+            {
+                Assert.Equal(f[i].Tokens, e[i].Tokens);
+                Assert.True(Math.Abs(f[i].Kl - e[i].Kl) <= 1e-5 * Math.Max(1, f[i].Kl), $"layer {l} point {i}: {e[i].Kl} vs {f[i].Kl}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Resume_ScoresOnlyTheMissingLayers()
+    {
+        var outDir = TestPaths.NewTempDir("kl-resume");
+        var first = new KlScorer().Run(Context("kl", outDir, layers: [0, 1], budget: 68 * 4));
+        Assert.Equal([0, 1], first.ComputedNow);
+        Assert.Null(first.Scores);
+        var layer0 = Path.Combine(outDir, "layers", "layer-0.json");
+        var json = JsonNode.Parse(File.ReadAllText(layer0))!.AsObject();
+        json["score"] = 123.0;                     // a sentinel: a re-run must keep it
+        File.WriteAllText(layer0, json.ToJsonString());
+        var second = new KlScorer().Run(Context("kl", outDir, budget: 68 * 4));
+        Assert.Equal([2, 3], second.ComputedNow);
+        Assert.Equal(123.0, second.Scores!.Scores[0]);
+        Assert.False((bool)second.Scores.Details![2]!["early_stopped"]!);
+    }
+
+    [Fact]
+    public void Removal_ScoresThePlantedLayerHighest()
+    {
+        var scores = new KlScorer(removal: true).Run(Context("removal", TestPaths.NewTempDir("removal-planted"), budget: 68 * 4)).Scores!;
+        Assert.Equal(2, scores.Ranking[0]);
+        Assert.All(scores.Scores, s => Assert.True(s >= 0));
+    }
+}

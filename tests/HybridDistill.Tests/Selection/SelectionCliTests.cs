@@ -1,0 +1,105 @@
+using HybridDistill.Cli;
+using HybridDistill.Cli.Commands;
+using HybridDistill.Config;
+using HybridDistill.Selection;
+using HybridDistill.Tests.Models;
+using Spectre.Console.Cli;
+
+namespace HybridDistill.Tests.Selection;
+
+/// <summary>hybrid score / score merge / select through Spectre's parser, with Program.cs's own wiring.</summary>
+public class SelectionCliTests
+{
+    static (int Code, string Stdout) Run(params string[] args)
+    {
+        var app = CliApp.Create();
+        var stdout = new StringWriter();
+        var original = Console.Out;
+        Console.SetOut(stdout);
+        try { return (CliRunner.Run(app, args), stdout.ToString()); }
+        finally { Console.SetOut(original); }
+    }
+
+    [Fact]
+    public void ScoreThenSelectWritesTheLayoutOfThatK()
+    {
+        var teacher = TestPaths.NewTempDir("cli-teacher");
+        TinyConfigs.Llama(5).Save(teacher);
+        var outDir = Path.Combine(TestPaths.NewTempDir("cli-score"), "uniform");
+        Assert.Equal(0, Run("score", "--method", "uniform", "--teacher", teacher, "--out", outDir).Code);
+        Assert.True(File.Exists(Path.Combine(outDir, "scores.json")));
+        Assert.True(new FileInfo(Path.Combine(outDir, "scores.png")).Length > 10_000);
+
+        var layoutPath = Path.Combine(outDir, "layout.json");
+        var (code, stdout) = Run("select", "--scores", outDir, "--keep", "3", "--out", layoutPath, "--linear-kind", "gla");
+        Assert.Equal(0, code);
+        Assert.Equal("1,3,4", stdout.Trim());                     // uniform's own layout for K=3, not the ranking's top 3 (4,2,1)
+        var layout = LayerLayout.Load(layoutPath);
+        Assert.Equal([1, 3, 4], layout.SoftmaxLayers);
+        Assert.Equal(["gla", "softmax", "gla", "softmax", "softmax"], layout.LayerTypes);
+
+        (code, stdout) = Run("select", "--scores", Path.Combine(outDir, "scores.json"), "--budget", "50%", "--json");
+        Assert.Equal(0, code);
+        Assert.Contains("\"k\": 3", stdout);
+        Assert.Contains("\"source\": \"layouts\"", stdout);
+    }
+
+    [Fact]
+    public void EveryScoreOptionReachesTheMethod()
+    {
+        var teacher = TestPaths.NewTempDir("cli-teacher");
+        TinyConfigs.Llama(6).Save(teacher);
+        var outDir = TestPaths.NewTempDir("cli-seed");
+        var (code, stdout) = Run("score", "--method", "random", "--teacher", teacher, "--out", outDir, "--seed", "7", "--json", "--plot-budget", "50%");
+        Assert.Equal(0, code);
+        var scores = LayerScores.Load(outDir);
+        Assert.Equal(7, scores.Provenance["seed"]!.GetValue<long>());
+        Assert.Equal(RandomScorer.Permutation(6, 7), scores.Ranking);
+        Assert.Contains("\"method\": \"random\"", stdout);
+    }
+
+    [Fact]
+    public void UserErrorsExitWithCodeTwo()
+    {
+        Assert.Equal(2, Run("select", "--scores", "/nonexistent/scores.json", "--keep", "1").Code);
+        Assert.Equal(2, Run("select", "--scores", "x.json").Code);                                   // neither --budget nor --keep
+        Assert.Equal(2, Run("score", "--method", "nope", "--out", TestPaths.NewTempDir("cli-bad")).Code);
+        Assert.Equal(2, Run("score", "merge", TestPaths.NewTempDir("cli-empty")).Code);
+        Assert.Equal(2, Run("score", "--method", "ends", "--out", TestPaths.NewTempDir("cli-bad"), "--set", "noequals").Code);
+    }
+
+    [Fact]
+    public void MergeCombinesLayerFilesFromSeparateRuns()
+    {
+        var teacher = PlantedTeacher.SaveTo(TestPaths.NewTempDir("cli-planted"));
+        var outDir = TestPaths.NewTempDir("cli-merge");
+        var windows = new InMemoryTokenWindows(PlantedTeacher.Sequences(4, 8, seed: 2));
+        var context = (IReadOnlyList<int> layers) => new ScoringContext
+        {
+            Method = "ppl", TeacherDir = teacher, Data = windows, OutDir = outDir, Layers = layers,
+            Set = new Dictionary<string, string> { ["window"] = windows.Length.ToString() },
+        };
+        new PerplexityScorer().Run(context([0, 1]));       // as two processes would
+        Assert.Equal(2, Run("score", "merge", outDir).Code);
+        new PerplexityScorer().Run(context([2, 3]));
+        File.Delete(Path.Combine(outDir, "scores.json"));
+        var (code, _) = Run("score", "merge", outDir);
+        Assert.Equal(0, code);
+        Assert.Equal(2, LayerScores.Load(outDir).Ranking[0]);
+        Assert.True(File.Exists(Path.Combine(outDir, "scores.png")));
+    }
+
+    [Fact]
+    public void RepeatedSetOptionsAllReachTheMethod()
+    {
+        var outDir = Path.Combine(TestPaths.NewTempDir("cli-set"), "ppl");
+        var stories = TestPaths.Assets("stories260K");
+        var text = TestPaths.Assets("text", "tinystories_val_slice.txt");
+        Assert.Equal(0, Run("score", "--method", "ppl", "--teacher", stories, "--data", text, "--budget-tokens", "256",
+            "--set", "window=64", "--set", "batch=2", "--out", outDir).Code);
+        Assert.Equal(5, LayerScores.Load(outDir).NumLayers);
+        // both values were read: a repeated key and an unknown key are each reported
+        Assert.Equal(2, Run("score", "--method", "ppl", "--teacher", stories, "--data", text, "--set", "window=64", "--set", "window=32", "--out", outDir + "2").Code);
+        Assert.Equal(2, Run("score", "--method", "ppl", "--teacher", stories, "--data", text, "--set", "window=64", "--set", "bogus=1", "--out", outDir + "3").Code);
+    }
+}
