@@ -79,6 +79,35 @@ public class Stage1AlignmentTests
     }
 
     [Fact]
+    public void Stage1_CrashAndResume_ReproducesTheUninterruptedCurve()
+    {
+        DistillRequest Request(string outDir, bool resume) => new()
+        {
+            Stage = Stage.Stage1, Teacher = TrainingFixtures.StoriesTeacher, Data = TrainingFixtures.StoriesData, Out = outDir, Resume = resume,
+            Overrides = ["seq_len=32", "batch_size=4", "train_tokens=1152", "log_every=1", "eval_every=4", "eval_tokens=128", "checkpoint_every=3", "threads=1"],
+        };
+        var full = TestPaths.NewTempDir("s1-resume-full");
+        DistillRun.Run(Request(full, false));
+        var crashed = TestPaths.NewTempDir("s1-resume-crash");
+        var crash = new Progress(p => { if (p.Event == "step" && p.Step == 5) throw new IOException("simulated kill"); });
+        Assert.Throws<IOException>(() => DistillRun.Run(Request(crashed, false), crash));
+        Assert.Equal(3, TrainLoop.ListCheckpoints(crashed)[^1].Step);
+        DistillRun.Run(Request(crashed, true));
+        var a = File.ReadAllLines(Path.Combine(full, TrainLoop.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
+        var b = File.ReadAllLines(Path.Combine(crashed, TrainLoop.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal(a.Count, b.Count);
+        for (int i = 0; i < a.Count; i++)
+            foreach (var key in new[] { "loss", "baseline_loss", "val_loss" })
+                if (a[i][key] is not null)
+                    Assert.True(Math.Abs((double)a[i][key]! - (double)b[i][key]!) <= 1e-5 * Math.Abs((double)a[i][key]!), $"line {i} {key}");
+    }
+
+    sealed class Progress(Action<TrainProgress> report) : IProgress<TrainProgress>
+    {
+        public void Report(TrainProgress value) => report(value);
+    }
+
+    [Fact]
     public void Stage1ThenStage2_OnTheRealTeacher_LossesFall_ArtifactsChain()
     {
         var s1 = TestPaths.NewTempDir("chain-s1");
