@@ -1,7 +1,7 @@
 namespace HybridDistill.Checkpoints;
 
 /// <summary>
-/// Writes a file under PATH.tmp, flushes it to disk and renames it over PATH, so a crash or kill leaves either
+/// Writes a file under a temporary name unique to the writer (PATH.PID-THREAD.tmp), flushes it to disk and renames it over PATH, so a crash or kill leaves either
 /// the old file or the complete new one, never a half-written PATH.
 /// </summary>
 internal static class AtomicFile
@@ -11,7 +11,9 @@ internal static class AtomicFile
         var full = Path.GetFullPath(path);
         var parent = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(parent)) Directory.CreateDirectory(parent);
-        var tmp = full + ".tmp";
+        // Unique per writer: two processes finishing the same file (e.g. two score slices both merging scores.json)
+        // must not open one temporary file; the last rename wins and readers only ever see a whole file.
+        var tmp = $"{full}.{Environment.ProcessId}-{Environment.CurrentManagedThreadId}.tmp";
         try
         {
             using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))

@@ -9,23 +9,9 @@ namespace HybridDistill.Tests.Cli;
 /// <summary>The `hybrid` program as a child process: tokenize, a stage interrupted by SIGINT and resumed, errors.</summary>
 public class DistillCliTests
 {
-    static string Program => Path.Combine(AppContext.BaseDirectory, "hybrid");
+    static Process Start(params string[] args) => HybridProcess.Start(args);
 
-    static Process Start(params string[] args)
-    {
-        var info = new ProcessStartInfo(Program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        return System.Diagnostics.Process.Start(info)!;
-    }
-
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var p = Start(args);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(180_000), "hybrid did not finish in 3 minutes");
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => HybridProcess.Run(args);
 
     [Fact]
     public async Task Tokenize_ThenStage3_InterruptedBySigint_ResumesToAFinishedModel()
