@@ -79,6 +79,8 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         if (state is not null && gdnState is null)
             throw new ArgumentException($"Gated DeltaNet needs a RecurrentState, got {state.GetType().Name}");
         long b = x.shape[0], t = x.shape[1];
+        if (gdnState is not null && t == 1 && q_conv1d is null && !is_grad_enabled() && CanDecodeInPlace(x, gdnState.S))
+            return scope.MoveToOuter(DecodeToken(x, gdnState));
 
         var q = Features(q_proj.forward(x), q_conv1d, gdnState?.QConv);                           // [B, T, H*D]
         var k = Features(k_proj.forward(x), k_conv1d, gdnState?.KConv);
@@ -100,6 +102,20 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         var gate = nn.functional.silu(g_proj.forward(x)).view(b, t, heads, headDim);             // [B, T, H, D]
         var y = (o_norm.forward(o.transpose(1, 2)) * gate).reshape(b, t, heads * headDim);         // [B, H, T, D] -> [B, T, H*D]
         return scope.MoveToOuter(o_proj.forward(y));
+    }
+
+    /// <summary>
+    /// One decoding token without autograd (what generation runs): the six projections as matrix-vector products,
+    /// everything between them and o_proj in one pass over raw memory (<see cref="DecodeProjected"/>), the state
+    /// updated in place. Tested against the sequence path (prefill + decoding == full forward).
+    /// </summary>
+    private Tensor DecodeToken(Tensor x, RecurrentState state)
+    {
+        long b = x.shape[0];
+        var x2 = x.reshape(b, -1);                                                                 // [B, 1, d] -> [B, d]
+        var y = DecodeProjected(q_proj.forward(x2), k_proj.forward(x2), v_proj.forward(x2),        // [B, H*D] each
+            g_proj.forward(x2), a_proj.forward(x2), b_proj.forward(x2), state.S);                 // [B, H*D], [B, H], [B, H]
+        return o_proj.forward(y);                                                                  // [B, 1, H*D] -> [B, 1, d]
     }
 
     /// <summary>

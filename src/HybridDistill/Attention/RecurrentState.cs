@@ -24,11 +24,14 @@ public sealed class RecurrentState : LayerState
     public override long Bytes =>
         (S.numel() + (QConv?.numel() ?? 0) + (KConv?.numel() ?? 0) + (VConv?.numel() ?? 0)) * sizeof(float);
 
-    /// <summary>Takes over <paramref name="next"/> (detached, out of any dispose scope) as the new S.</summary>
+    /// <summary>
+    /// Takes over <paramref name="next"/> (detached, out of any dispose scope) as the new S. A tensor in an autograd
+    /// graph is copied, so S is always the state's own memory, which the decoding fast path updates in place.
+    /// </summary>
     public void Replace(Tensor next)
     {
         var old = S;
-        S = next.detach().DetachFromDisposeScope();
+        S = (next.requires_grad ? next.detach().clone() : next.detach()).DetachFromDisposeScope();
         old.Dispose();
     }
 

@@ -46,6 +46,7 @@ public sealed class HybridCausalLM : nn.Module
         model = new DecoderStack(config);
         if (!config.TieWordEmbeddings) lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
         RegisterComponents();
+        WeightLayout.StoreLinearWeightsColumnMajor(this);
     }
 
     public ModelConfig Config { get; }

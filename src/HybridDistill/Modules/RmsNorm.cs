@@ -18,6 +18,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     }
 
     public Parameter Weight => weight;
+    public double Eps => eps;
 
     public override Tensor forward(Tensor x)
     {

@@ -313,4 +313,36 @@ public sealed class GatedDeltaNetKernelTests
         Assert.Throws<ArgumentException>(() => GatedDeltaNet.Naive(x.Q, x.K, x.V, x.Beta.unsqueeze(-1), x.G));
         Assert.Throws<ArgumentException>(() => GatedDeltaNet.Step(x.Q.select(2, 0), x.K.select(2, 0), x.V.select(2, 0), x.Beta.select(2, 0), x.G.select(2, 0), zeros(B, H, Dk, Dv + 1)));
     }
+
+    [Theory]
+    [InlineData(Gates.Moderate, 16, 16)]
+    [InlineData(Gates.NearOne, 16, 16)]
+    [InlineData(Gates.Strong, 16, 16)]
+    [InlineData(Gates.Moderate, 12, 20)]     // not a multiple of the SIMD width: the scalar tail
+    public void StepInPlace_MatchesStep_OverSeveralTokens(Gates gates, int dk, int dv)
+    {
+        manual_seed(7);
+        using var _ = no_grad();
+        var state = randn(B, H, dk, dv);
+        var reference = state.clone();
+        for (int t = 0; t < 6; t++)
+        {
+            var q = nn.functional.normalize(randn(B, H, dk), dim: -1) * Math.Pow(dk, -0.5);
+            var k = nn.functional.normalize(randn(B, H, dk), dim: -1);
+            var v = randn(B, H, dv);
+            var beta = sigmoid(randn(B, H));
+            var u = rand(B, H);
+            var g = gates switch { Gates.NearOne => -1e-4 * (0.5 + u), Gates.Strong => -20.0 * (0.5 + u), _ => -0.3 * u };
+            var (expected, next) = GatedDeltaNet.Step(q, k, v, beta, g, reference);
+            var output = GatedDeltaNet.StepInPlace(q, k, v, beta, g, state);
+            reference = next;
+            foreach (var (name, fast, slow) in new[] { ("output", output, expected), ("state", state, reference) })
+            {
+                double error = (fast - slow).abs().max().item<float>();
+                double scale = Math.Max(1.0, slow.abs().max().item<float>());
+                Assert.True(error <= Tolerance * scale, $"token {t} {name}: max|in place - step| = {error:E3}");
+            }
+        }
+        Assert.False(state.isnan().any().item<bool>());
+    }
 }

@@ -82,13 +82,18 @@ public class HybridModelTests
         manual_seed(5);
         using var ids = randint(0, 50, [2, 70], dtype: int64);
         using var full = hybrid.forward(ids);
-        using var state = hybrid.CreateState(2, 80);
-        var pieces = new List<Tensor> { hybrid.Forward(ids.narrow(1, 0, 37), state) };   // prefill across two chunks + a partial one
-        for (int t = 37; t < 70; t++) pieces.Add(hybrid.Forward(ids.narrow(1, t, 1), state));
-        using var cached = cat(pieces, 1);
-        pieces.ForEach(p => p.Dispose());
-        double err = MaxAbs(cached, full);
-        Assert.True(err <= 1e-4, $"{layout}: cached decoding differs by {err}");
+        // with autograd on (the generic per-token path) and off (the decoding fast paths generation uses)
+        foreach (bool autograd in new[] { true, false })
+        {
+            using var mode = autograd ? enable_grad() : no_grad();
+            using var state = hybrid.CreateState(2, 80);
+            var pieces = new List<Tensor> { hybrid.Forward(ids.narrow(1, 0, 37), state) };   // prefill across two chunks + a partial one
+            for (int t = 37; t < 70; t++) pieces.Add(hybrid.Forward(ids.narrow(1, t, 1), state));
+            using var cached = cat(pieces, 1);
+            pieces.ForEach(p => p.Dispose());
+            double err = MaxAbs(cached, full);
+            Assert.True(err <= 1e-4, $"{layout} (autograd {autograd}): cached decoding differs by {err}");
+        }
     }
 
     [Fact]
