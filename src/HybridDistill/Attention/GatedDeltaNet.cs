@@ -36,16 +36,18 @@ public sealed partial class GatedDeltaNet
         using var scope = NewDisposeScope();
         var state = initialState ?? zeros(batch, heads, dk, dv, dtype: q.dtype, device: q.device); // [B, H, Dk, Dv]
         var outputs = new Tensor[length];
+        // unbind, not select per step: select's backward writes a full-size zero gradient per token (O(T^2)).
+        var (qs, ks, vs, betas, gs) = (q.unbind(2), k.unbind(2), v.unbind(2), beta.unbind(2), g.unbind(2)); // -> T x [B, H, D] / [B, H]
         for (long t = 0; t < length; t++)
         {
-            var alpha = g.select(2, t).exp().unsqueeze(-1).unsqueeze(-1);       // [B, H] -> [B, H, 1, 1]
+            var alpha = gs[t].exp().unsqueeze(-1).unsqueeze(-1);               // [B, H] -> [B, H, 1, 1]
             state = state * alpha;
-            var kt = k.select(2, t).unsqueeze(-2);                             // [B, H, Dk] -> [B, H, 1, Dk]
+            var kt = ks[t].unsqueeze(-2);                                      // [B, H, Dk] -> [B, H, 1, Dk]
             var recalled = kt.matmul(state);                                   // S^T k: [B, H, 1, Dv]
-            var u = beta.select(2, t).unsqueeze(-1).unsqueeze(-1)              // [B, H] -> [B, H, 1, 1]
-                    * (v.select(2, t).unsqueeze(-2) - recalled);               // [B, H, Dv] -> [B, H, 1, Dv]
+            var u = betas[t].unsqueeze(-1).unsqueeze(-1)                       // [B, H] -> [B, H, 1, 1]
+                    * (vs[t].unsqueeze(-2) - recalled);                        // [B, H, Dv] -> [B, H, 1, Dv]
             state = state + kt.transpose(-1, -2).matmul(u);                    // k u^T: [B, H, Dk, Dv]
-            outputs[t] = q.select(2, t).unsqueeze(-2).matmul(state);           // S^T q: [B, H, 1, Dv]
+            outputs[t] = qs[t].unsqueeze(-2).matmul(state);                    // S^T q: [B, H, 1, Dv]
         }
         var output = cat(outputs, 2);                                          // T x [B, H, 1, Dv] -> [B, H, T, Dv]
         return (scope.MoveToOuter(output), scope.MoveToOuter(state));
