@@ -72,7 +72,9 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             ["tokenize", "--model", teacher, .. data.SelectMany(d => new[] { "--input", d }), "--out", P("data")]);
         Stage("stage1", ["distill", "stage1", "--teacher", teacher, "--data", P("data"), "--recipe", recipe]);
         Step("score", File.Exists(Path.Combine(P("scores"), "scores.json")),
-            ["score", "--method", s.Method, "--teacher", teacher, "--stage1", P("stage1"), "--data", P("data"), "--recipe", recipe, "--out", P("scores")]);
+            ["score", "--method", s.Method, "--teacher", teacher, "--stage1", P("stage1"), "--data", P("data"), "--recipe", recipe, "--out", P("scores"),
+             // kl's early stopping waits for the top-K of the budget this run selects with
+             .. (s.Method == "kl" ? new[] { "--set", $"stable_budgets={s.Budget}" } : [])]);
         Step("select", false,
             ["select", "--scores", Path.Combine(P("scores"), "scores.json"), "--budget", s.Budget, "--out", P("layout.json")]);
         Stage("hybrid", ["distill", "stage2", "--teacher", teacher, "--data", P("data"), "--from", P("stage1"), "--layout", P("layout.json"), "--recipe", recipe]);

@@ -52,20 +52,24 @@ public static class KlCurves
         return null;
     }
 
+    /// <summary>The distinct K = KeepCount(budget, L) of some budgets, ascending.</summary>
+    public static int[] KeepCounts(IEnumerable<decimal> budgets, int numLayers) =>
+        budgets.Select(b => LayerSelection.KeepCount(b, numLayers)).Distinct().Order().ToArray();
+
     /// <summary>
-    /// After-the-fact early stopping (runs scored separately, e.g. merged slices): for K at 12.5% and 25% of the layers,
+    /// After-the-fact early stopping (runs scored separately, e.g. merged slices): for K of each budget (default 12.5% and 25% of the layers),
     /// where <see cref="StableStep"/> says the top-K set settled and the scoring tokens that stopping there would have
     /// saved against the tokens the curves cover. Null when there are no curves.
     /// </summary>
     public static System.Text.Json.Nodes.JsonObject? StabilityReport(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, int numLayers,
-        int window = 3, int lastN = 3)
+        int window = 3, int lastN = 3, IReadOnlyList<decimal>? budgets = null)
     {
         if (curves.Count == 0) return null;
         long full = curves.Values.Min(c => c.Count == 0 ? 0 : c[^1].Tokens);
         var report = new System.Text.Json.Nodes.JsonObject { ["window"] = window, ["last_n"] = lastN, ["curve_tokens"] = full };
         var perK = new System.Text.Json.Nodes.JsonObject();
         (int Steps, long Tokens)? latest = (0, 0);
-        foreach (int k in new[] { 0.125m, 0.25m }.Select(b => LayerSelection.KeepCount(b, numLayers)).Distinct())
+        foreach (int k in KeepCounts(budgets ?? [0.125m, 0.25m], numLayers))
         {
             var stable = StableStep(curves, Math.Min(k, curves.Count), window, 1.0, lastN);
             perK[k.ToString(System.Globalization.CultureInfo.InvariantCulture)] = stable is { } s

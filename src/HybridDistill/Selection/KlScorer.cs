@@ -24,8 +24,8 @@ namespace HybridDistill.Selection;
 public sealed class KlScorer(bool removal = false) : PerLayerScorer
 {
     public const string RunsDir = "runs";
-    /// <summary>Budgets whose top-K sets must settle before lock-step early stopping ends the runs.</summary>
-    public static readonly decimal[] StabilityBudgets = [0.125m, 0.25m];
+    /// <summary>Default budgets whose top-K sets must settle before lock-step early stopping ends the runs.</summary>
+    public const string DefaultStabilityBudgets = "12.5%,25%";
 
     public bool Removal { get; } = removal;
     public override string Name => Removal ? "removal" : "kl";
@@ -33,14 +33,15 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         ? "final stage-2 KL of the teacher with only layer l linearised from --stage1 (higher = keep softmax); --data token dir, --budget-tokens per run."
         : "per layer, a short stage 2 from --stage1 with softmax restored at l; score = -(late mean KL); --data token dir, --budget-tokens per run.";
 
-    static readonly string[] MethodKeys = ["last_n", "curve", "early_stop", "stable_window"];
+    static readonly string[] MethodKeys = ["last_n", "curve", "early_stop", "stable_window", "stable_budgets"];
 
     public override IReadOnlyList<ScorerSetting> Settings { get; } =
     [
         new("last_n", "3", "logged KL values averaged for the score"),
         new("curve", "train", "train (logged training KL) or val (validation KL at eval_every)"),
         new("early_stop", "auto", "auto (lock-step rounds with top-K stability when all layers run in one process; kl only) or off"),
-        new("stable_window", "3", "rounds the top-K sets (12.5% and 25%) must stay unchanged to stop early"),
+        new("stable_window", "3", "rounds the top-K sets must stay unchanged to stop early"),
+        new("stable_budgets", DefaultStabilityBudgets, "budgets (comma-separated) whose top-K sets must all settle to stop early; merge reports on the same K"),
         .. TrainConfig.KeysOf(Stage.Stage2).Where(k => k is not ("softmax_layers" or "train_tokens" or "seed" or "checkpoint_every" or "keep_checkpoints"))
             .Select(k => new ScorerSetting(k, "(recipe)", "stage-2 setting of the scoring runs (default: the recipe's score, then stage2 section)")),
     ];
@@ -72,6 +73,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             : scoreSection[key] is JsonValue j ? j.ToString() : context.Setting(key);
         int lastN = ParseInt(Method("last_n"), "last_n", 1);
         int window = ParseInt(Method("stable_window"), "stable_window", 1);
+        var stableBudgets = ParseBudgets(Method("stable_budgets"));
         string curve = Method("curve") is var c && c is "train" or "val" ? c : throw new InputException($"--set curve={Method("curve")}: expected train or val.");
         string earlyStop = Method("early_stop") is var e && e is "auto" or "off" ? e : throw new InputException($"--set early_stop={Method("early_stop")}: expected auto or off.");
 
@@ -96,7 +98,11 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             ["budget_tokens"] = budget,
             ["seed"] = seed,
             ["train_config"] = config.ToJson(Stage.Stage2),
-            ["method"] = new JsonObject { ["last_n"] = lastN, ["curve"] = curve, ["early_stop"] = earlyStop, ["stable_window"] = window },
+            ["method"] = new JsonObject
+            {
+                ["last_n"] = lastN, ["curve"] = curve, ["early_stop"] = earlyStop, ["stable_window"] = window,
+                ["stable_budgets"] = new JsonArray(stableBudgets.Select(b => (JsonNode)b).ToArray()),
+            },
             ["student"] = Removal ? "teacher with layer l linear (stage-1 weights)" : "stage-1 weights with teacher softmax at layer l",
         };
         string runKey = LayerResultStore.RunKey(provenance);
@@ -111,7 +117,16 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         var teacher = HfCheckpoint.Load(teacherDir);
         teacher.eval();
         return new KlRun(this, teacher, stage1Dir, stage1Config, data, config, provenance, runKey, root, ownsRoot,
-            lastN, window, curve, lockStep ? requested : null, context);
+            lastN, window, KlCurves.KeepCounts(stableBudgets, numLayers), curve, lockStep ? requested : null, context);
+    }
+
+    /// <summary>"12.5%,25%" -> [0.125, 0.25].</summary>
+    static decimal[] ParseBudgets(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new InputException($"--set stable_budgets={text}: expected budgets such as 12.5%,25%.");
+        try { return parts.Select(LayerSelection.ParseBudget).Distinct().Order().ToArray(); }
+        catch (InputException e) { throw new InputException($"--set stable_budgets={text}: {e.Message}", e); }
     }
 
     static int ParseInt(string text, string key, int min) =>
@@ -156,7 +171,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     }
 
     sealed class KlRun(KlScorer scorer, HybridCausalLM teacher, string stage1Dir, ModelConfig stage1Config, TokenDataset data,
-        TrainConfig config, JsonObject provenance, string runKey, string root, bool ownsRoot, int lastN, int window, string curve,
+        TrainConfig config, JsonObject provenance, string runKey, string root, bool ownsRoot, int lastN, int window, int[] stableKs, string curve,
         IReadOnlyList<int>? lockStepLayers, ScoringContext context) : IPerLayerRun
     {
         private Dictionary<int, LayerResult>? lockStepResults;
@@ -234,7 +249,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         Dictionary<int, LayerResult> RunLockStep()
         {
             var layers = lockStepLayers!;
-            var ks = StabilityBudgets.Select(b => LayerSelection.KeepCount(b, NumLayers)).Distinct().ToArray();
+            var ks = stableKs;
             var curves = new Dictionary<int, IReadOnlyList<CurvePoint>>();
             var tokens = new Dictionary<int, long>();
             var previous = new Dictionary<int, int[]>();

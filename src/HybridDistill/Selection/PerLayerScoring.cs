@@ -198,7 +198,8 @@ public sealed class LayerResultStore(string outDir)
         {
             int window = (int?)(provenance["method"]?["stable_window"] as JsonValue) ?? 3;
             int lastN = (int?)(provenance["method"]?["last_n"] as JsonValue) ?? 3;
-            prov["early_stopping_after_the_fact"] = KlCurves.StabilityReport(curves, layers.Count, window, lastN);
+            var budgets = (provenance["method"]?["stable_budgets"] as JsonArray)?.Select(b => (decimal)b!).ToArray();
+            prov["early_stopping_after_the_fact"] = KlCurves.StabilityReport(curves, layers.Count, window, lastN, budgets);
         }
         return scores with { Details = details, Curves = curves.Count > 0 ? curves : null, Provenance = prov };
     }

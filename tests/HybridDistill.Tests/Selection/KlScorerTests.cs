@@ -116,6 +116,26 @@ public class KlScorerTests
     }
 
     [Fact]
+    public void LockStep_WaitsForTheTopKOfEveryRequestedBudget()
+    {
+        // 25% and 50% of 4 layers: K = 1 and K = 2 must both hold still for stable_window (2) rounds
+        var scores = new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-budgets"), budget: 68 * 12,
+            extra: ("stable_budgets", "25%, 50%"))).Scores!;
+        var lockStep = scores.Details![0]!["lock_step"]!;
+        Assert.Equal([1, 2], lockStep["stable_ks"]!.AsArray().Select(n => (int)n!));
+        var rounds = lockStep["rounds"]!.AsArray().Select(r => r!["top_k"]!.AsObject()).ToArray();
+        Assert.All(rounds, r => Assert.Equal(["1", "2"], r.Select(p => p.Key)));
+        Assert.True((bool)scores.Details[0]!["early_stopped"]!, "the planted teacher's top-1 and top-2 settle well inside the budget");
+        foreach (var k in new[] { "1", "2" })        // it stopped only once both sets held for the last stable_window rounds
+            Assert.Single(rounds[^3..].Select(r => string.Join(",", r[k]!.AsArray().Select(x => (int)x!))).Distinct());
+        Assert.Equal(["1", "2"], scores.Provenance["early_stopping_after_the_fact"]!["by_k"]!.AsObject().Select(p => p.Key));
+        Assert.Equal([0.25m, 0.5m], scores.Provenance["method"]!["stable_budgets"]!.AsArray().Select(b => (decimal)b!));
+
+        var bad = Assert.Throws<InputException>(() => new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-bad-budgets"), extra: ("stable_budgets", "150%"))));
+        Assert.Contains("stable_budgets", bad.Message);
+    }
+
+    [Fact]
     public void Resume_ScoresOnlyTheMissingLayers()
     {
         var outDir = TestPaths.NewTempDir("kl-resume");
