@@ -8,7 +8,8 @@ namespace HybridDistill.Attention;
 // Gated DeltaNet decoding on raw fp32 memory. One token costs a GDN layer about 3 x H x Dk x Dv multiply-adds
 // (98k for H = 8, D = 64) besides its projections; as some 45 separate tensor operations that work is dwarfed
 // by their per-call overhead (about 8 us each through TorchSharp, i.e. ~0.4 ms per layer and token), so the
-// token path does everything between the projections in one pass over plain spans: SiLU features, L2 norms,
+// token path does everything between the projections in one pass over plain spans: SiLU features (or the
+// short convolution, its caches advanced in place), L2 norms,
 // gates, the state update of Step (in place) and the gated RMSNorm of the output. Step (tensor ops) is the
 // reference this is tested against; the chunked path still serves prefill.
 
@@ -57,17 +58,23 @@ public sealed partial class GatedDeltaNet
     }
 
     /// <summary>
-    /// The whole layer between its projections for one token, per batch row and head: features, gates, the step
-    /// (state updated in place) and o_norm(o) * silu(g). Inputs are the raw projections [B, H*D] (a, b: [B, H]);
-    /// returns y [B, 1, H*D], ready for o_proj.
+    /// The whole layer between its projections for one token, per batch row and head: features (SiLU, or the short
+    /// convolution + SiLU with its caches advanced in place), gates, the step (state updated in place) and
+    /// o_norm(o) * silu(g). Inputs are the raw projections [B, H*D] (a, b: [B, H]); returns y [B, 1, H*D] for o_proj.
     /// </summary>
-    Tensor DecodeProjected(Tensor qRaw, Tensor kRaw, Tensor vRaw, Tensor gateRaw, Tensor aRaw, Tensor bRaw, Tensor state)
+    Tensor DecodeProjected(Tensor qRaw, Tensor kRaw, Tensor vRaw, Tensor gateRaw, Tensor aRaw, Tensor bRaw, RecurrentState state)
     {
-        int batch = (int)qRaw.shape[0], d = headDim;
-        var y = empty(batch, 1, heads * headDim);
+        int batch = (int)qRaw.shape[0], d = headDim, channels = heads * headDim;
+        int kernel = q_conv1d?.KernelSize ?? 1, taps = kernel - 1;
+        var y = empty(batch, 1, channels);
         ReadOnlySpan<float> qs = Floats(qRaw), ks = Floats(kRaw), vs = Floats(vRaw), gs = Floats(gateRaw), As = Floats(aRaw), bs = Floats(bRaw);
         ReadOnlySpan<float> aLog = Floats(A_log), dtBias = Floats(dt_bias), normWeight = Floats(o_norm.Weight);
-        Span<float> s = Floats(state), ys = Floats(y);
+        bool conv = q_conv1d is not null;
+        ReadOnlySpan<float> qConvW = conv ? Floats(q_conv1d!.Weight) : default, kConvW = conv ? Floats(k_conv1d!.Weight) : default,
+            vConvW = conv ? Floats(v_conv1d!.Weight) : default;                                  // [C, 1, K]
+        Span<float> qCache = conv ? Floats(state.QConv!) : default, kCache = conv ? Floats(state.KConv!) : default,
+            vCache = conv ? Floats(state.VConv!) : default;                                      // [B, C, K-1]
+        Span<float> s = Floats(state.S), ys = Floats(y);
         Span<float> scratch = stackalloc float[4 * d];
         var q = scratch.Slice(0, d); var k = scratch.Slice(d, d); var v = scratch.Slice(2 * d, d); var recall = scratch.Slice(3 * d, d);
         float qScale = 1f / MathF.Sqrt(d);
@@ -75,7 +82,17 @@ public sealed partial class GatedDeltaNet
             for (int h = 0; h < heads; h++)
             {
                 int row = b * heads + h, at = row * d;
-                Silu(qs.Slice(at, d), q); Silu(ks.Slice(at, d), k); Silu(vs.Slice(at, d), v);
+                if (conv)
+                {
+                    int weightAt = h * d * kernel, cacheAt = (b * channels + h * d) * taps;
+                    ConvSilu(qs.Slice(at, d), q, qConvW.Slice(weightAt, d * kernel), qCache.Slice(cacheAt, d * taps), kernel);
+                    ConvSilu(ks.Slice(at, d), k, kConvW.Slice(weightAt, d * kernel), kCache.Slice(cacheAt, d * taps), kernel);
+                    ConvSilu(vs.Slice(at, d), v, vConvW.Slice(weightAt, d * kernel), vCache.Slice(cacheAt, d * taps), kernel);
+                }
+                else
+                {
+                    Silu(qs.Slice(at, d), q); Silu(ks.Slice(at, d), k); Silu(vs.Slice(at, d), v);
+                }
                 Scale(q, qScale / MathF.Sqrt(SumOfSquares(q) + 1e-6f));
                 Scale(k, 1f / MathF.Sqrt(SumOfSquares(k) + 1e-6f));
                 float beta = 1f / (1f + MathF.Exp(-bs[row]));
@@ -88,6 +105,28 @@ public sealed partial class GatedDeltaNet
                 for (int j = 0; j < d; j++) o[j] = o[j] * inv * normWeight[j] * SiluOf(gate[j]);
             }
         return y;
+    }
+
+    /// <summary>
+    /// The short convolution's last output for one new input per channel, then SiLU: y_c = silu(sum_{j<K-1} w[c, j] h[c, j]
+    /// + w[c, K-1] x_c), and the history h [C, K-1] shifted left with x_c appended (as <see cref="ShortConvolution"/> with a cache).
+    /// </summary>
+    static void ConvSilu(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> weight, Span<float> history, int kernel)
+    {
+        int taps = kernel - 1;
+        for (int c = 0; c < x.Length; c++)
+        {
+            var w = weight.Slice(c * kernel, kernel);
+            var h = history.Slice(c * taps, taps);
+            float sum = w[taps] * x[c];
+            for (int j = 0; j < taps; j++) sum += w[j] * h[j];
+            if (taps > 0)
+            {
+                h.Slice(1).CopyTo(h);
+                h[taps - 1] = x[c];
+            }
+            y[c] = SiluOf(sum);
+        }
     }
 
     /// <summary>A contiguous fp32 CPU tensor's elements, without copying.</summary>
@@ -104,8 +143,9 @@ public sealed partial class GatedDeltaNet
     }
 
     /// <summary>Whether the in-place token path can run on this state (the project's fp32 CPU tensors).</summary>
-    static bool CanDecodeInPlace(Tensor x, Tensor state) =>
-        x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU && state.dtype == ScalarType.Float32 && state.is_contiguous();
+    static bool CanDecodeInPlace(Tensor x, RecurrentState state) =>
+        x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU
+        && new[] { state.S, state.QConv, state.KConv, state.VConv }.All(t => t is null || (t.dtype == ScalarType.Float32 && t.is_contiguous()));
 
     static float SiluOf(float x) => x / (1f + MathF.Exp(-x));
 

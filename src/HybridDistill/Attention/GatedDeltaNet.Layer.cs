@@ -79,7 +79,7 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         if (state is not null && gdnState is null)
             throw new ArgumentException($"Gated DeltaNet needs a RecurrentState, got {state.GetType().Name}");
         long b = x.shape[0], t = x.shape[1];
-        if (gdnState is not null && t == 1 && q_conv1d is null && !is_grad_enabled() && CanDecodeInPlace(x, gdnState.S))
+        if (gdnState is not null && t == 1 && !is_grad_enabled() && CanDecodeInPlace(x, gdnState))
             return scope.MoveToOuter(DecodeToken(x, gdnState));
 
         var q = Features(q_proj.forward(x), q_conv1d, gdnState?.QConv);                           // [B, T, H*D]
@@ -114,7 +114,7 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         long b = x.shape[0];
         var x2 = x.reshape(b, -1);                                                                 // [B, 1, d] -> [B, d]
         var y = DecodeProjected(q_proj.forward(x2), k_proj.forward(x2), v_proj.forward(x2),        // [B, H*D] each
-            g_proj.forward(x2), a_proj.forward(x2), b_proj.forward(x2), state.S);                 // [B, H*D], [B, H], [B, H]
+            g_proj.forward(x2), a_proj.forward(x2), b_proj.forward(x2), state);                   // [B, H*D], [B, H], [B, H]
         return o_proj.forward(y);                                                                  // [B, 1, H*D] -> [B, 1, d]
     }
 

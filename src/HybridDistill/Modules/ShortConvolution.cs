@@ -23,6 +23,7 @@ public sealed class ShortConvolution : nn.Module
     }
 
     public int KernelSize { get; }
+    public Parameter Weight => weight;
 
     /// <summary>x [B, T, C] -> [B, T, C]. <paramref name="cache"/> [B, C, K-1] holds the previous inputs (zeros at the start) and is updated in place.</summary>
     public Tensor forward(Tensor x, Tensor? cache)
