@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 
 namespace HybridDistill.Cli;
@@ -19,10 +20,7 @@ public static class JsonOutput
             return null;
         }
         string path = Directory.Exists(target) || target.EndsWith('/') ? Path.Combine(target, defaultName) : target;
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir is not null) Directory.CreateDirectory(dir);
-        File.WriteAllText(path + ".tmp", text);
-        File.Move(path + ".tmp", path, overwrite: true);
+        AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));      // creates the folder; never half-written
         return Path.GetFullPath(path);
     }
 }
