@@ -52,6 +52,9 @@ public static class KlCurves
         return null;
     }
 
+    /// <summary>Budgets whose top-K sets must settle, unless a run names others (kl's stable_budgets setting).</summary>
+    public static readonly decimal[] DefaultStabilityBudgets = [0.125m, 0.25m];
+
     /// <summary>The distinct K = KeepCount(budget, L) of some budgets, ascending.</summary>
     public static int[] KeepCounts(IEnumerable<decimal> budgets, int numLayers) =>
         budgets.Select(b => LayerSelection.KeepCount(b, numLayers)).Distinct().Order().ToArray();
@@ -69,7 +72,7 @@ public static class KlCurves
         var report = new System.Text.Json.Nodes.JsonObject { ["window"] = window, ["last_n"] = lastN, ["curve_tokens"] = full };
         var perK = new System.Text.Json.Nodes.JsonObject();
         (int Steps, long Tokens)? latest = (0, 0);
-        foreach (int k in KeepCounts(budgets ?? [0.125m, 0.25m], numLayers))
+        foreach (int k in KeepCounts(budgets ?? DefaultStabilityBudgets, numLayers))
         {
             var stable = StableStep(curves, Math.Min(k, curves.Count), window, 1.0, lastN);
             perK[k.ToString(System.Globalization.CultureInfo.InvariantCulture)] = stable is { } s

@@ -24,8 +24,6 @@ namespace HybridDistill.Selection;
 public sealed class KlScorer(bool removal = false) : PerLayerScorer
 {
     public const string RunsDir = "runs";
-    /// <summary>Default budgets whose top-K sets must settle before lock-step early stopping ends the runs.</summary>
-    public const string DefaultStabilityBudgets = "12.5%,25%";
 
     public bool Removal { get; } = removal;
     public override string Name => Removal ? "removal" : "kl";
@@ -41,7 +39,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         new("curve", "train", "train (logged training KL) or val (validation KL at eval_every)"),
         new("early_stop", "auto", "auto (lock-step rounds with top-K stability when all layers run in one process; kl only) or off"),
         new("stable_window", "3", "rounds the top-K sets must stay unchanged to stop early"),
-        new("stable_budgets", DefaultStabilityBudgets, "budgets (comma-separated) whose top-K sets must all settle to stop early; merge reports on the same K"),
+        new("stable_budgets", string.Join(",", KlCurves.DefaultStabilityBudgets.Select(b => $"{b * 100:0.###}%")), "budgets (comma-separated) whose top-K sets must all settle to stop early; merge reports on the same K"),
         .. TrainConfig.KeysOf(Stage.Stage2).Where(k => k is not ("softmax_layers" or "train_tokens" or "seed" or "checkpoint_every" or "keep_checkpoints"))
             .Select(k => new ScorerSetting(k, "(recipe)", "stage-2 setting of the scoring runs (default: the recipe's score, then stage2 section)")),
     ];
