@@ -45,8 +45,20 @@ public sealed record CorpusManifest
     public required CorpusSplit Train { get; init; }
     public required CorpusSplit Val { get; init; }
     public required IReadOnlyList<CorpusSource> Sources { get; init; }
+    /// <summary>True for a synthetic corpus: train.classes.bin / val.classes.bin hold each token's loss class.</summary>
+    public bool LossClasses { get; init; }
+    /// <summary>The recipe a synthetic corpus was generated from (null for tokenized text).</summary>
+    public JsonObject? Synthetic { get; init; }
 
-    public JsonObject ToJson() => new()
+    public JsonObject ToJson()
+    {
+        var json = Common();
+        if (LossClasses) json["loss_classes"] = new JsonObject { ["train"] = Data.LossClasses.TrainFile, ["val"] = Data.LossClasses.ValFile };
+        if (Synthetic is not null) json["synthetic"] = Synthetic.DeepClone();
+        return json;
+    }
+
+    JsonObject Common() => new()
     {
         ["format"] = Format,
         ["dtype"] = "uint32",
@@ -102,6 +114,8 @@ public sealed record CorpusManifest
                 Val = ReadSplit(json["val"]!),
                 Sources = ((JsonArray)json["sources"]!).Select(s => new CorpusSource(
                     (string)s!["path"]!, (string)s["sha256"]!, (long)s["bytes"]!, (long)s["documents"]!, (long)s["tokens"]!)).ToList(),
+                LossClasses = json["loss_classes"] is JsonObject,
+                Synthetic = json["synthetic"] as JsonObject,
             };
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or InvalidCastException

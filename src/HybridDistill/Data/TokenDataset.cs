@@ -19,12 +19,24 @@ public sealed class TokenDataset : IDisposable
         Val = new TokenFile(Path.Combine(Directory, Manifest.Val.File));
         if (Train.Length != Manifest.Train.Tokens || Val.Length != Manifest.Val.Tokens)
             throw new InputException($"{Directory}: token files do not match manifest.json's counts: the directory is corrupt; re-run `hybrid tokenize`.");
+        if (Manifest.LossClasses)
+        {
+            TrainClasses = new ClassFile(Path.Combine(Directory, LossClasses.TrainFile), Train.Length);
+            ValClasses = new ClassFile(Path.Combine(Directory, LossClasses.ValFile), Val.Length);
+        }
     }
 
     public string Directory { get; }
     public CorpusManifest Manifest { get; }
     public TokenFile Train { get; }
     public TokenFile Val { get; }
+    /// <summary>Loss classes of a synthetic corpus (null for tokenized text, where every target counts the same).</summary>
+    public ClassFile? TrainClasses { get; }
+    public ClassFile? ValClasses { get; }
+
+    /// <summary>Training windows (tokens and, when the corpus has them, loss classes).</summary>
+    public TrainingBatch TrainBatch(IReadOnlyList<long> windowIndices, int seqLen) =>
+        new(Train.Windows(windowIndices, seqLen), TrainClasses?.Windows(windowIndices, seqLen));
 
     /// <summary>Throws unless every token id fits the model's vocabulary and the splits hold at least one window of <paramref name="seqLen"/>.</summary>
     public void CheckFits(int vocabSize, int seqLen, string modelDir)
@@ -40,14 +52,14 @@ public sealed class TokenDataset : IDisposable
     }
 
     /// <summary>Validation batches [B, T + 1]: the first windows of the validation split covering up to <paramref name="maxTokens"/> input tokens (at least one window).</summary>
-    public IEnumerable<Tensor> ValidationBatches(int seqLen, int batchSize, long maxTokens)
+    public IEnumerable<TrainingBatch> ValidationBatches(int seqLen, int batchSize, long maxTokens)
     {
         long count = Math.Clamp(maxTokens / seqLen, 1, Val.WindowCount(seqLen));
         for (long start = 0; start < count; start += batchSize)
         {
             var indices = new List<long>();
             for (long i = start; i < Math.Min(count, start + batchSize); i++) indices.Add(i);
-            yield return Val.Windows(indices, seqLen);
+            yield return new TrainingBatch(Val.Windows(indices, seqLen), ValClasses?.Windows(indices, seqLen));
         }
     }
 
@@ -55,5 +67,7 @@ public sealed class TokenDataset : IDisposable
     {
         Train.Dispose();
         Val.Dispose();
+        TrainClasses?.Dispose();
+        ValClasses?.Dispose();
     }
 }

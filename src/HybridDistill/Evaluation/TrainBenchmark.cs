@@ -53,7 +53,7 @@ public static class TrainBenchmark
         {
             using var scope = NewDisposeScope();
             optimizer.ZeroGrad();
-            objective.ForwardBackward(ids, 1.0);
+            objective.ForwardBackward(new Data.TrainingBatch(ids), 1.0);
             using (active.Time(PhaseTimes.Optimizer))
             {
                 TrainLoop.ClipGradients(trainable, config.GradClip);

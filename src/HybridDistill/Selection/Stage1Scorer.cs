@@ -52,7 +52,7 @@ public sealed class Stage1Scorer : ILayerScorer
             context.Cancellation.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             int n = Math.Min(batch, windows.Count - start);
-            var report = objective.Evaluate(windows.Batch(start, n));                    // [n, T + 1]
+            var report = objective.Evaluate(new Data.TrainingBatch(windows.Batch(start, n)));                    // [n, T + 1]
             for (int i = 0; i < sums.Length; i++) sums[i] += report.LayerLosses![i] * n;
             baseline += report.Extras["baseline_loss"] * n;
             weight += n;

@@ -1,3 +1,4 @@
+using HybridDistill.Data;
 using HybridDistill.Models;
 using static TorchSharp.torch;
 
@@ -5,11 +6,14 @@ namespace HybridDistill.Training;
 
 /// <summary>
 /// What one micro-batch gave: the loss (a mean over its positions), named side values averaged the same way
-/// (e.g. stage 1's zero-output <c>baseline_loss</c>), and optionally one value per layer.
+/// (e.g. stage 1's zero-output <c>baseline_loss</c>), and optionally one value per layer. An extra "x" that is a
+/// mean over a varying number of tokens comes with "x#n", that number, so the loop averages it over tokens and
+/// a batch without such tokens does not count.
 /// </summary>
 public sealed record LossReport(double Loss, IReadOnlyDictionary<string, double> Extras, IReadOnlyList<double>? LayerLosses = null)
 {
     public static readonly IReadOnlyDictionary<string, double> NoExtras = new Dictionary<string, double>();
+    public const string CountSuffix = "#n";
 }
 
 /// <summary>
@@ -25,10 +29,10 @@ public interface ITrainingObjective
     IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig config);
 
     /// <summary>Loss of one micro-batch of windows [B, T + 1] and gradients of <c>lossScale x loss</c> added into .grad.</summary>
-    LossReport ForwardBackward(Tensor batch, double lossScale);
+    LossReport ForwardBackward(TrainingBatch batch, double lossScale);
 
     /// <summary>Loss of one batch, no gradients.</summary>
-    LossReport Evaluate(Tensor batch);
+    LossReport Evaluate(TrainingBatch batch);
 
     /// <summary>When set, the objective adds its phases' wall time here (the training benchmark).</summary>
     PhaseTimes? Timing { get; set; }

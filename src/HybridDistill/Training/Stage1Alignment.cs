@@ -8,6 +8,7 @@
 // Only the student's non-softmax attention layers train; every other student parameter is the teacher's.
 using HybridDistill.Attention;
 using HybridDistill.Config;
+using HybridDistill.Data;
 using HybridDistill.Models;
 using static TorchSharp.torch;
 
@@ -43,12 +44,12 @@ public sealed class Stage1Alignment : ITrainingObjective
             config.Lr),
     ];
 
-    public LossReport ForwardBackward(Tensor batch, double lossScale) => Run(batch, lossScale, backward: true);
+    public LossReport ForwardBackward(TrainingBatch batch, double lossScale) => Run(batch.Tokens, lossScale, backward: true);
 
-    public LossReport Evaluate(Tensor batch)
+    public LossReport Evaluate(TrainingBatch batch)
     {
         using var _ = no_grad();
-        return Run(batch, 0, backward: false);
+        return Run(batch.Tokens, 0, backward: false);
     }
 
     LossReport Run(Tensor batch, double lossScale, bool backward)

@@ -4,6 +4,7 @@
 // over the full vocabulary, computed in chunks of positions (ChunkedLogitLoss). The teacher runs under no_grad;
 // every student parameter trains, in two groups: attention (linear and softmax layers, and each layer's
 // pre-attention norm input_layernorm) at lr_attention, everything else at lr_other.
+using HybridDistill.Data;
 using HybridDistill.Models;
 using static TorchSharp.torch;
 
@@ -36,12 +37,12 @@ public sealed class Stage2Distillation : ITrainingObjective
         ];
     }
 
-    public LossReport ForwardBackward(Tensor batch, double lossScale) => Run(batch, lossScale, backward: true);
+    public LossReport ForwardBackward(TrainingBatch batch, double lossScale) => Run(batch.Tokens, lossScale, backward: true);
 
-    public LossReport Evaluate(Tensor batch)
+    public LossReport Evaluate(TrainingBatch batch)
     {
         using var _ = no_grad();
-        return Run(batch, 0, backward: false);
+        return Run(batch.Tokens, 0, backward: false);
     }
 
     LossReport Run(Tensor batch, double lossScale, bool backward)

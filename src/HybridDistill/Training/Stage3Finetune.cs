@@ -1,5 +1,6 @@
 // Stage 3 (optional fine-tune), method.md section 5: plain next-token cross-entropy of the student, no teacher,
 // usually at a longer context. loss = mean over positions of -log softmax(z_t)[x_{t+1}], chunked over positions.
+using HybridDistill.Data;
 using HybridDistill.Models;
 using static TorchSharp.torch;
 
@@ -22,12 +23,12 @@ public sealed class Stage3Finetune : ITrainingObjective
     public IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig c) =>
         [new ParameterGroup("all", Student.named_parameters().Select(p => (p.name, p.parameter)).ToList(), c.Lr)];
 
-    public LossReport ForwardBackward(Tensor batch, double lossScale) => Run(batch, lossScale, backward: true);
+    public LossReport ForwardBackward(TrainingBatch batch, double lossScale) => Run(batch.Tokens, lossScale, backward: true);
 
-    public LossReport Evaluate(Tensor batch)
+    public LossReport Evaluate(TrainingBatch batch)
     {
         using var _ = no_grad();
-        return Run(batch, 0, backward: false);
+        return Run(batch.Tokens, 0, backward: false);
     }
 
     LossReport Run(Tensor batch, double lossScale, bool backward)

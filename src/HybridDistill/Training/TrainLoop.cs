@@ -106,7 +106,7 @@ public static class TrainLoop
             for (int a = 0; a < config.GradAccum; a++)
             {
                 using var scope = NewDisposeScope();
-                var batch = data.Train.Windows(peek.Next(config.BatchSize), config.SeqLen);
+                var batch = data.TrainBatch(peek.Next(config.BatchSize), config.SeqLen);
                 first.Add(objective.Evaluate(batch));
             }
             var (val, line) = WriteLine(step, 0, first, optimizer, evaluate: true);
@@ -131,7 +131,7 @@ public static class TrainLoop
             for (int a = 0; a < config.GradAccum; a++)
             {
                 using var scope = NewDisposeScope();
-                var batch = data.Train.Windows(sampler.Next(config.BatchSize), config.SeqLen);
+                var batch = data.TrainBatch(sampler.Next(config.BatchSize), config.SeqLen);
                 var report = objective.ForwardBackward(batch, 1.0 / config.GradAccum);
                 if (!double.IsFinite(report.Loss))
                     throw new InputException($"the loss became {report.Loss} at step {step}: training diverged. Lower the learning rate or grad_clip and start again.");
@@ -246,8 +246,8 @@ public static class TrainLoop
         foreach (var batch in data.ValidationBatches(config.SeqLen, config.BatchSize, config.EvalTokens))
         {
             using var scope = NewDisposeScope();
-            scope.Attach(batch);
-            sums.Add(objective.Evaluate(batch), weight: batch.shape[0]);
+            batch.AttachTo(scope);
+            sums.Add(objective.Evaluate(batch), weight: batch.Windows);
         }
         return sums;
     }
@@ -350,6 +350,8 @@ public static class TrainLoop
         public double Weight;
         public double Loss;
         public Dictionary<string, double> Extras = new(StringComparer.Ordinal);
+        /// <summary>What each extra's sum is divided by: the batch weights, or the token counts it came with.</summary>
+        public Dictionary<string, double> ExtraWeights = new(StringComparer.Ordinal);
         public double[]? Layers;
         public double GradNorm;
         public long Steps;
@@ -358,7 +360,13 @@ public static class TrainLoop
         {
             Weight += weight;
             Loss += r.Loss * weight;
-            foreach (var (k, v) in r.Extras) Extras[k] = Extras.GetValueOrDefault(k) + v * weight;
+            foreach (var (k, v) in r.Extras)
+            {
+                if (k.EndsWith(LossReport.CountSuffix, StringComparison.Ordinal)) continue;
+                double w = r.Extras.TryGetValue(k + LossReport.CountSuffix, out var count) ? count : weight;
+                Extras[k] = Extras.GetValueOrDefault(k) + v * w;
+                ExtraWeights[k] = ExtraWeights.GetValueOrDefault(k) + w;
+            }
             if (r.LayerLosses is not null)
             {
                 Layers ??= new double[r.LayerLosses.Count];
@@ -367,7 +375,8 @@ public static class TrainLoop
         }
 
         public double MeanLoss => Weight == 0 ? double.NaN : Loss / Weight;
-        public IEnumerable<(string, double)> MeanExtras() => Extras.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => (e.Key, e.Value / Weight));
+        public IEnumerable<(string, double)> MeanExtras() =>
+            Extras.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => (e.Key, e.Value / ExtraWeights.GetValueOrDefault(e.Key, Weight)));
         public double[]? LayerMeans() => Layers?.Select(v => v / Weight).ToArray();
 
         public JsonObject ToJson() => new()
@@ -375,6 +384,7 @@ public static class TrainLoop
             ["weight"] = Weight,
             ["loss"] = Loss,
             ["extras"] = new JsonObject(Extras.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))),
+            ["extra_weights"] = new JsonObject(ExtraWeights.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))),
             ["layers"] = Layers is null ? null : ToArray(Layers),
             ["grad_norm"] = GradNorm,
             ["steps"] = Steps,
@@ -385,6 +395,9 @@ public static class TrainLoop
             Weight = (double)o["weight"]!;
             Loss = (double)o["loss"]!;
             Extras = ((JsonObject)o["extras"]!).ToDictionary(e => e.Key, e => (double)e.Value!, StringComparer.Ordinal);
+            ExtraWeights = o["extra_weights"] is JsonObject ew
+                ? ew.ToDictionary(e => e.Key, e => (double)e.Value!, StringComparer.Ordinal)
+                : Extras.Keys.ToDictionary(k => k, _ => Weight, StringComparer.Ordinal);
             Layers = (o["layers"] as JsonArray)?.Select(n => (double)n!).ToArray();
             GradNorm = (double)o["grad_norm"]!;
             Steps = (long)o["steps"]!;

@@ -186,7 +186,7 @@ public class CorpusBuilderTests
         Assert.Contains("Re-tokenize", e.Message);
         data.CheckFits(512, T, Stories);
         var valBatches = data.ValidationBatches(T, 4, 10 * T).ToList();
-        Assert.Equal(new long[] { 4, 4, 2 }, valBatches.Select(b => b.shape[0]).ToArray());
+        Assert.Equal(new long[] { 4, 4, 2 }, valBatches.Select(b => b.Windows).ToArray());
         foreach (var b in valBatches) b.Dispose();
     }
 }

@@ -47,7 +47,7 @@ public class Stage1AlignmentTests
         var objective = new Stage1Alignment(teacher, student);
         using var data = new TokenDataset(TrainingFixtures.StoriesData);
         using var batch = data.Train.Windows([3, 9], 24);
-        var report = objective.Evaluate(batch);
+        var report = objective.Evaluate(new TrainingBatch(batch));
 
         using var _ = no_grad();
         var ids = batch.narrow(1, 0, 24);
@@ -74,7 +74,7 @@ public class Stage1AlignmentTests
         foreach (var layer in student.Layers)
             foreach (var (name, p) in layer.Attention.named_parameters())
                 if (name.StartsWith("o_proj")) p.zero_();
-        var zero = objective.Evaluate(batch);
+        var zero = objective.Evaluate(new TrainingBatch(batch));
         Assert.Equal(zero.Extras["baseline_loss"], zero.Loss, 6);
     }
 
