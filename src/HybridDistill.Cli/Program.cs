@@ -49,6 +49,17 @@ public static class CliApp
     config.AddCommand<TokenizeCommand>("tokenize")
         .WithDescription("Tokenize text, folders of text and JSONL into a packed token directory with a validation split.")
         .WithExample("tokenize", "--model", "../shared/assets/stories260K", "--input", "../shared/assets/text/tinystories_val_slice.txt", "--out", "out/data/tinystories");
+    config.AddBranch("corpus", corpus =>
+    {
+        corpus.SetDescription("Synthetic corpora.");
+        corpus.AddCommand<CorpusSynthCommand>("synth")
+            .WithDescription("A deterministic corpus teaching in-context recall (copy, pass keys, key-value, alias chains) beside story text, with per-token loss classes.")
+            .WithExample("corpus", "synth", "--recipe", "recipes/corpus-recall.json", "--out", "out/data/recall");
+    });
+    config.AddCommand<PretrainCommand>("pretrain")
+        .WithDescription("Train a Llama-architecture model from scratch through the phases of a recipe (the embedded teacher was made this way); resumable.")
+        .WithExample("pretrain", "--recipe", "recipes/default-teacher.json", "--out", "out/teacher")
+        .WithExample("pretrain", "--recipe", "recipes/default-teacher.json", "--out", "out/teacher", "--resume");
     config.AddBranch("distill", distill =>
     {
         distill.SetDescription("RADLADS distillation stages (method.md section 5); each writes a loadable run directory.");

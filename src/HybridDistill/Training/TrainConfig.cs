@@ -17,11 +17,16 @@ public enum Stage
     Stage2,
     /// <summary>Plain next-token cross-entropy fine-tune, no teacher.</summary>
     Stage3,
+    /// <summary>Training a model from scratch (hybrid pretrain): next-token loss weighted by each target's loss class.</summary>
+    Pretrain,
 }
 
 public static class Stages
 {
-    public static string Name(Stage s) => s switch { Stage.Stage1 => "stage1", Stage.Stage2 => "stage2", _ => "stage3" };
+    public static string Name(Stage s) => s switch
+    {
+        Stage.Stage1 => "stage1", Stage.Stage2 => "stage2", Stage.Stage3 => "stage3", _ => "pretrain",
+    };
 
     public static Stage Parse(string name) => name switch
     {
@@ -104,6 +109,11 @@ public sealed record TrainConfig
     public double Temperature { get; init; } = 1.0;
     /// <summary>Stage 2: weight of an added next-token cross-entropy term (0: pure KL, the paper's choice).</summary>
     public double CeWeight { get; init; }
+    /// <summary>Pretraining on a synthetic corpus: loss weight of ordinary text targets.</summary>
+    public double TextWeight { get; init; } = 1.0;
+    /// <summary>Pretraining on a synthetic corpus: loss weight of recall answers (copied spans, pass-key digits, queried
+    /// values). Without the extra weight a small model learned no recall in the prototypes (teacher-notes).</summary>
+    public double AnswerWeight { get; init; } = 6.0;
 
     public long TokensPerStep => (long)SeqLen * BatchSize * GradAccum;
     public long TotalSteps => Math.Max(1, (TrainTokens + TokensPerStep - 1) / TokensPerStep);
@@ -122,9 +132,13 @@ public sealed record TrainConfig
         {
             SeqLen = 4096, BatchSize = 2, TrainTokens = 600_000_000, LrSchedule = LrSchedules.Constant,
         },
-        _ => new TrainConfig
+        Stage.Stage3 => new TrainConfig
         {
             SeqLen = 4096, BatchSize = 2, TrainTokens = 100_000_000, Lr = 1e-5, LrSchedule = LrSchedules.Cosine,
+        },
+        _ => new TrainConfig
+        {
+            SeqLen = 256, BatchSize = 16, TrainTokens = 10_000_000, Lr = 3e-3, LrSchedule = LrSchedules.Constant, WeightDecay = 0.1,
         },
     };
 
@@ -132,7 +146,7 @@ public sealed record TrainConfig
 
     sealed record Key(string Name, Stage[] Stages, Func<TrainConfig, JsonNode?> Get, Func<TrainConfig, JsonNode, string, TrainConfig> Set);
 
-    static readonly Stage[] All = [Stage.Stage1, Stage.Stage2, Stage.Stage3];
+    static readonly Stage[] All = [Stage.Stage1, Stage.Stage2, Stage.Stage3, Stage.Pretrain];
 
     static readonly Key[] Keys =
     [
@@ -140,7 +154,7 @@ public sealed record TrainConfig
         new("batch_size", All, c => c.BatchSize, (c, v, k) => c with { BatchSize = PositiveInt(v, k) }),
         new("grad_accum", All, c => c.GradAccum, (c, v, k) => c with { GradAccum = PositiveInt(v, k) }),
         new("train_tokens", All, c => c.TrainTokens, (c, v, k) => c with { TrainTokens = PositiveLong(v, k) }),
-        new("lr", [Stage.Stage1, Stage.Stage3], c => c.Lr, (c, v, k) => c with { Lr = NonNegative(v, k) }),
+        new("lr", [Stage.Stage1, Stage.Stage3, Stage.Pretrain], c => c.Lr, (c, v, k) => c with { Lr = NonNegative(v, k) }),
         new("lr_attention", [Stage.Stage2], c => c.LrAttention, (c, v, k) => c with { LrAttention = NonNegative(v, k) }),
         new("lr_other", [Stage.Stage2], c => c.LrOther, (c, v, k) => c with { LrOther = NonNegative(v, k) }),
         new("lr_schedule", All, c => c.LrSchedule, (c, v, k) => c with { LrSchedule = OneOf(v, k, LrSchedules.All) }),
@@ -163,9 +177,11 @@ public sealed record TrainConfig
         new("kv_expand", [Stage.Stage1, Stage.Stage2], c => c.KvExpand, (c, v, k) => c with { KvExpand = OneOf(v, k, ["heads", "rows"]) }),
         new("softmax_layers", [Stage.Stage2], c => new JsonArray(c.SoftmaxLayers.Select(i => (JsonNode)i).ToArray()),
             (c, v, k) => c with { SoftmaxLayers = IntList(v, k) }),
-        new("logits_chunk", [Stage.Stage2, Stage.Stage3], c => c.LogitsChunk, (c, v, k) => c with { LogitsChunk = PositiveInt(v, k) }),
+        new("logits_chunk", [Stage.Stage2, Stage.Stage3, Stage.Pretrain], c => c.LogitsChunk, (c, v, k) => c with { LogitsChunk = PositiveInt(v, k) }),
         new("temperature", [Stage.Stage2], c => c.Temperature, (c, v, k) => c with { Temperature = Positive(v, k) }),
         new("ce_weight", [Stage.Stage2], c => c.CeWeight, (c, v, k) => c with { CeWeight = NonNegative(v, k) }),
+        new("text_weight", [Stage.Pretrain], c => c.TextWeight, (c, v, k) => c with { TextWeight = NonNegative(v, k) }),
+        new("answer_weight", [Stage.Pretrain], c => c.AnswerWeight, (c, v, k) => c with { AnswerWeight = NonNegative(v, k) }),
     ];
 
     /// <summary>The keys a stage's recipe section may set.</summary>
