@@ -7,7 +7,7 @@
 // prompt does. A window holds one episode (or story text), then a new document of story text to its end.
 // Episodes (token-level, from the tokenizer's single-token keys and digits; none is the evaluation suite's code or
 // seed space, and stories come from the training documents only):
-//   repeat    BOS k1..kn k1..kn k1..     random keys repeated (first pass unscored, repeats are answers)
+//   repeat    BOS k1..kn k1..kn k1..     random keys repeated (first pass and the next key unscored, the rest answers)
 //   copy      BOS filler .. span .. span  span of the filler repeated at the end (filler: random keys or story)
 //   passkey   BOS haystack NEEDLE haystack QUESTION answer-digits    (haystack: stock sentences or story text)
 //   kv        BOS [story sep] k: v sep ... sep k: v sep ...           queries' values are answers
@@ -344,8 +344,9 @@ internal sealed class EpisodeGenerator
     {
         int n = Math.Min(Between(ref rng, Recipe.RepeatKeys.Min, Recipe.RepeatKeys.Max), Math.Min(count / 2, vocab.Keys.Count));
         var run = DistinctKeys(n, ref rng).Select(k => k.Id).ToArray();
+        // The first pass is random, and so is the first key of the second pass (nothing says the run ended).
         for (int i = 0; i < count; i++)
-            s.Add(run[i % n], EpisodeKind.Repeat, i < n ? TokenRole.None : TokenRole.Answer);
+            s.Add(run[i % n], EpisodeKind.Repeat, i <= n ? TokenRole.None : TokenRole.Answer);
     }
 
     void Copy(Sequence s, int count, ref SplitMix64 rng, bool heldout)
