@@ -23,23 +23,23 @@ public static class CliApp
         .WithExample("run");
     config.AddCommand<GenerateCommand>("generate")
         .WithDescription("Generate text from a model directory.")
-        .WithExample("generate", "--model", "../shared/assets/stories260K", "--prompt", "Once upon a time", "--max-new-tokens", "50");
+        .WithExample("generate", "--model", "assets/stories260K", "--prompt", "Once upon a time", "--max-new-tokens", "50");
     config.AddCommand<InspectCommand>("inspect")
         .WithDescription("Show a model's architecture, layer kinds, parameter counts and tokenizer.")
-        .WithExample("inspect", "../shared/assets/stories260K", "--json");
+        .WithExample("inspect", "assets/stories260K", "--json");
     config.AddCommand<ImportLlama2cCommand>("import-llama2c")
         .WithDescription("Convert a llama2.c .bin checkpoint into a Hugging Face model directory.")
-        .WithExample("import-llama2c", "stories260K.bin", "out/stories260K", "--tokenizer", "tokenizer.model");
+        .WithExample("import-llama2c", "assets/stories260K/stories260K.bin", "out/stories260K", "--tokenizer", "assets/stories260K/tokenizer.model");
     config.AddCommand<ConvertCommand>("convert")
         .WithDescription("Write an untrained hybrid initialised from a teacher (RADLADS weight transfer).")
-        .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--softmax-layers", "2", "--out", "out/hybrid-untrained")
-        .WithExample("convert", "--teacher", "../shared/assets/stories260K", "--layer-types", "gdn,gdn,softmax,gdn,gdn", "--out", "out/h");
+        .WithExample("convert", "--teacher", "assets/stories260K", "--softmax-layers", "2", "--out", "out/hybrid-untrained")
+        .WithExample("convert", "--teacher", "assets/stories260K", "--layer-types", "gdn,gdn,softmax,gdn,gdn", "--out", "out/h");
     config.AddCommand<ScoreCommand>("score")
         .WithDescription("Per-layer importance scores (kl, uniform, random, ends, ppl, stage1, removal, ar, ar-multihop) -> OUT/scores.json and scores.png; " +
             "per-layer methods also write OUT/layers/layer-{l}.json, and a re-run skips finished layers. \"score merge DIR\" combines slices.")
-        .WithExample("score", "--method", "kl", "--teacher", "../shared/assets/stories260K", "--stage1", "out/s1", "--data", "out/data/ts", "--out", "out/scores-kl")
-        .WithExample("score", "--method", "ppl", "--teacher", "../shared/assets/stories260K", "--data", "../shared/assets/text/tinystories_val_slice.txt", "--out", "out/scores-ppl")
-        .WithExample("score", "--method", "uniform", "--teacher", "../shared/assets/stories260K", "--set", "anchor=first", "--out", "out/scores-uniform")
+        .WithExample("score", "--method", "kl", "--teacher", "assets/stories260K", "--stage1", "out/s1", "--data", "out/data/ts", "--out", "out/scores-kl")
+        .WithExample("score", "--method", "ppl", "--teacher", "assets/stories260K", "--data", "assets/text/tinystories_val_slice.txt", "--out", "out/scores-ppl")
+        .WithExample("score", "--method", "uniform", "--teacher", "assets/stories260K", "--set", "anchor=first", "--out", "out/scores-uniform")
         .WithExample("score", "merge", "out/scores-kl");
     config.AddCommand<SelectCommand>("select")
         .WithDescription("The softmax layers for a budget from scores.json; writes the layout file stage 2 and convert read.")
@@ -48,7 +48,7 @@ public static class CliApp
     // ---- data and distillation (wip-distill) ----
     config.AddCommand<TokenizeCommand>("tokenize")
         .WithDescription("Tokenize text, folders of text and JSONL into a packed token directory with a validation split.")
-        .WithExample("tokenize", "--model", "../shared/assets/stories260K", "--input", "../shared/assets/text/tinystories_val_slice.txt", "--out", "out/data/tinystories");
+        .WithExample("tokenize", "--model", "assets/stories260K", "--input", "assets/text/tinystories_val_slice.txt", "--out", "out/data/tinystories");
     config.AddBranch("corpus", corpus =>
     {
         corpus.SetDescription("Synthetic corpora.");
@@ -65,13 +65,13 @@ public static class CliApp
         distill.SetDescription("RADLADS distillation stages (method.md section 5); each writes a loadable run directory.");
         distill.AddCommand<DistillStage1Command>("stage1")
             .WithDescription("Attention-output alignment of an all-linear student, teacher-forced per layer.")
-            .WithExample("distill", "stage1", "--teacher", "../shared/assets/stories260K", "--data", "out/data/tinystories", "--out", "out/s1", "--recipe", "recipes/stories260K.json");
+            .WithExample("distill", "stage1", "--teacher", "assets/stories260K", "--data", "out/data/tinystories", "--out", "out/s1", "--recipe", "recipes/stories260K.json");
         distill.AddCommand<DistillStage2Command>("stage2")
             .WithDescription("KL distillation of the hybrid: stage-1 weights with softmax attention restored at the kept layers.")
-            .WithExample("distill", "stage2", "--teacher", "../shared/assets/stories260K", "--data", "out/data/tinystories", "--from", "out/s1", "--softmax-layers", "2", "--out", "out/s2", "--recipe", "recipes/stories260K.json");
+            .WithExample("distill", "stage2", "--teacher", "assets/stories260K", "--data", "out/data/tinystories", "--from", "out/s1", "--softmax-layers", "2", "--out", "out/s2", "--recipe", "recipes/stories260K.json");
         distill.AddCommand<DistillStage3Command>("stage3")
             .WithDescription("Optional next-token cross-entropy fine-tune of a student (no teacher), e.g. at a longer context.")
-            .WithExample("distill", "stage3", "--teacher", "../shared/assets/stories260K", "--data", "out/data/tinystories", "--from", "out/s2", "--out", "out/s3", "--recipe", "recipes/stories260K.json");
+            .WithExample("distill", "stage3", "--teacher", "assets/stories260K", "--data", "out/data/tinystories", "--from", "out/s2", "--out", "out/s3", "--recipe", "recipes/stories260K.json");
     });
     // ---- end data and distillation ----
     config.AddBranch("bench", bench =>
@@ -97,8 +97,8 @@ public static class CliApp
     });
     config.AddCommand<EvalCommand>("eval")
         .WithDescription("Evaluate a model: perplexity, teacher agreement, recall suites, multiple choice (JSON + Markdown).")
-        .WithExample("eval", "--model", "../shared/assets/stories260K", "--tasks", "ppl,recall", "--data",
-                     "../shared/assets/text/tinystories_val_slice.txt", "--limit", "20", "--json", "out/teacher/");
+        .WithExample("eval", "--model", "assets/stories260K", "--tasks", "ppl,recall", "--data",
+                     "assets/text/tinystories_val_slice.txt", "--limit", "20", "--json", "out/teacher/");
     config.AddCommand<ReportCommand>("report")
         .WithDescription("Put several models' eval.json and bench_decode.json side by side in Markdown with PNG plots.")
         .WithExample("report", "out/teacher", "out/hybrid-25", "out/hybrid-12.5", "--out", "out/report.md");

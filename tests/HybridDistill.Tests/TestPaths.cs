@@ -1,12 +1,12 @@
 namespace HybridDistill.Tests;
 
-/// <summary>Locates ../shared/assets (beside the repository) and temporary folders for tests.</summary>
+/// <summary>Locates the repository's assets/ folder and temporary folders for tests.</summary>
 public static class TestPaths
 {
     public static string RepoRoot { get; } = FindRepoRoot();
 
     public static string Assets(params string[] parts) =>
-        Path.GetFullPath(Path.Combine(new[] { RepoRoot, "..", "shared", "assets" }.Concat(parts).ToArray()));
+        Path.GetFullPath(Path.Combine(new[] { RepoRoot, "assets" }.Concat(parts).ToArray()));
 
     public static string NewTempDir(string name)
     {

@@ -17,11 +17,11 @@ public sealed class RunCommand : Command<RunCommand.Settings>
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--teacher <DIR>")]
-        [Description("Teacher model directory (default: stories260K from ../shared/assets beside the repository).")]
+        [Description("Teacher model directory (default: assets/stories260K in the repository).")]
         public string? Teacher { get; init; }
 
         [CommandOption("--data <PATH>")]
-        [Description("Training text: files, folders or JSONL, repeatable (default: the TinyStories slice in ../shared/assets).")]
+        [Description("Training text: files, folders or JSONL, repeatable (default: assets/text/tinystories_val_slice.txt in the repository).")]
         public string[] Data { get; init; } = [];
 
         [CommandOption("--eval-data <FILE>")]
@@ -55,7 +55,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         string root = RepositoryRoot();
-        string assets = Path.GetFullPath(Path.Combine(root, "..", "shared", "assets"));
+        string assets = Path.Combine(root, "assets");
         string teacher = s.Teacher ?? Path.Combine(assets, "stories260K");
         string[] data = s.Data.Length > 0 ? s.Data : [Path.Combine(assets, "text", "tinystories_val_slice.txt")];
         string recipe = s.Recipe ?? Path.Combine(root, "recipes", "stories260K.json");

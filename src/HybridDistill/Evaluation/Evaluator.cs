@@ -156,11 +156,11 @@ public static class Evaluator
         }
         if (tasks.Count == 0) throw new InputException("--tasks is empty; name at least one task.");
         if ((tasks.Contains(EvalTasks.Ppl) || tasks.Contains(EvalTasks.Agree)) && options.DataPath is null)
-            throw new InputException("ppl and agree need held-out text: pass --data FILE (e.g. ../shared/assets/text/tinystories_val_slice.txt).");
+            throw new InputException("ppl and agree need held-out text: pass --data FILE (e.g. assets/text/tinystories_val_slice.txt).");
         if (tasks.Contains(EvalTasks.Agree) && !hasTeacher)
             throw new InputException("agree needs the teacher: pass --teacher DIR.");
         if (tasks.Contains(EvalTasks.Mc) && options.McPaths.Count == 0)
-            throw new InputException("mc needs at least one multiple-choice file: pass --mc FILE (e.g. ../shared/assets/eval/piqa.jsonl).");
+            throw new InputException("mc needs at least one multiple-choice file: pass --mc FILE (e.g. assets/eval/piqa.jsonl).");
         if (!tasks.Contains(EvalTasks.Mc) && options.McPaths.Count > 0)
             throw new InputException("--mc files were given but 'mc' is not in --tasks; add it.");
         return tasks;
