@@ -29,6 +29,11 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
         [Description("Held-out text for ppl and agree (documents separated by blank lines), and filler for passkey, kv padding and copy.")]
         public string? Data { get; init; }
 
+        [CommandOption("--stock-filler")]
+        [Description("Recall prompts use the stock filler (classic pass-key sentences; random keys for copy) even with --data, " +
+                     "so their figures compare with an evaluation without --data.")]
+        public bool StockFiller { get; init; }
+
         [CommandOption("--mc <FILE>")]
         [Description("Multiple-choice / cloze .jsonl file (repeatable): {query, choices, gold}, {context_options, continuation, gold} or {context, continuation}.")]
         public string[] Mc { get; init; } = [];
@@ -87,6 +92,7 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
             Window = s.Window,
             Stride = s.Stride,
             BatchSize = s.Batch,
+            StockFiller = s.StockFiller,
         };
         Evaluator.ResolveTasks(options, s.Teacher is not null);           // fail on bad options before loading anything
 

@@ -31,6 +31,9 @@ public sealed record EvalOptions
     public int? Stride { get; init; }
     public int? BatchSize { get; init; }
     public RecallSuiteOptions Recall { get; init; } = new();
+    /// <summary>Recall prompts with the stock filler (classic pass-key sentences, random keys for copy) even when
+    /// DataPath is given for ppl/agree, so recall figures compare with a run that had no --data.</summary>
+    public bool StockFiller { get; init; }
 
     public const int DefaultRecallPrompts = 50;
     public static IReadOnlyList<int> DefaultLengths { get; } = [128, 256, 512];
@@ -95,6 +98,7 @@ public sealed record EvalResult(
             ["queries"] = Options.Recall.Queries, ["pairs"] = Options.Recall.Pairs, ["passkey_digits"] = Options.Recall.PasskeyDigits,
             ["copy_span"] = Options.Recall.CopySpan, ["depths"] = new JsonArray(Options.Recall.Depths.Select(d => (JsonNode)d).ToArray()),
         };
+        if (Options.StockFiller) recall["filler"] = "stock";
         if (Vocabulary is { } v)
         {
             recall["tokenizer"] = v.Tokenizer.Kind;
@@ -209,7 +213,7 @@ public static class Evaluator
         {
             progress?.Report("probing the tokenizer for single-token keys and values");
             vocabulary = RecallVocabulary.Build(tokenizer);
-            var filler = options.DataPath is null ? null : FillerText.FromFile(options.DataPath);
+            var filler = options.DataPath is null || options.StockFiller ? null : FillerText.FromFile(options.DataPath);
             var suite = new RecallSuite(vocabulary, filler, options.Recall);
             foreach (var task in recallTasks)
             {
