@@ -28,6 +28,9 @@ public sealed record SynthRecipe
     public int ValWindows { get; init; } = 64;
     /// <summary>Fraction of the text's documents kept out of training (validation windows' text and heldout.txt).</summary>
     public double HeldoutFraction { get; init; } = 0.1;
+    /// <summary>Chooses the held-out documents. Independent of <see cref="Seed"/>, so corpora that differ only in their seed
+    /// (the phases of a pretraining, the distillation corpus of the teacher they made) hold out the same documents.</summary>
+    public long HeldoutSeed { get; init; }
     /// <summary>Relative weights of the episode kinds (names from <see cref="LossClasses.Name"/>).</summary>
     public required IReadOnlyDictionary<EpisodeKind, double> Mix { get; init; }
     /// <summary>Shortest episode in tokens (BOS included); lengths are uniform in [max(episode_min, the kind's own minimum), seq_len].</summary>
@@ -47,7 +50,7 @@ public sealed record SynthRecipe
 
     static readonly string[] KnownKeys =
     [
-        "tokenizer", "text", "seed", "seq_len", "train_windows", "val_windows", "heldout_fraction", "mix", "episode_min",
+        "tokenizer", "text", "seed", "seq_len", "train_windows", "val_windows", "heldout_fraction", "heldout_seed", "mix", "episode_min",
         "repeat_keys", "copy_span", "copy_text_fraction", "passkey_digits", "passkey_stock_fraction", "kv_pairs", "kv_queries",
         "multihop_queries",
     ];
@@ -130,6 +133,7 @@ public sealed record SynthRecipe
             TrainWindows = Int("train_windows", null),
             ValWindows = Int("val_windows", 64),
             HeldoutFraction = Fraction("heldout_fraction", 0.1),
+            HeldoutSeed = Int("heldout_seed", 0),
             Mix = mix,
             EpisodeMin = json["episode_min"] is null ? null : Int("episode_min", null),
             RepeatKeys = Range("repeat_keys", new(8, 32)),
@@ -168,6 +172,7 @@ public sealed record SynthRecipe
         ["train_windows"] = TrainWindows,
         ["val_windows"] = ValWindows,
         ["heldout_fraction"] = HeldoutFraction,
+        ["heldout_seed"] = HeldoutSeed,
         ["mix"] = new JsonObject(Mix.OrderBy(m => m.Key).Select(m => KeyValuePair.Create(LossClasses.Name(m.Key), (JsonNode?)m.Value))),
         ["episode_min"] = MinEpisode,
         ["repeat_keys"] = RepeatKeys.ToJson(),

@@ -189,8 +189,8 @@ internal sealed class EpisodeGenerator
         var documents = HeldOutText.Documents(File.ReadAllText(recipe.Text)).ToList();
         if (documents.Count < 2)
             throw new InputException($"{recipe.Text}: needs at least two blank-line separated documents (training and held-out text).");
-        // Held-out documents: a seeded choice, stream 2 of the recipe's seed.
-        var order = SplitMix64.Permutation(documents.Count, recipe.Seed, 2);
+        // Held-out documents: a choice by heldout_seed alone, so every corpus of this text holds out the same ones.
+        var order = SplitMix64.Permutation(documents.Count, recipe.HeldoutSeed, 2);
         int heldout = Math.Max(1, (int)Math.Round(documents.Count * recipe.HeldoutFraction));
         var heldoutSet = order.Take(heldout).ToHashSet();
         for (int d = 0; d < documents.Count; d++)

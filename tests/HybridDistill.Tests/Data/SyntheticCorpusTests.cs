@@ -43,6 +43,8 @@ public class SyntheticCorpusTests
         foreach (var file in new[] { "train.bin", "val.bin", "train.classes.bin", "val.classes.bin", "heldout.txt", "manifest.json" })
             Assert.Equal(File.ReadAllBytes(Path.Combine(a, file)), File.ReadAllBytes(Path.Combine(b, file)));
         Assert.NotEqual(File.ReadAllBytes(Path.Combine(a, "train.bin")), File.ReadAllBytes(Path.Combine(c, "train.bin")));
+        // Held-out documents depend on heldout_seed only: a pretraining's phases and a distillation corpus share them.
+        Assert.Equal(File.ReadAllText(Path.Combine(a, "heldout.txt")), File.ReadAllText(Path.Combine(c, "heldout.txt")));
         Assert.DoesNotContain(Directory.GetDirectories(Path.GetDirectoryName(a)!), d => Path.GetFileName(d).StartsWith('.'));
     }
 
