@@ -278,6 +278,17 @@ public sealed class GatedDeltaNetKernelTests
         }
     }
 
+    /// <summary>Tensor.TotalCount is process-wide, and earlier tests' unreachable tensors are disposed by the finalizer
+    /// thread whenever a collection happens: collect and finalize them first, so the count moves only with this test's
+    /// own tensors (without this the test failed in one of two CI runs: 13319 expected, 10956 found).</summary>
+    static long LiveTensorsAfterCollection()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return Tensor.TotalCount;
+    }
+
     [Fact]
     public void KernelsFreeTheirIntermediates()
     {
@@ -285,7 +296,7 @@ public sealed class GatedDeltaNetKernelTests
         var q = x.Q.to(float32); var k = x.K.to(float32); var v = x.V.to(float32);
         var beta = x.Beta.to(float32); var g = x.G.to(float32); var s0 = x.State!.to(float32);
         var (q0, k0, v0, beta0, g0) = (q.select(2, 0), k.select(2, 0), v.select(2, 0), beta.select(2, 0), g.select(2, 0));
-        long before = Tensor.TotalCount;
+        long before = LiveTensorsAfterCollection();
         var (o1, s1) = GatedDeltaNet.Chunked(q, k, v, beta, g, s0);
         var (o2, s2) = GatedDeltaNet.Naive(q, k, v, beta, g, s0);
         var (o3, s3) = GatedDeltaNet.Step(q0, k0, v0, beta0, g0, s0);
@@ -295,7 +306,7 @@ public sealed class GatedDeltaNetKernelTests
 
         // Forward and hand-written backward inside a caller's scope leave nothing behind but the leaves' gradients.
         var leaves = new[] { q, k, v, beta, g, s0 }.Select(t => t.detach().requires_grad_(true)).ToArray();
-        before = Tensor.TotalCount;
+        before = LiveTensorsAfterCollection();
         using (var scope = NewDisposeScope())
         {
             var (o, s) = GatedDeltaNet.Chunked(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5]);
