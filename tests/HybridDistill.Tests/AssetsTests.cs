@@ -5,8 +5,8 @@ namespace HybridDistill.Tests;
 
 /// <summary>
 /// assets/SHA256SUMS (sha256sum format, paths relative to assets/) against the files on disk: every listed file
-/// must exist with that SHA-256, and every file under assets/ must be listed, except assets/README.md,
-/// assets/SHA256SUMS and anything under assets/teacher/ (which may be listed, and is then verified).
+/// must exist with that SHA-256, and every file under assets/ must be listed, except assets/README.md and
+/// assets/SHA256SUMS (the embedded teacher's files included).
 /// </summary>
 public class AssetsTests
 {
@@ -25,12 +25,12 @@ public class AssetsTests
         Write(root, "a/model.bin", [1, 2, 3, 4]);
         Write(root, "b.txt", "hello\n"u8.ToArray());
         Write(root, "README.md", "not listed, allowed"u8.ToArray());
-        Write(root, "teacher/weights.bin", [9]);                 // unlisted but under teacher/: allowed
-        string sums = $"{Sha(root, "a/model.bin")}  a/model.bin\n{Sha(root, "b.txt")} *b.txt\n";
+        Write(root, "teacher/weights.bin", [9]);
+        string sums = $"{Sha(root, "a/model.bin")}  a/model.bin\n{Sha(root, "b.txt")} *b.txt\n{Sha(root, "teacher/weights.bin")}  teacher/weights.bin\n";
         File.WriteAllText(Path.Combine(root, "SHA256SUMS"), sums);
 
         Assert.Empty(AssetChecksums.Problems(root, out int verified));
-        Assert.Equal(2, verified);
+        Assert.Equal(3, verified);
 
         // One flipped byte.
         var path = Path.Combine(root, "a", "model.bin");
@@ -43,12 +43,15 @@ public class AssetsTests
         File.WriteAllBytes(path, bytes);
         Assert.Empty(AssetChecksums.Problems(root, out _));
 
-        // A listed teacher file is verified like any other.
-        File.AppendAllText(Path.Combine(root, "SHA256SUMS"), $"{new string('0', 64)}  teacher/weights.bin\n");
+        // The teacher's files are verified and must be listed like any other.
+        Write(root, "teacher/weights.bin", [8]);
         Assert.Contains(AssetChecksums.Problems(root, out _), x => x.StartsWith("teacher/weights.bin: SHA-256", StringComparison.Ordinal));
-        File.WriteAllText(Path.Combine(root, "SHA256SUMS"), sums);
+        Write(root, "teacher/weights.bin", [9]);
+        Write(root, "teacher/extra.bin", [7]);
+        Assert.Contains("teacher/extra.bin: not listed in SHA256SUMS", AssetChecksums.Problems(root, out _));
+        File.Delete(Path.Combine(root, "teacher", "extra.bin"));
 
-        // Missing, unlisted (also a nested README.md), malformed and duplicate entries.
+        // Missing, unlisted (also a nested README.md), malformed and duplicate entries (lines 4 and 5: three lines precede them).
         File.Delete(Path.Combine(root, "b.txt"));
         Write(root, "c/extra.json", "{}"u8.ToArray());
         Write(root, "c/README.md", "x"u8.ToArray());
@@ -57,8 +60,8 @@ public class AssetsTests
         Assert.Contains("b.txt: listed but missing", p);
         Assert.Contains("c/extra.json: not listed in SHA256SUMS", p);
         Assert.Contains("c/README.md: not listed in SHA256SUMS", p);
-        Assert.Contains(p, x => x.StartsWith("SHA256SUMS line 3:", StringComparison.Ordinal));
-        Assert.Contains(p, x => x.StartsWith("SHA256SUMS line 4: a/model.bin listed twice", StringComparison.Ordinal));
+        Assert.Contains(p, x => x.StartsWith("SHA256SUMS line 4:", StringComparison.Ordinal));
+        Assert.Contains(p, x => x.StartsWith("SHA256SUMS line 5: a/model.bin listed twice", StringComparison.Ordinal));
         Assert.Equal(5, p.Count);
 
         // No SHA256SUMS at all.
@@ -128,7 +131,7 @@ public static partial class AssetChecksums
         foreach (var file in Directory.EnumerateFiles(root, "*", everything))
         {
             var rel = Path.GetRelativePath(root, file).Replace(Path.DirectorySeparatorChar, '/');
-            if (rel is "README.md" or SumsFile || rel.StartsWith("teacher/", StringComparison.Ordinal) || listed.Contains(rel)) continue;
+            if (rel is "README.md" or SumsFile || listed.Contains(rel)) continue;
             problems.Add($"{rel}: not listed in {SumsFile}");
         }
         return problems;

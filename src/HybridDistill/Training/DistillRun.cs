@@ -80,7 +80,7 @@ public static class DistillRun
         {
             Stage.Stage1 => new Stage1Alignment(teacher, student),
             Stage.Stage2 => new Stage2Distillation(teacher, student, config),
-            _ => new Stage3Finetune(student, config),
+            _ => new NextTokenObjective(student, config),
         };
         var trainResult = TrainLoop.Run(objective, data, config, runDir, runConfig, request.Resume, progress, cancellation);
         if (trainResult.Completed)

@@ -210,7 +210,7 @@ public static class Pretraining
             AtomicFile.WriteAllBytes(Path.Combine(phaseDir, DistillRun.RunConfigFile), Encoding.UTF8.GetBytes(runConfig.ToJsonString(JsonOptions.Indented)));
         }
         model.train();
-        var objective = new PretrainObjective(model, phase.Train);
+        var objective = new NextTokenObjective(model, phase.Train);
         var result = TrainLoop.Run(objective, data, phase.Train, phaseDir, runConfig, resume: started, progress, cancellation);
         if (result.Completed)
         {

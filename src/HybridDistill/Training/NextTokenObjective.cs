@@ -1,5 +1,6 @@
-// Pretraining from scratch (hybrid pretrain): next-token cross-entropy in which each target counts by its loss
-// class (LossClasses) when the corpus has them, plain cross-entropy otherwise. Per micro-batch, with w_n the weight
+// Next-token cross-entropy of one model, no teacher: stage 3's fine-tune (method.md section 5) and pretraining from
+// scratch (hybrid pretrain). Each target counts by its loss class (LossClasses) when the corpus has them (a synthetic
+// corpus); otherwise every weight is 1 and this is plain mean cross-entropy. Per micro-batch, with w_n the weight
 // of target n (text_weight, answer_weight or 0):
 //   loss = sum_n w_n CE_n / sum_n w_n,     dloss/dz_n = w_n (softmax(z_n) - onehot(x_{n+1})) / sum_n w_n
 // computed a chunk of logits_chunk positions at a time (full logits never exist). Side values, averaged over the
@@ -11,11 +12,11 @@ using static TorchSharp.torch;
 
 namespace HybridDistill.Training;
 
-public sealed class PretrainObjective : ITrainingObjective
+public sealed class NextTokenObjective : ITrainingObjective
 {
     private readonly TrainConfig config;
 
-    public PretrainObjective(HybridCausalLM model, TrainConfig config)
+    public NextTokenObjective(HybridCausalLM model, TrainConfig config)
     {
         this.config = config;
         Student = model;
@@ -53,7 +54,7 @@ public sealed class PretrainObjective : ITrainingObjective
             hidden = Student.Hidden(ids, null).reshape(n, -1);                                 // [B, T, d] -> [B*T, d]
         var leaf = backward ? hidden.detach().requires_grad_(true) : hidden;
         var ce = empty(n);                                                                     // per-target CE [B*T]
-        var correct = empty(n, dtype: @bool);                                                  // argmax right [B*T]
+        var correct = codes is null ? null : empty(n, dtype: @bool);                          // argmax right [B*T]
         for (long start = 0; start < n; start += config.LogitsChunk)
         {
             using var chunkScope = NewDisposeScope();
@@ -65,7 +66,7 @@ public sealed class PretrainObjective : ITrainingObjective
             var logq = z.detach().log_softmax(-1);                                             // [c, V]
             var target = targets.narrow(0, start, c).unsqueeze(1);                             // [c, 1]
             ce.narrow(0, start, c).copy_(logq.gather(1, target).squeeze(1).neg());
-            correct.narrow(0, start, c).copy_(logq.argmax(-1).eq(target.squeeze(1)));
+            correct?.narrow(0, start, c).copy_(logq.argmax(-1).eq(target.squeeze(1)));
             if (!backward) continue;
             // dloss/dz = w (softmax(z) - onehot) / W, times the accumulation scale
             var grad = logq.exp_();
@@ -78,7 +79,7 @@ public sealed class PretrainObjective : ITrainingObjective
             if (backward && leaf.grad is not null) hidden.backward([leaf.grad]);
 
         double loss = (ce * weights).sum().item<float>() / totalWeight;
-        return new LossReport(loss, codes is null ? LossReport.NoExtras : Extras(ce, correct, codes));
+        return new LossReport(loss, codes is null ? LossReport.NoExtras : Extras(ce, correct!, codes));
     }
 
     /// <summary>Mean CE of text and answer targets, and answer accuracy per episode kind; each value carries the

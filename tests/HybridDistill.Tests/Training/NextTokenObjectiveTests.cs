@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace HybridDistill.Tests.Training;
 
-public class PretrainObjectiveTests
+public class NextTokenObjectiveTests
 {
     /// <summary>The chunked, class-weighted loss and its closed-form gradient against the obvious version: full logits,
     /// per-target cross-entropy times the class weight, divided by the weight sum, differentiated by autograd.</summary>
@@ -33,7 +33,7 @@ public class PretrainObjectiveTests
         using var classes = tensor(codes, [2, 12], dtype: uint8);
         var train = new TrainConfig { LogitsChunk = chunk, TextWeight = 1.0, AnswerWeight = 6.0 };
 
-        var objective = new PretrainObjective(model, train);
+        var objective = new NextTokenObjective(model, train);
         var report = objective.ForwardBackward(new TrainingBatch(tokens, classes), lossScale: 0.5);
         var fast = model.parameters().Select(p => p.grad!.clone()).ToList();
         foreach (var p in model.parameters()) p.grad!.zero_();
@@ -63,7 +63,7 @@ public class PretrainObjectiveTests
         using var model = new HybridCausalLM(config);
         model.InitializeWeights(seed: 2, std: 0.2);
         using var tokens = randint(0, config.VocabSize, [3, 9], generator: new TorchSharp.torch.Generator(3));
-        var objective = new PretrainObjective(model, new TrainConfig { LogitsChunk = 4 });
+        var objective = new NextTokenObjective(model, new TrainConfig { LogitsChunk = 4 });
         var report = objective.Evaluate(new TrainingBatch(tokens));
         using var _ = no_grad();
         var logits = model.forward(tokens.narrow(1, 0, 8));
