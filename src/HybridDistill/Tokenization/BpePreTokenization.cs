@@ -170,7 +170,7 @@ internal sealed class AddedTokenSplitter
         i >= 0 && i < text.Length && (char.IsLetterOrDigit(text[i]) || text[i] == '_');
 }
 
-/// <summary>Unicode normalizers that may precede byte-level BPE. Note: the library builds with
-/// InvariantGlobalization, where .NET's string.Normalize leaves non-ASCII text unchanged, so NFC/NFKC are exact
-/// only for text that is already normalized (almost all text; Qwen2 uses NFC).</summary>
+/// <summary>Normalizers that may precede byte-level BPE (tokenizer.json's "normalizer"; Qwen2/Qwen3 use NFC). The
+/// Unicode forms are computed by <see cref="UnicodeNormalizer"/>, not string.Normalize, which is a no-op under the
+/// project's InvariantGlobalization.</summary>
 internal enum TextNormalization { None, Nfc, Nfkc, Nfd, Nfkd, Lowercase }

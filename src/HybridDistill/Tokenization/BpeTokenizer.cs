@@ -8,7 +8,7 @@ namespace HybridDistill.Tokenization;
 /// vocab.json + merges.txt.
 ///
 /// Encode: added tokens are cut out of the raw text first (leftmost, then longest; lstrip/rstrip/single_word
-/// honoured) -> each plain segment is normalized (NFC etc., rarely used) -> pre-tokenized (ByteLevel with GPT-2's
+/// honoured) -> each plain segment is normalized (Qwen2/Qwen3: NFC, by <see cref="UnicodeNormalizer"/>) -> pre-tokenized (ByteLevel with GPT-2's
 /// pattern, or Sequence[Split(regex), ByteLevel(use_regex=false)], Digits) -> each piece's UTF-8 bytes are mapped
 /// to the byte alphabet ("Ġ" = space) and merged by rank with Microsoft.ML.Tokenizers' BpeTokenizer (ByteLevel).
 /// With ignore_merges (Llama-3) a piece that is already a vocabulary token is emitted whole.
@@ -152,12 +152,9 @@ public sealed class BpeTokenizer : ITextTokenizer
         {
             text = n switch
             {
-                TextNormalization.Nfc => text.Normalize(NormalizationForm.FormC),
-                TextNormalization.Nfkc => text.Normalize(NormalizationForm.FormKC),
-                TextNormalization.Nfd => text.Normalize(NormalizationForm.FormD),
-                TextNormalization.Nfkd => text.Normalize(NormalizationForm.FormKD),
                 TextNormalization.Lowercase => text.ToLowerInvariant(),
-                _ => text,
+                TextNormalization.None => text,
+                _ => UnicodeNormalizer.Normalize(text, n),
             };
         }
         return text;
