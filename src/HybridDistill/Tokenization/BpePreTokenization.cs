@@ -35,15 +35,19 @@ internal sealed class RegexSplitStep(Regex regex, SplitBehavior behavior, bool i
 
     public override void Split(string piece, List<string> output)
     {
+        // The regex runs over one char per code point (see CodePointView), as Rust's and JavaScript's engines do.
+        string subject = CodePointView.Map(piece, out int[]? origin);
         // (text, isDelimiter) segments covering the piece in order.
         var segments = new List<(string Text, bool Delim)>();
         int pos = 0;
-        for (var m = Regex.Match(piece); m.Success; m = m.NextMatch())
+        for (var m = Regex.Match(subject); m.Success; m = m.NextMatch())
         {
             if (m.Length == 0) continue;
-            if (m.Index > pos) segments.Add((piece[pos..m.Index], invert));
-            segments.Add((m.Value, !invert));
-            pos = m.Index + m.Length;
+            int start = origin is null ? m.Index : origin[m.Index];
+            int end = origin is null ? m.Index + m.Length : origin[m.Index + m.Length];
+            if (start > pos) segments.Add((piece[pos..start], invert));
+            segments.Add((piece[start..end], !invert));
+            pos = end;
         }
         if (pos < piece.Length) segments.Add((piece[pos..], invert));
 
@@ -92,6 +96,62 @@ internal sealed class RegexSplitStep(Regex regex, SplitBehavior behavior, bool i
                 break;
             }
         }
+    }
+}
+
+/// <summary>
+/// A regex view of text with one char per code point. .NET's regex matches UTF-16 chars, so a code point outside
+/// the BMP is two surrogate chars of category Cs: <c>\p{L}</c> would not match 𝐀 (U+1D400), <c>[^\p{L}\p{N}]?</c>
+/// would take half an emoji, and <c>\p{N}{1,3}</c> would count chars. Hugging Face's engines (Oniguruma, fancy-regex)
+/// and JavaScript's /u match code points. Each surrogate pair is replaced by one BMP character of the same Unicode
+/// general category (chosen once, from U+A000 upward, so it is no ASCII or Latin literal of a pattern); the
+/// pre-tokenizer patterns only test categories, white space and ASCII literals, so they match the view exactly as
+/// they would match the code points. <paramref name="origin"/> maps view offsets (0..length) back to the text.
+/// </summary>
+internal static class CodePointView
+{
+    static readonly char[] Representative = BuildRepresentatives();
+
+    static char[] BuildRepresentatives()
+    {
+        var reps = new char[32];
+        for (int pass = 0; pass < 2; pass++)
+            for (int c = pass == 0 ? 0xA000 : 0x100; c < (pass == 0 ? 0xFFFE : 0xA000); c++)
+            {
+                char ch = (char)c;
+                if (char.IsSurrogate(ch) || char.IsWhiteSpace(ch)) continue;
+                int cat = (int)char.GetUnicodeCategory(ch);
+                if (reps[cat] == '\0') reps[cat] = ch;
+            }
+        return reps;
+    }
+
+    /// <summary>The text itself (origin null) when it has no surrogates; else the view.</summary>
+    public static string Map(string text, out int[]? origin)
+    {
+        origin = null;
+        int first = -1;
+        for (int i = 0; i < text.Length; i++)
+            if (char.IsSurrogate(text[i])) { first = i; break; }
+        if (first < 0) return text;
+
+        var view = new System.Text.StringBuilder(text.Length);
+        var map = new List<int>(text.Length + 1);
+        for (int i = 0; i < text.Length; i++)
+        {
+            map.Add(i);
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                var cat = System.Globalization.CharUnicodeInfo.GetUnicodeCategory(char.ConvertToUtf32(text[i], text[i + 1]));
+                char rep = Representative[(int)cat];
+                view.Append(rep == '\0' ? text[i] : rep);
+                i++;
+            }
+            else view.Append(text[i]);      // BMP, or a lone surrogate (kept as Cs)
+        }
+        map.Add(text.Length);
+        origin = map.ToArray();
+        return view.ToString();
     }
 }
 
