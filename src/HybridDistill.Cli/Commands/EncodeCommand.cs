@@ -16,7 +16,7 @@ public sealed class EncodeCommand : Command<EncodeCommand.Settings>
         public string Model { get; init; } = "";
 
         [CommandOption("--input <FILE>")]
-        [Description("JSON list of strings, e.g. [\"Hello world\", \"Second text\"]; - reads stdin.")]
+        [Description("JSON list of strings, e.g. [[\"Hello world\", \"Second text\"]] (/dev/stdin reads a pipe).")]
         public string Input { get; init; } = "";
 
         [CommandOption("--special")]
@@ -46,7 +46,7 @@ public sealed class DecodeCommand : Command<DecodeCommand.Settings>
         public string Model { get; init; } = "";
 
         [CommandOption("--input <FILE>")]
-        [Description("JSON list of id lists, e.g. [[9906, 1917], [40, 1097]] (what encode prints); - reads stdin.")]
+        [Description("JSON list of id lists, e.g. [[[[9906, 1917]], [[40, 1097]]]] (what encode prints; /dev/stdin reads a pipe).")]
         public string Input { get; init; } = "";
 
         [CommandOption("--skip-special")]
@@ -93,7 +93,7 @@ internal static class TokenizerJsonIo
     {
         if (string.IsNullOrEmpty(file)) throw new InputException($"--input FILE is required: {what}.");
         string text;
-        try { text = file == "-" ? Console.In.ReadToEnd() : File.ReadAllText(file); }
+        try { text = File.ReadAllText(file); }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new InputException($"{file}: not found. Pass --input with {what}.", e);

@@ -9,10 +9,10 @@ namespace HybridDistill.Tests.Config;
 /// older form still read, and a teacher's config written back unchanged.</summary>
 public class HybridConfigTests
 {
-    /// <summary>model_type values that Hugging Face transformers (configuration_auto's CONFIG_MAPPING_NAMES) or
-    /// flash-linear-attention (fla.models) register for causal LMs of the families and architectures near this
-    /// project's: the teacher families, hybrid and linear-attention models. Checked by hand against transformers 4.57
-    /// and fla @ bc3b101; the README lists the same names.</summary>
+    /// <summary>model_type values that Hugging Face transformers (CONFIG_MAPPING_NAMES in models/auto/configuration_auto.py)
+    /// or flash-linear-attention (every model in fla/models/__init__.py at 0315a70) register, for the teacher families
+    /// and the hybrid, recurrent and linear-attention models near this project's. The README lists the same names.
+    /// Neither "hybrid_distill" nor "HybridDistillForCausalLM" occurs in either library's source.</summary>
     public static readonly string[] RegisteredModelTypes =
     [
         // transformers: the teacher families and their relatives
@@ -24,7 +24,7 @@ public class HybridConfigTests
         // flash-linear-attention
         "gated_deltanet", "gated_deltaproduct", "delta_net", "gla", "gsa", "hgrn", "hgrn2", "lightnet", "linear_attn",
         "retnet", "rwkv6", "rwkv7", "samba", "abc", "bitnet", "forgetting_transformer", "nsa", "mesa_net", "path_attn",
-        "comba", "kda", "mom", "transformer", "log_linear_mamba2", "deltaformer",
+        "comba", "mla", "mom", "rodimus", "transformer", "log_linear_mamba2", "deltaformer",
     ];
 
     /// <summary>The *ForCausalLM class names of the same models.</summary>
@@ -41,7 +41,7 @@ public class HybridConfigTests
         "HGRNForCausalLM", "HGRN2ForCausalLM", "LightNetForCausalLM", "LinearAttentionForCausalLM", "RetNetForCausalLM",
         "RWKV6ForCausalLM", "RWKV7ForCausalLM", "SambaForCausalLM", "ABCForCausalLM", "BitNetForCausalLM",
         "ForgettingTransformerForCausalLM", "NSAForCausalLM", "MesaNetForCausalLM", "PaTHAttentionForCausalLM", "CombaForCausalLM",
-        "KDAForCausalLM", "MomForCausalLM", "TransformerForCausalLM", "LogLinearMamba2ForCausalLM", "DeltaFormerForCausalLM",
+        "MLAForCausalLM", "MomForCausalLM", "RodimusForCausalLM", "TransformerForCausalLM", "LogLinearMamba2ForCausalLM", "DeltaFormerForCausalLM",
     ];
 
     static ModelConfig Stories => ModelConfig.Load(TestPaths.Assets("stories260K"));

@@ -245,6 +245,18 @@ public class RealTokenizerTests
         AssertOneLineError(code, stdout, stderr, "none", "tokenizer files");
     }
 
+    [Fact]
+    public void Cli_HelpOfEncodeAndDecodeRenders()
+    {
+        foreach (var command in new[] { "encode", "decode" })
+        {
+            var (code, stdout, stderr) = HybridProcess.Run(command, "--help");
+            Assert.True(code == 0, stderr);
+            Assert.Contains("--model", stdout);
+            Assert.Contains("--input", stdout);
+        }
+    }
+
     static void AssertOneLineError(int code, string stdout, string stderr, string names, string says)
     {
         Assert.Equal(2, code);
