@@ -234,3 +234,125 @@ internal sealed class AddedTokenSplitter
 /// Unicode forms are computed by <see cref="UnicodeNormalizer"/>, not string.Normalize, which is a no-op under the
 /// project's InvariantGlobalization.</summary>
 internal enum TextNormalization { None, Nfc, Nfkc, Nfd, Nfkd, Lowercase }
+
+/// <summary>
+/// Hugging Face pre-tokenizer patterns are written for Oniguruma / fancy-regex, which have possessive quantifiers
+/// (<c>X*+</c>, <c>X++</c>, <c>X?+</c>, <c>X{n,m}+</c>: match greedily, never give back); .NET's regex rejects them
+/// ("nested quantifier"). A possessive quantifier is the same as an atomic group around the greedily quantified atom,
+/// <c>(?&gt;X*)</c>, which .NET has. Patterns without possessive quantifiers are returned unchanged.
+/// </summary>
+internal static class RegexDialect
+{
+    public static string ToDotNet(string pattern)
+    {
+        var sb = new System.Text.StringBuilder(pattern.Length + 8);
+        var groups = new Stack<int>();
+        int atom = -1;                       // where the last complete atom starts in sb, or -1
+        bool changed = false;
+        int i = 0;
+        while (i < pattern.Length)
+        {
+            char c = pattern[i];
+            int start = sb.Length;
+            switch (c)
+            {
+                case '\\':
+                    i = CopyEscape(pattern, i, sb);
+                    atom = start;
+                    continue;
+                case '[':
+                    i = CopyClass(pattern, i, sb);
+                    atom = start;
+                    continue;
+                case '(':
+                    groups.Push(start);
+                    sb.Append(c);
+                    i++;
+                    atom = -1;
+                    continue;
+                case ')':
+                    sb.Append(c);
+                    i++;
+                    atom = groups.Count > 0 ? groups.Pop() : -1;
+                    continue;
+                case '|' or '^' or '$':
+                    sb.Append(c);
+                    i++;
+                    atom = -1;
+                    continue;
+            }
+            int q = QuantifierLength(pattern, i);
+            if (q > 0)
+            {
+                sb.Append(pattern, i, q);
+                i += q;
+                if (i < pattern.Length && pattern[i] == '+' && atom >= 0)
+                {
+                    sb.Insert(atom, "(?>").Append(')');
+                    changed = true;
+                    i++;
+                }
+                else if (i < pattern.Length && pattern[i] == '?')
+                {
+                    sb.Append('?');
+                    i++;
+                }
+                atom = -1;
+                continue;
+            }
+            sb.Append(c);
+            i++;
+            atom = start;
+        }
+        return changed ? sb.ToString() : pattern;
+    }
+
+    /// <summary>Length of a quantifier (*, +, ?, {n}, {n,}, {n,m}) at <paramref name="i"/>, or 0.</summary>
+    static int QuantifierLength(string p, int i)
+    {
+        if (p[i] is '*' or '+' or '?') return 1;
+        if (p[i] != '{') return 0;
+        int j = i + 1, digits = 0;
+        while (j < p.Length && char.IsAsciiDigit(p[j])) { j++; digits++; }
+        if (digits == 0) return 0;
+        if (j < p.Length && p[j] == ',')
+        {
+            j++;
+            while (j < p.Length && char.IsAsciiDigit(p[j])) j++;
+        }
+        return j < p.Length && p[j] == '}' ? j - i + 1 : 0;
+    }
+
+    /// <summary>Copies one escape: \p{..}, \P{..}, \k{..}, \x{..}, \uHHHH, \xHH or a backslash and one character.</summary>
+    static int CopyEscape(string p, int i, System.Text.StringBuilder sb)
+    {
+        int end = Math.Min(i + 2, p.Length);
+        if (i + 2 < p.Length && p[i + 2] == '{' && p[i + 1] is 'p' or 'P' or 'x' or 'k')
+        {
+            int close = p.IndexOf('}', i + 2);
+            end = close < 0 ? p.Length : close + 1;
+        }
+        else if (i + 1 < p.Length && p[i + 1] == 'u') end = Math.Min(i + 6, p.Length);
+        else if (i + 1 < p.Length && p[i + 1] == 'x') end = Math.Min(i + 4, p.Length);
+        sb.Append(p, i, end - i);
+        return end;
+    }
+
+    static int CopyClass(string p, int i, System.Text.StringBuilder sb)
+    {
+        int j = i + 1;
+        if (j < p.Length && p[j] == '^') j++;
+        if (j < p.Length && p[j] == ']') j++;          // a leading ] is a literal
+        int depth = 1;
+        while (j < p.Length && depth > 0)
+        {
+            if (p[j] == '\\') { j += 2; continue; }
+            if (p[j] == '[') depth++;
+            else if (p[j] == ']') depth--;
+            j++;
+        }
+        j = Math.Min(j, p.Length);
+        sb.Append(p, i, j - i);
+        return j;
+    }
+}

@@ -188,7 +188,7 @@ internal static class TokenizerJsonReader
                 if (!Enum.TryParse<SplitBehavior>(behaviorName, out var behavior))
                     return $"its Split pre-tokenizer has behavior '{behaviorName}'";
                 Regex regex;
-                try { regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant); }
+                try { regex = new Regex(RegexDialect.ToDotNet(pattern), RegexOptions.Compiled | RegexOptions.CultureInvariant); }
                 catch (ArgumentException e)
                 {
                     throw new InputException($"'{path}': the Split pattern {JsonSerializer.Serialize(pattern)} is not a .NET regular expression ({e.Message}).", e);
