@@ -27,6 +27,12 @@ public static class CliApp
     config.AddCommand<InspectCommand>("inspect")
         .WithDescription("Show a model's architecture, layer kinds, parameter counts and tokenizer.")
         .WithExample("inspect", "assets/stories260K", "--json");
+    config.AddCommand<EncodeCommand>("encode")
+        .WithDescription("Token ids of texts: a JSON list of strings in, a JSON list of id lists out (--special adds BOS/EOS as the family does).")
+        .WithExample("encode", "--model", "assets/tokenizers/llama3", "--input", "texts.json", "--special");
+    config.AddCommand<DecodeCommand>("decode")
+        .WithDescription("Texts of token ids: a JSON list of id lists in (what encode prints), a JSON list of strings out.")
+        .WithExample("decode", "--model", "assets/tokenizers/qwen3", "--input", "ids.json");
     config.AddCommand<ImportLlama2cCommand>("import-llama2c")
         .WithDescription("Convert a llama2.c .bin checkpoint into a Hugging Face model directory.")
         .WithExample("import-llama2c", "assets/stories260K/stories260K.bin", "out/stories260K", "--tokenizer", "assets/stories260K/tokenizer.model");

@@ -31,7 +31,7 @@ public sealed class InspectCommand : Command<InspectCommand.Settings>
         }
         var c = report.Config;
         var table = new Table().AddColumn("property").AddColumn("value");
-        table.AddRow("model_type", c.ModelType);
+        table.AddRow("model_type", c.IsHybrid ? $"{ModelConfig.HybridModelType} (base {c.ModelType})" : c.ModelType);
         table.AddRow("layers", c.NumHiddenLayers.ToString());
         table.AddRow("layer_types", string.Join(",", c.LayerTypes));
         table.AddRow("hidden / intermediate", $"{c.HiddenSize} / {c.IntermediateSize}");

@@ -13,8 +13,9 @@ public sealed record SwaOptions(int? Window = null);
 
 /// <summary>
 /// Per-kind options of a hybrid's non-softmax layers, stored under stable keys in config.json:
-/// <c>"linear_attention": {"gdn": {"chunk_size": 64, "use_short_conv": false, "conv_size": 4},
+/// <c>"linear_attention": {"layer_kinds": [...], "gdn": {"chunk_size": 64, "use_short_conv": false, "conv_size": 4},
 /// "gla": {"chunk_size": 64, "gate_low_rank_dim": 16, "gate_logit_normalizer": 16}, "swa": {"window": 256}}</c>.
+/// <c>layer_kinds</c> (the project's kind of every layer) belongs to <see cref="ModelConfig"/> and is skipped here.
 /// Unknown keys are errors.
 /// </summary>
 public sealed record LinearAttentionOptions
@@ -28,6 +29,7 @@ public sealed record LinearAttentionOptions
         var result = new LinearAttentionOptions();
         foreach (var (key, value) in json)
         {
+            if (key == LayerKindsKey) continue;
             if (value is not JsonObject o) throw new InputException($"linear_attention.{key} should be an object.");
             result = key switch
             {
@@ -46,13 +48,16 @@ public sealed record LinearAttentionOptions
                         Take(o, "gate_logit_normalizer", key, 16.0)),
                 },
                 "swa" => result with { Swa = new SwaOptions(o.ContainsKey("window") ? Take(o, "window", key, 0) : null) },
-                _ => throw new InputException($"unknown key linear_attention.{key} (known: gdn, gla, swa)."),
+                _ => throw new InputException($"unknown key linear_attention.{key} (known: {LayerKindsKey}, gdn, gla, swa)."),
             };
             var unknown = o.Select(p => p.Key).Except(KnownKeys(key)).FirstOrDefault();
             if (unknown != null) throw new InputException($"unknown key linear_attention.{key}.{unknown}.");
         }
         return result;
     }
+
+    /// <summary>The key of the per-layer kinds inside <c>linear_attention</c>.</summary>
+    public const string LayerKindsKey = "layer_kinds";
 
     public JsonObject ToJson() => new()
     {
@@ -74,8 +79,13 @@ public sealed record LinearAttentionOptions
     static T Take<T>(JsonObject o, string key, string kind, T fallback)
     {
         if (o[key] is not JsonValue v) return fallback;
-        if (typeof(T) == typeof(int) && v.TryGetValue<double>(out var d)) return (T)(object)checked((int)d);
-        if (typeof(T) == typeof(double) && v.TryGetValue<double>(out var x)) return (T)(object)x;
+        // Parsed JSON numbers read as double; nodes built in code hold the CLR type they were made from.
+        double? number = v.TryGetValue<double>(out var d) ? d : v.TryGetValue<int>(out var i) ? i : v.TryGetValue<long>(out var l) ? l : null;
+        if (number is double x)
+        {
+            if (typeof(T) == typeof(int)) return (T)(object)checked((int)x);
+            if (typeof(T) == typeof(double)) return (T)(object)x;
+        }
         throw new InputException($"linear_attention.{kind}.{key} should be a number.");
     }
 

@@ -15,11 +15,25 @@ public sealed record RopeScaling(
 /// The model architecture, mirroring Hugging Face's config.json (llama, mistral, qwen2, qwen3), plus the
 /// per-layer <c>layer_types</c> that makes a model a hybrid and the per-kind options under
 /// <c>linear_attention</c>. The teacher is the layout with every layer <c>softmax</c>.
+///
+/// config.json of a hybrid (<see cref="IsHybrid"/>) names no architecture that Hugging Face transformers or
+/// flash-linear-attention registers, so no stock class loads it as something it is not:
+/// <c>"model_type": "hybrid_distill"</c>, <c>"architectures": ["HybridDistillForCausalLM"]</c>, the teacher's family
+/// in <c>"base_model_type"</c>, <c>layer_types</c> in Hugging Face's words (full_attention, sliding_attention,
+/// linear_attention) and the project's kind of every layer in <c>linear_attention.layer_kinds</c> (softmax, gdn,
+/// gla, swa). Loading also accepts the older form (the family's model_type, layer_types in the project's words). A
+/// model that is not a hybrid keeps its source config.json unchanged.
 /// </summary>
 public sealed record ModelConfig
 {
     public static readonly string[] SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3"];
 
+    /// <summary>config.json <c>model_type</c> and <c>architectures</c> of a hybrid.</summary>
+    public const string HybridModelType = "hybrid_distill";
+    public const string HybridArchitecture = "HybridDistillForCausalLM";
+
+    /// <summary>The family (llama, mistral, qwen2, qwen3): config.json's model_type, or base_model_type for a hybrid.
+    /// Family defaults follow it (qwen2's attention bias, mistral's sliding window, qwen3's q/k norm).</summary>
     public string ModelType { get; init; } = "llama";
     public int HiddenSize { get; init; }
     public int IntermediateSize { get; init; }
@@ -52,6 +66,15 @@ public sealed record ModelConfig
 
     public bool IsAllSoftmax => LayerTypes.All(t => t == LayerKinds.Softmax);
 
+    /// <summary>The layer kinds the family's own config gives: every layer sliding-window for a mistral with a window,
+    /// else every layer softmax.</summary>
+    public IReadOnlyList<string> StockLayerTypes =>
+        Enumerable.Repeat(ModelType == "mistral" && SlidingWindow is not null ? LayerKinds.SlidingWindow : LayerKinds.Softmax, NumHiddenLayers).ToArray();
+
+    /// <summary>True when some layer's kind differs from what the family's own config gives (a gdn, gla or swa
+    /// layer in a softmax model): config.json then takes the hybrid form.</summary>
+    public bool IsHybrid => !LayerTypes.SequenceEqual(StockLayerTypes);
+
     public ModelConfig WithLayerTypes(IReadOnlyList<string> layerTypes)
     {
         if (layerTypes.Count != NumHiddenLayers)
@@ -77,8 +100,16 @@ public sealed record ModelConfig
     public static ModelConfig FromJson(JsonObject json)
     {
         string modelType = Str(json, "model_type") ?? "llama";
-        if (!SupportedModelTypes.Contains(modelType))
-            throw new InputException($"unsupported model_type \"{modelType}\" (supported: {string.Join(", ", SupportedModelTypes)}).");
+        bool hybridForm = modelType == HybridModelType;
+        if (hybridForm)
+        {
+            modelType = Str(json, "base_model_type")
+                        ?? throw new InputException($"model_type \"{HybridModelType}\" needs \"base_model_type\", the teacher's family ({string.Join(", ", SupportedModelTypes)}).");
+            if (!SupportedModelTypes.Contains(modelType))
+                throw new InputException($"unsupported base_model_type \"{modelType}\" (supported: {string.Join(", ", SupportedModelTypes)}).");
+        }
+        else if (!SupportedModelTypes.Contains(modelType))
+            throw new InputException($"unsupported model_type \"{modelType}\" (supported: {string.Join(", ", SupportedModelTypes)}, {HybridModelType}).");
 
         string act = Str(json, "hidden_act") ?? "silu";
         if (act != "silu")
@@ -122,15 +153,21 @@ public sealed record ModelConfig
             case JsonValue v when v.TryGetValue<int>(out int id): eos.Add(id); break;
         }
 
-        var options = json["linear_attention"] is JsonObject la ? LinearAttentionOptions.FromJson(la) : new LinearAttentionOptions();
+        var la = json["linear_attention"] as JsonObject;
+        var options = la is not null ? LinearAttentionOptions.FromJson(la) : new LinearAttentionOptions();
+        var layerKinds = ReadLayerKinds(la, layers);
 
         IReadOnlyList<string> layerTypes;
         if (json["layer_types"] is JsonArray types)
         {
-            layerTypes = types.Select(t => LayerKinds.Normalize(t?.GetValue<string>() ?? "")).ToArray();
-            if (layerTypes.Count != layers)
-                throw new InputException($"layer_types has {layerTypes.Count} entries but num_hidden_layers is {layers}.");
+            if (types.Count != layers)
+                throw new InputException($"layer_types has {types.Count} entries but num_hidden_layers is {layers}.");
+            layerTypes = types.Select((t, i) => LayerKind(t, i, layerKinds)).ToArray();
         }
+        else if (layerKinds is not null)
+            layerTypes = layerKinds;
+        else if (hybridForm)
+            throw new InputException($"a \"{HybridModelType}\" config needs layer_types.");
         else if (modelType == "mistral" && window != null)
             layerTypes = Enumerable.Repeat(LayerKinds.SlidingWindow, layers).ToArray();
         else
@@ -169,21 +206,72 @@ public sealed record ModelConfig
         };
     }
 
+    /// <summary>linear_attention.layer_kinds: one project kind per layer, or null when absent.</summary>
+    static string[]? ReadLayerKinds(JsonObject? la, int layers)
+    {
+        if (la?[LinearAttentionOptions.LayerKindsKey] is not JsonNode node) return null;
+        if (node is not JsonArray arr || arr.Any(k => k is not JsonValue v || !v.TryGetValue<string>(out _)))
+            throw new InputException($"linear_attention.{LinearAttentionOptions.LayerKindsKey} should be a list of layer kinds ({string.Join(", ", LayerKinds.All)}).");
+        if (arr.Count != layers)
+            throw new InputException($"linear_attention.{LinearAttentionOptions.LayerKindsKey} has {arr.Count} entries but num_hidden_layers is {layers}.");
+        return arr.Select(k => LayerKinds.Normalize(k!.GetValue<string>())).ToArray();
+    }
+
+    /// <summary>One layer_types entry: HF's words or ours. "linear_attention" takes its kind from layer_kinds; where
+    /// both are given they must agree.</summary>
+    static string LayerKind(JsonNode? entry, int layer, string[]? layerKinds)
+    {
+        string word = entry is JsonValue v && v.TryGetValue<string>(out var s) ? s : "";
+        string? fromKinds = layerKinds?[layer];
+        if (word == LayerKinds.HfLinearAttention)
+        {
+            if (fromKinds is null)
+                throw new InputException($"layer_types[{layer}] is \"{LayerKinds.HfLinearAttention}\" but linear_attention.{LinearAttentionOptions.LayerKindsKey} " +
+                                         "is missing; it names the linear kind of every layer (gdn or gla).");
+            if (!LayerKinds.IsLinear(fromKinds))
+                throw new InputException($"layer_types[{layer}] is \"{LayerKinds.HfLinearAttention}\" but linear_attention.{LinearAttentionOptions.LayerKindsKey}[{layer}] is \"{fromKinds}\", not gdn or gla.");
+            return fromKinds;
+        }
+        string kind = LayerKinds.Normalize(word);
+        if (fromKinds is not null && fromKinds != kind)
+            throw new InputException($"layer_types[{layer}] is \"{word}\" but linear_attention.{LinearAttentionOptions.LayerKindsKey}[{layer}] is \"{fromKinds}\".");
+        return kind;
+    }
+
     // ---- writing -------------------------------------------------------------------------------------
 
-    /// <summary>config.json for this model: the source's uninterpreted keys kept, ours written over them.</summary>
+    /// <summary>
+    /// config.json for this model. Not a hybrid: the source config.json unchanged when this config is the one it
+    /// describes (a teacher, or a softmax model saved again); otherwise the source's keys with ours written over them,
+    /// in the family's form. A hybrid: the source's uninterpreted keys kept, ours written over them, in the hybrid form
+    /// (see the class summary); the source's auto_map (remote code of the teacher's class) is dropped.
+    /// </summary>
     public JsonObject ToJson()
     {
+        if (!IsHybrid && Source is not null && SameModel(FromJson(Source), this))
+            return (JsonObject)Source.DeepClone();
+
         var json = Source?.DeepClone() as JsonObject ?? new JsonObject();
-        json["model_type"] = ModelType;
-        if (json["architectures"] is null)
-            json["architectures"] = new JsonArray(ModelType switch
-            {
-                "mistral" => "MistralForCausalLM",
-                "qwen2" => "Qwen2ForCausalLM",
-                "qwen3" => "Qwen3ForCausalLM",
-                _ => "LlamaForCausalLM",
-            });
+        if (IsHybrid)
+        {
+            json["model_type"] = HybridModelType;
+            json["base_model_type"] = ModelType;
+            json["architectures"] = new JsonArray(HybridArchitecture);
+            json.Remove("auto_map");
+        }
+        else
+        {
+            json["model_type"] = ModelType;
+            json.Remove("base_model_type");
+            if (json["architectures"] is not JsonArray archs || archs.Any(a => a?.ToString() == HybridArchitecture))
+                json["architectures"] = new JsonArray(ModelType switch
+                {
+                    "mistral" => "MistralForCausalLM",
+                    "qwen2" => "Qwen2ForCausalLM",
+                    "qwen3" => "Qwen3ForCausalLM",
+                    _ => "LlamaForCausalLM",
+                });
+        }
         json["hidden_size"] = HiddenSize;
         json["intermediate_size"] = IntermediateSize;
         json["num_hidden_layers"] = NumHiddenLayers;
@@ -209,12 +297,33 @@ public sealed record ModelConfig
         if (BosTokenId is int bos) json["bos_token_id"] = bos;
         if (EosTokenIds.Count == 1) json["eos_token_id"] = EosTokenIds[0];
         else if (EosTokenIds.Count > 1) json["eos_token_id"] = new JsonArray(EosTokenIds.Select(e => (JsonNode)e).ToArray());
-        json["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)t).ToArray());
-        if (!IsAllSoftmax) json["linear_attention"] = LinearAttention.ToJson();
-        else json.Remove("linear_attention");
+        if (IsHybrid)
+        {
+            json["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)LayerKinds.HfName(t)).ToArray());
+            var la = LinearAttention.ToJson();
+            la.Insert(0, LinearAttentionOptions.LayerKindsKey, new JsonArray(LayerTypes.Select(t => (JsonNode)t).ToArray()));
+            json["linear_attention"] = la;
+        }
+        else
+        {
+            // The family's own form: layer_types only where the source had them, in Hugging Face's words.
+            if (json["layer_types"] is not null)
+                json["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)LayerKinds.HfName(t)).ToArray());
+            json.Remove("linear_attention");
+        }
         json["torch_dtype"] = "float32";
         return json;
     }
+
+    /// <summary>True when two configs describe the same model (every interpreted field; the source JSON aside).</summary>
+    static bool SameModel(ModelConfig a, ModelConfig b) =>
+        a.ModelType == b.ModelType && a.HiddenSize == b.HiddenSize && a.IntermediateSize == b.IntermediateSize &&
+        a.NumHiddenLayers == b.NumHiddenLayers && a.NumAttentionHeads == b.NumAttentionHeads &&
+        a.NumKeyValueHeads == b.NumKeyValueHeads && a.HeadDim == b.HeadDim && a.VocabSize == b.VocabSize &&
+        a.MaxPositionEmbeddings == b.MaxPositionEmbeddings && a.RmsNormEps == b.RmsNormEps && a.RopeTheta == b.RopeTheta &&
+        Equals(a.RopeScaling, b.RopeScaling) && a.TieWordEmbeddings == b.TieWordEmbeddings && a.AttentionBias == b.AttentionBias &&
+        a.QkNorm == b.QkNorm && a.SlidingWindow == b.SlidingWindow && a.BosTokenId == b.BosTokenId &&
+        a.EosTokenIds.SequenceEqual(b.EosTokenIds) && a.LayerTypes.SequenceEqual(b.LayerTypes) && a.LinearAttention == b.LinearAttention;
 
     public void Save(string directory)
     {

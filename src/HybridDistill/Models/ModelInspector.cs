@@ -13,7 +13,8 @@ public sealed record ModelReport(
     public JsonObject ToJson() => new()
     {
         ["directory"] = Directory,
-        ["model_type"] = Config.ModelType,
+        ["model_type"] = Config.IsHybrid ? ModelConfig.HybridModelType : Config.ModelType,
+        ["base_model_type"] = Config.ModelType,
         ["num_layers"] = Config.NumHiddenLayers,
         ["layer_types"] = new JsonArray(Config.LayerTypes.Select(t => (JsonNode)t).ToArray()),
         ["hidden_size"] = Config.HiddenSize,

@@ -35,15 +35,19 @@ internal sealed class RegexSplitStep(Regex regex, SplitBehavior behavior, bool i
 
     public override void Split(string piece, List<string> output)
     {
+        // The regex runs over one char per code point (see CodePointView), as Rust's and JavaScript's engines do.
+        string subject = CodePointView.Map(piece, out int[]? origin);
         // (text, isDelimiter) segments covering the piece in order.
         var segments = new List<(string Text, bool Delim)>();
         int pos = 0;
-        for (var m = Regex.Match(piece); m.Success; m = m.NextMatch())
+        for (var m = Regex.Match(subject); m.Success; m = m.NextMatch())
         {
             if (m.Length == 0) continue;
-            if (m.Index > pos) segments.Add((piece[pos..m.Index], invert));
-            segments.Add((m.Value, !invert));
-            pos = m.Index + m.Length;
+            int start = origin is null ? m.Index : origin[m.Index];
+            int end = origin is null ? m.Index + m.Length : origin[m.Index + m.Length];
+            if (start > pos) segments.Add((piece[pos..start], invert));
+            segments.Add((piece[start..end], !invert));
+            pos = end;
         }
         if (pos < piece.Length) segments.Add((piece[pos..], invert));
 
@@ -92,6 +96,62 @@ internal sealed class RegexSplitStep(Regex regex, SplitBehavior behavior, bool i
                 break;
             }
         }
+    }
+}
+
+/// <summary>
+/// A regex view of text with one char per code point. .NET's regex matches UTF-16 chars, so a code point outside
+/// the BMP is two surrogate chars of category Cs: <c>\p{L}</c> would not match 𝐀 (U+1D400), <c>[^\p{L}\p{N}]?</c>
+/// would take half an emoji, and <c>\p{N}{1,3}</c> would count chars. Hugging Face's engines (Oniguruma, fancy-regex)
+/// and JavaScript's /u match code points. Each surrogate pair is replaced by one BMP character of the same Unicode
+/// general category (chosen once, from U+A000 upward, so it is no ASCII or Latin literal of a pattern); the
+/// pre-tokenizer patterns only test categories, white space and ASCII literals, so they match the view exactly as
+/// they would match the code points. <paramref name="origin"/> maps view offsets (0..length) back to the text.
+/// </summary>
+internal static class CodePointView
+{
+    static readonly char[] Representative = BuildRepresentatives();
+
+    static char[] BuildRepresentatives()
+    {
+        var reps = new char[32];
+        for (int pass = 0; pass < 2; pass++)
+            for (int c = pass == 0 ? 0xA000 : 0x100; c < (pass == 0 ? 0xFFFE : 0xA000); c++)
+            {
+                char ch = (char)c;
+                if (char.IsSurrogate(ch) || char.IsWhiteSpace(ch)) continue;
+                int cat = (int)char.GetUnicodeCategory(ch);
+                if (reps[cat] == '\0') reps[cat] = ch;
+            }
+        return reps;
+    }
+
+    /// <summary>The text itself (origin null) when it has no surrogates; else the view.</summary>
+    public static string Map(string text, out int[]? origin)
+    {
+        origin = null;
+        int first = -1;
+        for (int i = 0; i < text.Length; i++)
+            if (char.IsSurrogate(text[i])) { first = i; break; }
+        if (first < 0) return text;
+
+        var view = new System.Text.StringBuilder(text.Length);
+        var map = new List<int>(text.Length + 1);
+        for (int i = 0; i < text.Length; i++)
+        {
+            map.Add(i);
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                var cat = System.Globalization.CharUnicodeInfo.GetUnicodeCategory(char.ConvertToUtf32(text[i], text[i + 1]));
+                char rep = Representative[(int)cat];
+                view.Append(rep == '\0' ? text[i] : rep);
+                i++;
+            }
+            else view.Append(text[i]);      // BMP, or a lone surrogate (kept as Cs)
+        }
+        map.Add(text.Length);
+        origin = map.ToArray();
+        return view.ToString();
     }
 }
 
@@ -170,7 +230,129 @@ internal sealed class AddedTokenSplitter
         i >= 0 && i < text.Length && (char.IsLetterOrDigit(text[i]) || text[i] == '_');
 }
 
-/// <summary>Unicode normalizers that may precede byte-level BPE. Note: the library builds with
-/// InvariantGlobalization, where .NET's string.Normalize leaves non-ASCII text unchanged, so NFC/NFKC are exact
-/// only for text that is already normalized (almost all text; Qwen2 uses NFC).</summary>
+/// <summary>Normalizers that may precede byte-level BPE (tokenizer.json's "normalizer"; Qwen2/Qwen3 use NFC). The
+/// Unicode forms are computed by <see cref="UnicodeNormalizer"/>, not string.Normalize, which is a no-op under the
+/// project's InvariantGlobalization.</summary>
 internal enum TextNormalization { None, Nfc, Nfkc, Nfd, Nfkd, Lowercase }
+
+/// <summary>
+/// Hugging Face pre-tokenizer patterns are written for Oniguruma / fancy-regex, which have possessive quantifiers
+/// (<c>X*+</c>, <c>X++</c>, <c>X?+</c>, <c>X{n,m}+</c>: match greedily, never give back); .NET's regex rejects them
+/// ("nested quantifier"). A possessive quantifier is the same as an atomic group around the greedily quantified atom,
+/// <c>(?&gt;X*)</c>, which .NET has. Patterns without possessive quantifiers are returned unchanged.
+/// </summary>
+internal static class RegexDialect
+{
+    public static string ToDotNet(string pattern)
+    {
+        var sb = new System.Text.StringBuilder(pattern.Length + 8);
+        var groups = new Stack<int>();
+        int atom = -1;                       // where the last complete atom starts in sb, or -1
+        bool changed = false;
+        int i = 0;
+        while (i < pattern.Length)
+        {
+            char c = pattern[i];
+            int start = sb.Length;
+            switch (c)
+            {
+                case '\\':
+                    i = CopyEscape(pattern, i, sb);
+                    atom = start;
+                    continue;
+                case '[':
+                    i = CopyClass(pattern, i, sb);
+                    atom = start;
+                    continue;
+                case '(':
+                    groups.Push(start);
+                    sb.Append(c);
+                    i++;
+                    atom = -1;
+                    continue;
+                case ')':
+                    sb.Append(c);
+                    i++;
+                    atom = groups.Count > 0 ? groups.Pop() : -1;
+                    continue;
+                case '|' or '^' or '$':
+                    sb.Append(c);
+                    i++;
+                    atom = -1;
+                    continue;
+            }
+            int q = QuantifierLength(pattern, i);
+            if (q > 0)
+            {
+                sb.Append(pattern, i, q);
+                i += q;
+                if (i < pattern.Length && pattern[i] == '+' && atom >= 0)
+                {
+                    sb.Insert(atom, "(?>").Append(')');
+                    changed = true;
+                    i++;
+                }
+                else if (i < pattern.Length && pattern[i] == '?')
+                {
+                    sb.Append('?');
+                    i++;
+                }
+                atom = -1;
+                continue;
+            }
+            sb.Append(c);
+            i++;
+            atom = start;
+        }
+        return changed ? sb.ToString() : pattern;
+    }
+
+    /// <summary>Length of a quantifier (*, +, ?, {n}, {n,}, {n,m}) at <paramref name="i"/>, or 0.</summary>
+    static int QuantifierLength(string p, int i)
+    {
+        if (p[i] is '*' or '+' or '?') return 1;
+        if (p[i] != '{') return 0;
+        int j = i + 1, digits = 0;
+        while (j < p.Length && char.IsAsciiDigit(p[j])) { j++; digits++; }
+        if (digits == 0) return 0;
+        if (j < p.Length && p[j] == ',')
+        {
+            j++;
+            while (j < p.Length && char.IsAsciiDigit(p[j])) j++;
+        }
+        return j < p.Length && p[j] == '}' ? j - i + 1 : 0;
+    }
+
+    /// <summary>Copies one escape: \p{..}, \P{..}, \k{..}, \x{..}, \uHHHH, \xHH or a backslash and one character.</summary>
+    static int CopyEscape(string p, int i, System.Text.StringBuilder sb)
+    {
+        int end = Math.Min(i + 2, p.Length);
+        if (i + 2 < p.Length && p[i + 2] == '{' && p[i + 1] is 'p' or 'P' or 'x' or 'k')
+        {
+            int close = p.IndexOf('}', i + 2);
+            end = close < 0 ? p.Length : close + 1;
+        }
+        else if (i + 1 < p.Length && p[i + 1] == 'u') end = Math.Min(i + 6, p.Length);
+        else if (i + 1 < p.Length && p[i + 1] == 'x') end = Math.Min(i + 4, p.Length);
+        sb.Append(p, i, end - i);
+        return end;
+    }
+
+    static int CopyClass(string p, int i, System.Text.StringBuilder sb)
+    {
+        int j = i + 1;
+        if (j < p.Length && p[j] == '^') j++;
+        if (j < p.Length && p[j] == ']') j++;          // a leading ] is a literal
+        int depth = 1;
+        while (j < p.Length && depth > 0)
+        {
+            if (p[j] == '\\') { j += 2; continue; }
+            if (p[j] == '[') depth++;
+            else if (p[j] == ']') depth--;
+            j++;
+        }
+        j = Math.Min(j, p.Length);
+        sb.Append(p, i, j - i);
+        return j;
+    }
+}

@@ -8,7 +8,7 @@ namespace HybridDistill.Tokenization;
 /// vocab.json + merges.txt.
 ///
 /// Encode: added tokens are cut out of the raw text first (leftmost, then longest; lstrip/rstrip/single_word
-/// honoured) -> each plain segment is normalized (NFC etc., rarely used) -> pre-tokenized (ByteLevel with GPT-2's
+/// honoured) -> each plain segment is normalized (Qwen2/Qwen3: NFC, by <see cref="UnicodeNormalizer"/>) -> pre-tokenized (ByteLevel with GPT-2's
 /// pattern, or Sequence[Split(regex), ByteLevel(use_regex=false)], Digits) -> each piece's UTF-8 bytes are mapped
 /// to the byte alphabet ("Ġ" = space) and merged by rank with Microsoft.ML.Tokenizers' BpeTokenizer (ByteLevel).
 /// With ignore_merges (Llama-3) a piece that is already a vocabulary token is emitted whole.
@@ -26,10 +26,10 @@ public sealed class BpeTokenizer : ITextTokenizer
     readonly string?[] _idToToken;
 
     BpeTokenizer(BpeDefinition def, MlTok.BpeTokenizer ml, AddedTokenSplitter splitter, Dictionary<int, AddedToken> addedById,
-                 Dictionary<string, int> addedByContent, string?[] idToToken, int? bosId, IReadOnlyList<int> eosIds, bool addBos)
+                 Dictionary<string, int> addedByContent, string?[] idToToken, int? bosId, IReadOnlyList<int> eosIds, bool addBos, bool addEos)
     {
         _def = def; _ml = ml; _splitter = splitter; _addedById = addedById; _addedByContent = addedByContent; _idToToken = idToToken;
-        BosId = bosId; EosIds = eosIds; AddBosByDefault = addBos;
+        BosId = bosId; EosIds = eosIds; AddBosByDefault = addBos; AddEosByDefault = addEos;
     }
 
     /// <summary>Loads a Hugging Face tokenizer.json whose model is byte-level BPE. BOS and AddBosByDefault come
@@ -94,14 +94,16 @@ public sealed class BpeTokenizer : ITextTokenizer
         foreach (var (id, a) in addedById) idToToken[id] = a.Content;
 
         var tok = new BpeTokenizer(def, ml, new AddedTokenSplitter(def.AddedTokens), addedById, addedByContent, idToToken,
-                                   def.TemplateBosId, [], addBos: def.TemplateBosId is not null);
+                                   def.TemplateBosId, def.TemplateEosId is int templateEos ? [templateEos] : [], addBos: def.TemplateBosId is not null,
+                                   addEos: def.TemplateEosId is not null);
         return settings is null ? tok : tok.WithSpecialTokens(settings);
     }
 
-    /// <summary>The same tokenizer with BOS/EOS/AddBos replaced where <paramref name="settings"/> sets them.</summary>
+    /// <summary>The same tokenizer with BOS/EOS/AddBos/AddEos replaced where <paramref name="settings"/> sets them.</summary>
     public BpeTokenizer WithSpecialTokens(SpecialTokenSettings settings) =>
         new(_def, _ml, _splitter, _addedById, _addedByContent, _idToToken,
-            settings.BosId ?? BosId, settings.EosIds ?? EosIds, settings.AddBosByDefault ?? AddBosByDefault);
+            settings.BosId ?? BosId, settings.EosIds ?? EosIds, settings.AddBosByDefault ?? AddBosByDefault,
+            settings.AddEosByDefault ?? AddEosByDefault);
 
     public string Kind => "bpe";
     public int VocabSize => _idToToken.Length;
@@ -109,6 +111,10 @@ public sealed class BpeTokenizer : ITextTokenizer
     public int? EosId => EosIds.Count > 0 ? EosIds[0] : null;
     public IReadOnlyList<int> EosIds { get; }
     public bool AddBosByDefault { get; }
+    public bool AddEosByDefault { get; }
+
+    /// <summary>True for an added token marked special (Hugging Face's skip_special_tokens drops these).</summary>
+    public bool IsSpecial(int id) => _addedById.TryGetValue(id, out var a) && a.Special;
 
     /// <summary>Added tokens (content -> id) that are recognised in text.</summary>
     public IReadOnlyDictionary<string, int> AddedTokens => _addedByContent;
@@ -152,12 +158,9 @@ public sealed class BpeTokenizer : ITextTokenizer
         {
             text = n switch
             {
-                TextNormalization.Nfc => text.Normalize(NormalizationForm.FormC),
-                TextNormalization.Nfkc => text.Normalize(NormalizationForm.FormKC),
-                TextNormalization.Nfd => text.Normalize(NormalizationForm.FormD),
-                TextNormalization.Nfkd => text.Normalize(NormalizationForm.FormKD),
                 TextNormalization.Lowercase => text.ToLowerInvariant(),
-                _ => text,
+                TextNormalization.None => text,
+                _ => UnicodeNormalizer.Normalize(text, n),
             };
         }
         return text;

@@ -14,7 +14,21 @@ public interface ITextTokenizer
     IReadOnlyList<int> EosIds { get; }
     /// <summary>True when prompts should start with BOS (tokenizer_config.json's add_bos_token, else true for SentencePiece).</summary>
     bool AddBosByDefault { get; }
+    /// <summary>True when a sequence should end with EOS (tokenizer_config.json's add_eos_token, or a post-processor
+    /// template that ends with a special token). False for every family the project targets.</summary>
+    bool AddEosByDefault => false;
     IReadOnlyList<int> Encode(string text);
+
+    /// <summary>Encode with the special tokens the model's family adds (Hugging Face's add_special_tokens=True):
+    /// BOS first when <see cref="AddBosByDefault"/>, EOS last when <see cref="AddEosByDefault"/>.</summary>
+    IReadOnlyList<int> EncodeWithSpecialTokens(string text)
+    {
+        var ids = new List<int>();
+        if (AddBosByDefault && BosId is int bos) ids.Add(bos);
+        ids.AddRange(Encode(text));
+        if (AddEosByDefault && EosId is int eos) ids.Add(eos);
+        return ids;
+    }
     /// <summary>Text of a whole sequence, decoded as the reference library does (SentencePiece drops the
     /// leading space of the first piece and control tokens; byte-level BPE keeps added tokens' text).</summary>
     string Decode(IEnumerable<int> ids);

@@ -33,10 +33,10 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
 
     SentencePieceTokenizer(SentencePieceModelFile model, MlTok.LlamaTokenizer ml, Dictionary<string, int> pieceToId,
                            TokenSurface[] surfaces, (string, int)[] userDefined,
-                           int? bosId, IReadOnlyList<int> eosIds, bool addBos)
+                           int? bosId, IReadOnlyList<int> eosIds, bool addBos, bool addEos = false)
     {
         _model = model; _ml = ml; _pieceToId = pieceToId; _surfaces = surfaces; _userDefined = userDefined;
-        BosId = bosId; EosIds = eosIds; AddBosByDefault = addBos;
+        BosId = bosId; EosIds = eosIds; AddBosByDefault = addBos; AddEosByDefault = addEos;
     }
 
     /// <summary>Loads a tokenizer.model. BOS/EOS default to the model's bos_id/eos_id; AddBosByDefault to true.</summary>
@@ -83,10 +83,11 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
         return settings is null ? tok : tok.WithSpecialTokens(settings);
     }
 
-    /// <summary>The same tokenizer with BOS/EOS/AddBos replaced where <paramref name="settings"/> sets them.</summary>
+    /// <summary>The same tokenizer with BOS/EOS/AddBos/AddEos replaced where <paramref name="settings"/> sets them.</summary>
     public SentencePieceTokenizer WithSpecialTokens(SpecialTokenSettings settings) =>
         new(_model, _ml, _pieceToId, _surfaces, _userDefined,
-            settings.BosId ?? BosId, settings.EosIds ?? EosIds, settings.AddBosByDefault ?? AddBosByDefault);
+            settings.BosId ?? BosId, settings.EosIds ?? EosIds, settings.AddBosByDefault ?? AddBosByDefault,
+            settings.AddEosByDefault ?? AddEosByDefault);
 
     static string ModelTypeName(int t) => t switch { 1 => "unigram", 2 => "BPE", 3 => "word", 4 => "char", _ => $"type-{t}" };
 
@@ -116,6 +117,7 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     public int? EosId => EosIds.Count > 0 ? EosIds[0] : null;
     public IReadOnlyList<int> EosIds { get; }
     public bool AddBosByDefault { get; }
+    public bool AddEosByDefault { get; }
     public int UnknownId => _model.UnkId;
     public bool ByteFallback => _model.ByteFallback;
 

@@ -8,4 +8,5 @@ public sealed record SpecialTokenSettings
     public int? BosId { get; init; }
     public IReadOnlyList<int>? EosIds { get; init; }
     public bool? AddBosByDefault { get; init; }
+    public bool? AddEosByDefault { get; init; }
 }

@@ -23,6 +23,8 @@ internal sealed class BpeDefinition
     /// &lt;|begin_of_text|&gt;), i.e. the tokenizer adds BOS by default.</summary>
     public string? TemplateBosToken { get; init; }
     public int? TemplateBosId { get; init; }
+    /// <summary>The special token the template puts after every sequence (none of the targeted families has one).</summary>
+    public int? TemplateEosId { get; init; }
     /// <summary>Set when the file is a valid tokenizer.json that is not byte-level BPE (SentencePiece-style
     /// Metaspace/byte_fallback BPE, WordPiece, Unigram, ...): why it cannot be used.</summary>
     public string? NotByteLevelReason { get; init; }
@@ -133,12 +135,16 @@ internal static class TokenizerJsonReader
             if (reason is not null) return Unsupported(path, reason);
         }
 
-        string? templateBos = null;
-        int? templateBosId = null;
+        string? templateBos = null, templateEos = null;
+        int? templateBosId = null, templateEosId = null;
         if (root.TryGetProperty("post_processor", out var post) && post.ValueKind == JsonValueKind.Object)
-            FindTemplateBos(post, ref templateBos, ref templateBosId);
-        if (templateBos is not null && templateBosId is null)
-            templateBosId = added.FirstOrDefault(a => a.Content == templateBos)?.Id ?? (vocab.TryGetValue(templateBos, out int v) ? v : null);
+        {
+            FindTemplateSpecial(post, first: true, ref templateBos, ref templateBosId);
+            FindTemplateSpecial(post, first: false, ref templateEos, ref templateEosId);
+        }
+        int? IdOf(string content) => added.FirstOrDefault(a => a.Content == content)?.Id ?? (vocab.TryGetValue(content, out int v) ? v : null);
+        if (templateBos is not null && templateBosId is null) templateBosId = IdOf(templateBos);
+        if (templateEos is not null && templateEosId is null) templateEosId = IdOf(templateEos);
 
         return new BpeDefinition
         {
@@ -148,7 +154,7 @@ internal static class TokenizerJsonReader
             ContinuingSubwordPrefix = OptString(model, "continuing_subword_prefix"),
             EndOfWordSuffix = OptString(model, "end_of_word_suffix"),
             FuseUnknown = Bool(model, "fuse_unk", false),
-            TemplateBosToken = templateBos, TemplateBosId = templateBosId,
+            TemplateBosToken = templateBos, TemplateBosId = templateBosId, TemplateEosId = templateEosId,
         };
     }
 
@@ -182,7 +188,7 @@ internal static class TokenizerJsonReader
                 if (!Enum.TryParse<SplitBehavior>(behaviorName, out var behavior))
                     return $"its Split pre-tokenizer has behavior '{behaviorName}'";
                 Regex regex;
-                try { regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant); }
+                try { regex = new Regex(RegexDialect.ToDotNet(pattern), RegexOptions.Compiled | RegexOptions.CultureInvariant); }
                 catch (ArgumentException e)
                 {
                     throw new InputException($"'{path}': the Split pattern {JsonSerializer.Serialize(pattern)} is not a .NET regular expression ({e.Message}).", e);
@@ -219,18 +225,21 @@ internal static class TokenizerJsonReader
         }
     }
 
-    static void FindTemplateBos(JsonElement post, ref string? token, ref int? id)
+    /// <summary>The special token a TemplateProcessing post-processor puts first (<paramref name="first"/>) or last in
+    /// its "single" template, if any.</summary>
+    static void FindTemplateSpecial(JsonElement post, bool first, ref string? token, ref int? id)
     {
         string? type = post.TryGetProperty("type", out var t) ? t.GetString() : null;
         if (type == "Sequence" && post.TryGetProperty("processors", out var procs) && procs.ValueKind == JsonValueKind.Array)
         {
-            foreach (var p in procs.EnumerateArray()) FindTemplateBos(p, ref token, ref id);
+            foreach (var p in procs.EnumerateArray()) FindTemplateSpecial(p, first, ref token, ref id);
             return;
         }
         if (type != "TemplateProcessing" || !post.TryGetProperty("single", out var single) ||
             single.ValueKind != JsonValueKind.Array || single.GetArrayLength() == 0)
             return;
-        if (!single[0].TryGetProperty("SpecialToken", out var st) || !st.TryGetProperty("id", out var name)) return;
+        var end = single[first ? 0 : single.GetArrayLength() - 1];
+        if (!end.TryGetProperty("SpecialToken", out var st) || !st.TryGetProperty("id", out var name)) return;
         token = name.GetString();
         if (token is not null && post.TryGetProperty("special_tokens", out var sts) && sts.ValueKind == JsonValueKind.Object &&
             sts.TryGetProperty(token, out var entry) && entry.TryGetProperty("ids", out var ids) &&

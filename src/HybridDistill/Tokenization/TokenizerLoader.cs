@@ -14,8 +14,11 @@ namespace HybridDistill.Tokenization;
 /// bos_token mapped to its id, else the tokenizer's own (SentencePiece bos_id; tokenizer.json post-processor
 /// template). EosIds = config.json eos_token_id (an int or a list) followed by generation_config.json's, else
 /// tokenizer_config.json eos_token, else the tokenizer's own; EosId is the first. AddBosByDefault =
-/// tokenizer_config.json add_bos_token, else true for SentencePiece, for BPE true only when the tokenizer.json
-/// post-processor puts a special token first (Llama-3), else false; never true without a BOS id.
+/// tokenizer_config.json add_bos_token, else true for SentencePiece, for BPE true when the tokenizer.json
+/// post-processor puts a special token first (Llama 3.x) or when the files are the first Llama 3 release (bos_token
+/// &lt;|begin_of_text|&gt; without a template, see IsFirstLlama3Release), else false (Qwen, GPT-2); never true
+/// without a BOS id. AddEosByDefault = tokenizer_config.json add_eos_token, else whether the template ends with a
+/// special token; never true without an EOS id.
 /// </summary>
 public static class TokenizerLoader
 {
@@ -99,12 +102,30 @@ public static class TokenizerLoader
         if (eos.Count == 0 && TokenStringId(tokConfig, "eos_token", tok) is int e) eos.Add(e);
         if (eos.Count == 0) eos.AddRange(tok.EosIds);
 
-        bool addBos = tokConfig is not null && tokConfig.Root.TryGetProperty("add_bos_token", out var ab) &&
-                      ab.ValueKind is JsonValueKind.True or JsonValueKind.False
-            ? ab.GetBoolean() : tok.AddBosByDefault;
+        bool addBos = ConfigBool(tokConfig, "add_bos_token") ?? (tok.AddBosByDefault || IsFirstLlama3Release(tok, tokConfig));
+        bool addEos = ConfigBool(tokConfig, "add_eos_token") ?? tok.AddEosByDefault;
 
-        return new SpecialTokenSettings { BosId = bos, EosIds = eos, AddBosByDefault = addBos && bos is not null };
+        return new SpecialTokenSettings
+        {
+            BosId = bos, EosIds = eos, AddBosByDefault = addBos && bos is not null, AddEosByDefault = addEos && eos.Count > 0,
+        };
     }
+
+    /// <summary>Llama 3's tokenizer files as first published (and as the npm packages that the project's reference
+    /// ids come from ship them) have a ByteLevel-only post-processor and no add_bos_token, so neither Hugging Face
+    /// nor transformers.js adds BOS with them; Meta's own tokenizer (and the later Llama 3 / 3.1 / 3.2 files, whose
+    /// template prepends it) starts every sequence with &lt;|begin_of_text|&gt;, which the models were trained with.
+    /// This is that case: a byte-level BPE without a BOS template whose tokenizer_config.json names
+    /// &lt;|begin_of_text|&gt; as bos_token.</summary>
+    static bool IsFirstLlama3Release(ITextTokenizer tok, JsonFile? tokConfig) =>
+        tok is BpeTokenizer && TokenContent(tokConfig, "bos_token") == Llama3BeginOfText;
+
+    /// <summary>Llama 3's BOS.</summary>
+    public const string Llama3BeginOfText = "<|begin_of_text|>";
+
+    static bool? ConfigBool(JsonFile? file, string key) =>
+        file is not null && file.Root.TryGetProperty(key, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False
+            ? v.GetBoolean() : null;
 
     static int? FirstOrNull(List<int> ids) => ids.Count > 0 ? ids[0] : null;
 
