@@ -239,7 +239,8 @@ public static class Pretraining
             if (!resume)
                 throw new InputException($"{outDir}: already holds a pretraining run. Pass --resume to continue it, or choose another --out.");
             var stored = JsonNode.Parse(File.ReadAllText(path));
-            if (!JsonNode.DeepEquals(stored?["model"], runConfig["model"]) || !JsonNode.DeepEquals(stored?["init_seed"], runConfig["init_seed"]))
+            // The recipe's own model object (not the resolved config, whose JSON form may gain keys between versions).
+            if (!JsonNode.DeepEquals(stored?["recipe"]?["model"], runConfig["recipe"]?["model"]) || !JsonNode.DeepEquals(stored?["init_seed"], runConfig["init_seed"]))
                 throw new InputException($"{path}: --resume with a different model or init_seed. Resume with the original recipe, or choose another --out.");
         }
         else if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
