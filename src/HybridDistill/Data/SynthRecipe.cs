@@ -47,6 +47,8 @@ public sealed record SynthRecipe
     public IntRange MultihopQueries { get; init; } = new(1, 4);
 
     public int MinEpisode => EpisodeMin ?? SeqLen;
+    /// <summary>Where the recipe came from (a file, or a file and phase), for error messages; not part of the recipe.</summary>
+    public string Source { get; init; } = "recipe";
 
     static readonly string[] KnownKeys =
     [
@@ -144,6 +146,7 @@ public sealed record SynthRecipe
             KvPairs = Range("kv_pairs", new(2, 64)),
             KvQueries = Range("kv_queries", new(1, 8)),
             MultihopQueries = Range("multihop_queries", new(1, 4)),
+            Source = source,
         };
         if (recipe.SeqLen < 16) throw new InputException($"{where("seq_len")} must be at least 16, got {recipe.SeqLen}.");
         if (recipe.TrainWindows < 1 || recipe.ValWindows < 1) throw new InputException($"{source}: train_windows and val_windows must be at least 1.");

@@ -240,12 +240,12 @@ internal sealed class EpisodeGenerator
                 _ => 2,
             };
             if (need > Recipe.SeqLen)
-                throw new InputException($"the {LossClasses.Name(kind)} episodes need {need} tokens but seq_len is {Recipe.SeqLen}; " +
+                throw new InputException($"{Recipe.Source}: the {LossClasses.Name(kind)} episodes need {need} tokens but seq_len is {Recipe.SeqLen}; " +
                                          "raise seq_len or lower that kind's sizes (e.g. passkey_digits, kv_pairs, copy_span).");
             shortest[kind] = need;
         }
         if (Recipe.Mix.ContainsKey(EpisodeKind.KeyValue) && Recipe.KvPairs.Min > vocab.Keys.Count)
-            throw new InputException($"kv_pairs asks for at least {Recipe.KvPairs.Min} pairs but the tokenizer has {vocab.Keys.Count} single-token keys.");
+            throw new InputException($"{Recipe.Source}: kv_pairs asks for at least {Recipe.KvPairs.Min} pairs but the tokenizer has {vocab.Keys.Count} single-token keys; lower kv_pairs.");
     }
 
     /// <summary>Tokens of a pass-key episode without filler, at the most digits the recipe allows.</summary>

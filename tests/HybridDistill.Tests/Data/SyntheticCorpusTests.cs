@@ -142,6 +142,7 @@ public class SyntheticCorpusTests
         var outDir = Path.Combine(TestPaths.NewTempDir("synth-bad"), "c");
         var e2 = Assert.Throws<InputException>(() => SyntheticCorpus.Build(Recipe(noFit), outDir));
         Assert.Contains("seq_len is 40", e2.Message);
+        Assert.StartsWith("test-recipe.json: ", e2.Message);
         Assert.False(Directory.Exists(outDir));
         Assert.Empty(Directory.GetDirectories(Path.GetDirectoryName(outDir)!));
 
