@@ -73,3 +73,61 @@ public class PretrainingTests
         Assert.False(Directory.Exists(Path.Combine(dir, "run")));
     }
 }
+
+public class PretrainingResumeTests
+{
+    /// <summary>A two-phase recipe on a tiny model, stopped while its second phase trains and resumed: the result is
+    /// complete, every phase's steps appear once in OUT/metrics.jsonl in order, and a finished phase is not redone.</summary>
+    [Fact]
+    public void InterruptedInTheSecondPhase_ResumesToACompleteModel()
+    {
+        var dir = TestPaths.NewTempDir("pretrain-resume");
+        var corpus = new JsonObject
+        {
+            ["tokenizer"] = TestPaths.Assets("stories260K"), ["text"] = TestPaths.Assets("text", "tinystories_val_slice.txt"),
+            ["seq_len"] = 64, ["val_windows"] = 4, ["episode_min"] = 64,
+        };
+        var recipe = new JsonObject
+        {
+            ["model"] = new JsonObject
+            {
+                ["model_type"] = "llama", ["hidden_size"] = 16, ["intermediate_size"] = 32, ["num_hidden_layers"] = 2,
+                ["num_attention_heads"] = 2, ["vocab_size"] = 512, ["max_position_embeddings"] = 64, ["tie_word_embeddings"] = true,
+            },
+            ["corpus"] = corpus,
+            ["train"] = new JsonObject { ["batch_size"] = 2, ["log_every"] = 1, ["eval_every"] = 5, ["eval_tokens"] = 128, ["checkpoint_every"] = 3, ["threads"] = 1 },
+            ["phases"] = new JsonArray(
+                new JsonObject { ["name"] = "a", ["corpus"] = new JsonObject { ["mix"] = new JsonObject { ["story"] = 1 } }, ["train"] = new JsonObject { ["train_tokens"] = 8 * 128 } },
+                new JsonObject { ["name"] = "b", ["corpus"] = new JsonObject { ["mix"] = new JsonObject { ["repeat"] = 1 } }, ["train"] = new JsonObject { ["train_tokens"] = 12 * 128 } }),
+        };
+        var path = Path.Combine(dir, "recipe.json");
+        File.WriteAllText(path, recipe.ToJsonString());
+        var request = new PretrainRequest { RecipeFile = path, Out = Path.Combine(dir, "run") };
+
+        using var stop = new CancellationTokenSource();
+        var first = Pretraining.Run(request, trainProgress: phase => phase.Name == "b"
+            ? new Progress(p => { if (p.Event == "step" && p.Step == 4) stop.Cancel(); })
+            : null, cancellation: stop.Token);
+        Assert.False(first.Completed);
+        Assert.True(DistillRun.IsFinished(Path.Combine(dir, "run", "phases", "01-a")));
+        Assert.False(File.Exists(Path.Combine(dir, "run", "config.json")));
+        var phaseA = File.GetLastWriteTimeUtc(Path.Combine(dir, "run", "phases", "01-a", "model.safetensors"));
+
+        Assert.Throws<InputException>(() => Pretraining.Run(request));                    // without --resume: refused
+        var second = Pretraining.Run(request with { Resume = true });
+        Assert.True(second.Completed);
+        Assert.Equal(phaseA, File.GetLastWriteTimeUtc(Path.Combine(dir, "run", "phases", "01-a", "model.safetensors")));   // not redone
+        var lines = File.ReadLines(Path.Combine(dir, "run", "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.Equal(Enumerable.Range(0, 9).Select(i => $"a:{i}").Concat(Enumerable.Range(0, 13).Select(i => $"b:{i}")),
+            lines.Select(l => $"{l["phase"]}:{l["step"]}"));
+        Assert.Equal(Enumerable.Range(0, 9).Concat(Enumerable.Range(8, 13)).Select(i => (long)i), lines.Select(l => (long)l["total_step"]!));
+        Assert.Equal(2, JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "run", Pretraining.WallTimeFile)))!["sittings"]!.AsArray().Count);
+        using var model = HybridDistill.Checkpoints.HfCheckpoint.Load(Path.Combine(dir, "run"));
+        Assert.Equal(2, model.Config.NumHiddenLayers);
+    }
+
+    sealed class Progress(Action<TrainProgress> report) : IProgress<TrainProgress>
+    {
+        public void Report(TrainProgress value) => report(value);
+    }
+}
