@@ -50,14 +50,16 @@ public static class HfCheckpoint
         return model;
     }
 
-    /// <summary>Writes config.json and model.safetensors; copies tokenizer files from <paramref name="tokenizerSource"/> when given.</summary>
+    /// <summary>Writes a complete model directory: the tokenizer files of <paramref name="tokenizerSource"/> (when given)
+    /// first, then model.safetensors, and config.json last and atomically, so a directory with config.json is a
+    /// complete model even if the process dies while writing.</summary>
     public static void Save(HybridCausalLM model, string dir, string? tokenizerSource = null)
     {
         Directory.CreateDirectory(dir);
+        if (tokenizerSource is not null) CopyTokenizerFiles(tokenizerSource, dir);
         var tensors = model.state_dict().Select(p => new KeyValuePair<string, Tensor>(p.Key, p.Value.detach().cpu()));
         ModelWeights.SaveDirectory(dir, tensors);
         model.Config.Save(dir);
-        if (tokenizerSource is not null) CopyTokenizerFiles(tokenizerSource, dir);
     }
 
     public static void CopyTokenizerFiles(string from, string to)

@@ -328,7 +328,7 @@ public sealed record ModelConfig
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);
-        File.WriteAllText(Path.Combine(directory, "config.json"), ToJson().ToJsonString(JsonOptions.Indented));
+        Checkpoints.AtomicFile.WriteAllBytes(Path.Combine(directory, "config.json"), System.Text.Encoding.UTF8.GetBytes(ToJson().ToJsonString(JsonOptions.Indented)));
     }
 
     // ---- helpers -------------------------------------------------------------------------------------

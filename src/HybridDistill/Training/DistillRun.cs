@@ -83,15 +83,7 @@ public static class DistillRun
             _ => new NextTokenObjective(student, config),
         };
         var trainResult = TrainLoop.Run(objective, data, config, runDir, runConfig, request.Resume, progress, cancellation);
-        if (trainResult.Completed)
-        {
-            // Tokenizer first and config.json last: a directory with config.json is a complete model.
-            HfCheckpoint.CopyTokenizerFiles(teacherDir, runDir);
-            var tensors = student.state_dict().Select(p => new KeyValuePair<string, TorchSharp.torch.Tensor>(p.Key, p.Value.detach()));
-            ModelWeights.SaveDirectory(runDir, tensors);
-            AtomicFile.WriteAllBytes(Path.Combine(runDir, "config.json"),
-                Encoding.UTF8.GetBytes(student.Config.ToJson().ToJsonString(JsonOptions.Indented)));
-        }
+        if (trainResult.Completed) HfCheckpoint.Save(student, runDir, tokenizerSource: teacherDir);
         return new DistillOutcome(runDir, trainResult, layerTypes, AlreadyFinished: false);
     }
 
@@ -135,7 +127,9 @@ public static class DistillRun
     public static bool IsFinished(string runDir) =>
         File.Exists(Path.Combine(runDir, "config.json")) && File.Exists(Path.Combine(runDir, RunConfigFile));
 
-    static void PrepareRunDirectory(string runDir, JsonObject runConfig, bool resume)
+    /// <summary>Writes run_config.json into a new run directory; on resume, checks the stored one names the same
+    /// settings (threads aside) and lists the ones that differ; without resume, refuses a directory that holds a run.</summary>
+    internal static void PrepareRunDirectory(string runDir, JsonObject runConfig, bool resume)
     {
         var path = Path.Combine(runDir, RunConfigFile);
         if (resume)

@@ -198,35 +198,12 @@ public static class Pretraining
             ["config"] = phase.Train.ToJson(Stage.Pretrain),
         };
         bool started = File.Exists(Path.Combine(phaseDir, DistillRun.RunConfigFile));
-        if (started)
-        {
-            var stored = JsonNode.Parse(File.ReadAllText(Path.Combine(phaseDir, DistillRun.RunConfigFile)));
-            if (!JsonNode.DeepEquals(WithoutThreads(stored), WithoutThreads(runConfig)))
-                throw new InputException($"{phaseDir}: this phase was started with other settings; resume with the original recipe or start in a new --out.");
-        }
-        else
-        {
-            Directory.CreateDirectory(phaseDir);
-            AtomicFile.WriteAllBytes(Path.Combine(phaseDir, DistillRun.RunConfigFile), Encoding.UTF8.GetBytes(runConfig.ToJsonString(JsonOptions.Indented)));
-        }
+        DistillRun.PrepareRunDirectory(phaseDir, runConfig, resume: true);                 // a started phase must keep its settings
         model.train();
         var objective = new NextTokenObjective(model, phase.Train);
         var result = TrainLoop.Run(objective, data, phase.Train, phaseDir, runConfig, resume: started, progress, cancellation);
-        if (result.Completed)
-        {
-            HfCheckpoint.CopyTokenizerFiles(phase.Corpus.Tokenizer, phaseDir);
-            var tensors = model.state_dict().Select(p => new KeyValuePair<string, TorchSharp.torch.Tensor>(p.Key, p.Value.detach()));
-            ModelWeights.SaveDirectory(phaseDir, tensors);
-            AtomicFile.WriteAllBytes(Path.Combine(phaseDir, "config.json"), Encoding.UTF8.GetBytes(model.Config.ToJson().ToJsonString(JsonOptions.Indented)));
-        }
+        if (result.Completed) HfCheckpoint.Save(model, phaseDir, tokenizerSource: phase.Corpus.Tokenizer);
         return result;
-    }
-
-    static JsonNode? WithoutThreads(JsonNode? runConfig)
-    {
-        var copy = runConfig?.DeepClone();
-        if (copy?["config"] is JsonObject c) c.Remove("threads");
-        return copy;
     }
 
     /// <summary>Starts OUT, or on --resume checks the model is the same one. Phases may change until they start: a started
