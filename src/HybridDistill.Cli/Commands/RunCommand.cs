@@ -1,17 +1,22 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using HybridDistill.Config;
 using HybridDistill.Data;
+using HybridDistill.Pipeline;
+using HybridDistill.Selection;
+using HybridDistill.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace HybridDistill.Cli.Commands;
 
 /// <summary>
-/// The whole pipeline, each step one of the other commands with its output in a folder of OUT, so a second
-/// run skips finished steps and resumes an interrupted one: tokenize -> stage 1 (all-linear alignment) ->
-/// layer scores -> selection for the budget -> stage 2 (the hybrid) -> evaluation of teacher and hybrid ->
-/// decode benchmark -> report.
+/// The whole pipeline as a comparison of selection methods: tokens once, stage 1 once, each scoring method once,
+/// a selection per method and budget, stage 2 once per distinct layout and distillation seed (all from the same
+/// stage-1 weights and the same batches), every model evaluated on the same prompts, a decode benchmark per K,
+/// then summary.json and report.md. Folders, artifact names and when a step counts as done are the library's
+/// <see cref="RunLayout"/>; each step is one of the other commands, run in this process.
 /// </summary>
 public sealed class RunCommand : Command<RunCommand.Settings>
 {
@@ -34,28 +39,63 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         [Description("Recipe with stage1/stage2/score sections (default: recipes/teacher.json for the embedded teacher, recipes/stories260K.json otherwise).")]
         public string? Recipe { get; init; }
 
-        [CommandOption("--method <NAME>")]
-        [Description("Layer scoring method (kl, the paper's; or uniform, ends, random, ppl, ar, stage1, removal).")]
-        [DefaultValue("kl")]
-        public string Method { get; init; } = "kl";
+        [CommandOption("--budgets <LIST>")]
+        [Description("Softmax-layer budgets, comma-separated: fractions (12.5%,25%) or layer counts (1L,2L); budgets with the same K count once.")]
+        [DefaultValue("1L,2L")]
+        public string Budgets { get; init; } = "1L,2L";
 
-        [CommandOption("--budget <B>")]
-        [Description("Fraction of layers kept softmax (25% or 0.25).")]
-        [DefaultValue("25%")]
-        public string Budget { get; init; } = "25%";
+        [CommandOption("--methods <LIST>")]
+        [Description("Selection methods: kl, kl-full (kl without early stopping), uniform (= uniform-first,uniform-last), random (= random-s0..s2), ar, ar-multihop, stage1, ppl, removal.")]
+        [DefaultValue("kl,uniform")]
+        public string Methods { get; init; } = "kl,uniform";
+
+        [CommandOption("--seeds <N>")]
+        [Description("Distillation seeds per layout (seeds 0..N-1: the order of the stage-2 batches).")]
+        [DefaultValue(1)]
+        public int Seeds { get; init; } = 1;
+
+        [CommandOption("--set <KEY=VALUE>")]
+        [Description("A recipe setting (repeatable): stage1.KEY=V, stage2.KEY=V or score.KEY=V; a bare KEY=V applies to every section that has the key.")]
+        public string[] Set { get; init; } = [];
 
         [CommandOption("--out <DIR>")]
         [DefaultValue("out/run")]
         public string Out { get; init; } = "out/run";
 
+        [CommandOption("--force")]
+        [Description("Redo steps whose recorded inputs differ from this run's (default: stop and say which step and setting).")]
+        public bool Force { get; init; }
+
         [CommandOption("--eval-limit <N>")]
-        [Description("Recall prompts per length in the evaluation.")]
+        [Description("Recall prompts per task and length in the evaluation.")]
         [DefaultValue(30)]
         public int EvalLimit { get; init; } = 30;
+
+        public override ValidationResult Validate() =>
+            Seeds < 1 ? ValidationResult.Error("--seeds must be at least 1.")
+            : EvalLimit < 1 ? ValidationResult.Error("--eval-limit must be at least 1.")
+            : ValidationResult.Success();
     }
+
+    static readonly string[] RecallTaskList = ["passkey", "kv-recall", "kv-multihop", "copy"];
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
+        using var interrupt = new RunInterrupt();
+        try
+        {
+            return Compare(s, interrupt);
+        }
+        catch (Exception e) when (e is RunInterrupted or OperationCanceledException)
+        {
+            CliRunner.Stderr.MarkupLine("[yellow]interrupted.[/] Run the same command again to resume: finished steps are skipped, an interrupted training step continues from its checkpoint.");
+            return 130;
+        }
+    }
+
+    int Compare(Settings s, RunInterrupt interrupt)
+    {
+        var cancellation = interrupt.Token;
         string root = RepositoryRoot();
         string assets = Path.Combine(root, "assets");
         string teacher = Path.GetFullPath(s.Teacher ?? Path.Combine(assets, "teacher"));
@@ -63,73 +103,311 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             throw new InputException($"{teacher}: teacher not found. Pass --teacher DIR (a Hugging Face model directory).");
         // The embedded teacher learned recall from synthetic episodes; distilling it on them is what keeps that recall.
         bool embedded = teacher == Path.GetFullPath(Path.Combine(assets, "teacher"));
-        string[] data = s.Data.Length > 0 ? s.Data
+        string[] data = (s.Data.Length > 0 ? s.Data
             : embedded ? [Path.Combine(root, "recipes", "corpus-recall.json")]
-            : [Path.Combine(assets, "text", "tinystories_val_slice.txt")];
-        string recipe = s.Recipe ?? Path.Combine(root, "recipes", embedded ? "teacher.json" : "stories260K.json");
+            : [Path.Combine(assets, "text", "tinystories_val_slice.txt")]).Select(Path.GetFullPath).ToArray();
+        foreach (var d in data)
+            if (!File.Exists(d) && !Directory.Exists(d)) throw new InputException($"--data {d}: not found.");
+        string recipe = Path.GetFullPath(s.Recipe ?? Path.Combine(root, "recipes", embedded ? "teacher.json" : "stories260K.json"));
+        var recipeJson = Recipe.Load(recipe).Json;
+        var sets = SplitSets(s.Set);
+        var stage2 = TrainConfig.Resolve(Stage.Stage2, recipeJson["stage2"] as JsonObject, sets[Stage.Stage2], recipe + " [stage2]");
+        TrainConfig.Resolve(Stage.Stage1, recipeJson["stage1"] as JsonObject, sets[Stage.Stage1], recipe + " [stage1]");
+        var teacherConfig = ModelConfig.Load(teacher);
+        int numLayers = teacherConfig.NumHiddenLayers;
+        var budgets = ComparisonBudget.ParseList(s.Budgets, numLayers);
+        var rowMethods = ComparisonMethods.Expand(s.Methods);
+        var seeds = Enumerable.Range(0, s.Seeds).ToArray();
         bool synthetic = data.Length == 1 && IsCorpusRecipe(data[0]);
-        string outDir = Path.GetFullPath(s.Out);
-        string P(string name) => Path.Combine(outDir, name);
-        string evalData = s.EvalData ?? (synthetic ? Path.Combine(P("data"), SyntheticCorpus.HeldoutFile) : data[0]);
+        var layout = new RunLayout(s.Out);
+        string evalData = Path.GetFullPath(s.EvalData ?? (synthetic ? Path.Combine(layout.Data, SyntheticCorpus.HeldoutFile) : data[0]));
         // Recall prompts of a synthetic-corpus run use the stock filler, as the teacher's own figures do.
         string[] filler = synthetic ? ["--stock-filler"] : [];
+        int recallLength = stage2.SeqLen;
+        var lengths = new[] { 128, 256, 512 }.Where(l => l <= teacherConfig.MaxPositionEmbeddings).Append(recallLength).Distinct().Order().ToArray();
+
         var err = CliRunner.Stderr;
-        err.MarkupLineInterpolated($"[bold]hybrid run[/]: teacher {teacher}, method {s.Method}, budget {s.Budget}, output {outDir}");
+        string budgetText = string.Join(", ", budgets.Select(b => $"{b.Label} (K={b.K})"));
+        err.MarkupLineInterpolated($"[bold]hybrid run[/]: teacher {teacher}; budgets {budgetText}; methods {string.Join(", ", rowMethods)}; seeds {s.Seeds}; output {layout.Root}");
         var total = Stopwatch.StartNew();
+        var steps = new StepRunner(layout, s.Force, interrupt);
 
-        if (synthetic)
-            Step("corpus synth", File.Exists(Path.Combine(P("data"), "manifest.json")),
-                ["corpus", "synth", "--recipe", data[0], "--out", P("data")]);
-        else
-            Step("tokenize", File.Exists(Path.Combine(P("data"), "manifest.json")),
-                ["tokenize", "--model", teacher, .. data.SelectMany(d => new[] { "--input", d }), "--out", P("data")]);
-        Stage("stage1", ["distill", "stage1", "--teacher", teacher, "--data", P("data"), "--recipe", recipe]);
-        Step("score", File.Exists(Path.Combine(P("scores"), "scores.json")),
-            ["score", "--method", s.Method, "--teacher", teacher, "--stage1", P("stage1"), "--data", P("data"), "--recipe", recipe, "--out", P("scores"),
-             // kl's early stopping waits for the top-K of the budget this run selects with
-             .. (s.Method == "kl" ? new[] { "--set", $"stable_budgets={s.Budget}" } : [])]);
-        Step("select", false,
-            ["select", "--scores", Path.Combine(P("scores"), "scores.json"), "--budget", s.Budget, "--out", P("layout.json")]);
-        Stage("hybrid", ["distill", "stage2", "--teacher", teacher, "--data", P("data"), "--from", P("stage1"), "--layout", P("layout.json"), "--recipe", recipe]);
+        // tokens
+        string teacherPrint = RunLayout.Fingerprint(teacher);
+        var dataInputs = StepInputs.Of("data", ("teacher", teacherPrint), ("sources", string.Join(",", data.Select(RunLayout.Fingerprint))),
+            ("kind", synthetic ? "synthetic" : "text"));
+        steps.Run(dataInputs, layout.Data, resumable: false, _ => synthetic
+            ? ["corpus", "synth", "--recipe", data[0], "--out", layout.Data]
+            : ["tokenize", "--model", teacher, .. data.SelectMany(d => new[] { "--input", d }), "--out", layout.Data]);
+        string dataDigest = RunLayout.Digest(dataInputs);
 
-        string[] recall = ["--tasks", "ppl,passkey,kv-recall,kv-multihop,copy", "--data", evalData, "--limit", s.EvalLimit.ToString()];
-        Step("eval teacher", File.Exists(Path.Combine(P("eval/teacher"), "eval.json")),
-            ["eval", "--model", teacher, "--name", "teacher", .. recall, .. filler, "--json", P("eval/teacher") + "/"]);
-        Step("eval hybrid", File.Exists(Path.Combine(P("eval/hybrid"), "eval.json")),
-            ["eval", "--model", P("hybrid"), "--teacher", teacher, "--name", "hybrid-" + s.Budget.TrimEnd('%'),
-             "--tasks", "ppl,agree,passkey,kv-recall,kv-multihop,copy", "--data", evalData, "--limit", s.EvalLimit.ToString(), .. filler,
-             "--json", P("eval/hybrid") + "/"]);
-        int maxContext = ModelConfig.Load(teacher).MaxPositionEmbeddings;
-        var contexts = new[] { 128, 256, 512, 1024, 2048, 4096, 8192, 16384 }.Where(c => c + 40 <= maxContext).DefaultIfEmpty(maxContext / 2);
-        Step("bench decode", File.Exists(Path.Combine(P("eval"), "bench_decode.json")),
-            ["bench", "decode", "--model", teacher, "--model", P("hybrid"), "--contexts", string.Join(",", contexts), "--json", P("eval") + "/"]);
-        Step("report", false, ["report", P("eval/teacher"), P("eval/hybrid"), P("eval"), "--out", P("report.md")]);
+        // stage 1
+        var stage1Inputs = StepInputs.Of("stage1", ("teacher", teacherPrint), ("data", dataDigest),
+            ("recipe.stage1", Section(recipeJson, "stage1")), ("set", string.Join(" ", sets[Stage.Stage1])));
+        steps.Run(stage1Inputs, layout.Stage1, resumable: true, resume =>
+            ["distill", "stage1", "--teacher", teacher, "--data", layout.Data, "--recipe", recipe, "--out", layout.Stage1,
+             .. SetArgs(sets[Stage.Stage1]), .. resume ? ["--resume"] : Array.Empty<string>()]);
+        string stage1Digest = RunLayout.Digest(stage1Inputs);
 
-        err.MarkupLineInterpolated($"[green]done[/] in {total.Elapsed.TotalMinutes:F1} min: hybrid model {P("hybrid")}, report {P("report.md")}");
-        return 0;
-
-        void Stage(string name, string[] args)
+        // scores
+        var jobs = ComparisonMethods.Jobs(rowMethods, budgets);
+        foreach (var job in jobs)
         {
-            string dir = P(name);
-            bool finished = File.Exists(Path.Combine(dir, "model.safetensors")) && File.Exists(Path.Combine(dir, "config.json"));
-            bool started = Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any();
-            Step(name, finished, [.. args, "--out", dir, .. started ? new[] { "--resume" } : []]);
+            // the scorers that train (kl, removal) take the stage-2 settings too
+            bool trains = job.Method is "kl" or "removal";
+            string[] jobSets = [.. job.Settings, .. trains ? sets[Stage.Stage2] : [], .. sets.Score];
+            var inputs = StepInputs.Of($"score-{job.Folder}", ("method", job.Method), ("set", string.Join(" ", jobSets)),
+                ("seed", job.Seed.ToString()), ("teacher", teacherPrint), ("stage1", stage1Digest), ("data", dataDigest),
+                ("recipe.score", Section(recipeJson, "score")), ("recipe.stage2", trains ? Section(recipeJson, "stage2") : "-"));
+            string dir = layout.ScoresDir(job.Folder);
+            steps.Run(inputs, dir, resumable: true, _ =>
+                ["score", "--method", job.Method, "--teacher", teacher, "--stage1", layout.Stage1, "--data", layout.Data, "--recipe", recipe,
+                 "--out", dir, "--seed", job.Seed.ToString(),
+                 "--plot-budget", ((double)budgets[^1].K / numLayers).ToString("0.######", System.Globalization.CultureInfo.InvariantCulture),
+                 .. SetArgs(jobSets)]);
         }
 
-        void Step(string name, bool done, string[] args)
-        {
-            cancellation.ThrowIfCancellationRequested();
-            if (done)
+        // selection: each method's layers per budget
+        var selections = new List<MethodSelection>();
+        foreach (var job in jobs)
+            foreach (var (row, file) in job.ScoresFileOfRow)
             {
-                err.MarkupLineInterpolated($"[grey]- {name}: already done, skipped[/]");
+                var scores = LayerScores.Load(Path.Combine(layout.ScoresDir(job.Folder), file));
+                foreach (var budget in budgets)
+                    selections.Add(new MethodSelection(row, budget, LayerSelection.Choose(scores, budget.K)));
+            }
+        var plan = new ComparisonPlan(teacher, string.Join(",", data), recipe, numLayers, recallLength, seeds, budgets,
+            selections.OrderBy(x => x.Budget.K).ThenBy(x => ComparisonMethods.RowOrder.ToList().IndexOf(x.Method)).ToArray());
+        Checkpoints.AtomicFile.WriteAllBytes(layout.Selection, System.Text.Encoding.UTF8.GetBytes(plan.ToJson().ToJsonString(JsonOptions.Indented)));
+        foreach (var budget in budgets)
+            err.MarkupLineInterpolated($"[grey]  K={budget.K}: {string.Join("; ", plan.Selections.Where(x => x.Budget.K == budget.K).Select(x => $"{x.Method} {{{string.Join(",", x.SoftmaxLayers)}}}"))}[/]");
+
+        // stage 2: every distinct layout with every seed
+        var modelDigests = new Dictionary<string, string>();
+        foreach (var (layers, seed, model) in plan.Models())
+        {
+            string layoutFile = layout.Layout(model);
+            LayerLayout.FromSoftmaxLayers(numLayers, layers).Save(EnsureParent(layoutFile));
+            var seedSet = sets[Stage.Stage2].Append($"seed={seed}").ToArray();
+            var inputs = StepInputs.Of($"models/{model}", ("teacher", teacherPrint), ("data", dataDigest), ("stage1", stage1Digest),
+                ("softmax_layers", string.Join(",", layers)), ("seed", seed.ToString()),
+                ("recipe.stage2", Section(recipeJson, "stage2")), ("set", string.Join(" ", seedSet)));
+            steps.Run(inputs, layout.Model(model), resumable: true, resume =>
+                ["distill", "stage2", "--teacher", teacher, "--data", layout.Data, "--from", layout.Stage1, "--layout", layoutFile,
+                 "--recipe", recipe, "--out", layout.Model(model), .. SetArgs(seedSet), .. resume ? ["--resume"] : Array.Empty<string>()]);
+            modelDigests[model] = RunLayout.Digest(inputs);
+        }
+
+        // evaluation: the teacher and every model on the same prompts
+        string evalSettings = $"limit={s.EvalLimit} lengths={string.Join(",", lengths)} data={RunLayout.Fingerprint(evalData)} {string.Join(" ", filler)}";
+        string lengthArg = string.Join(",", lengths);
+        steps.Run(StepInputs.Of("eval/teacher", ("teacher", teacherPrint), ("eval", evalSettings)), layout.Eval(ComparisonMethods.Teacher), resumable: false, _ =>
+            ["eval", "--model", teacher, "--name", ComparisonMethods.Teacher, "--tasks", "ppl," + string.Join(",", RecallTaskList),
+             "--data", evalData, "--limit", s.EvalLimit.ToString(), "--lengths", lengthArg, .. filler, "--json", layout.Eval(ComparisonMethods.Teacher) + "/"]);
+        foreach (var (_, _, model) in plan.Models())
+            steps.Run(StepInputs.Of($"eval/{model}", ("teacher", teacherPrint), ("model", modelDigests[model]), ("eval", evalSettings)),
+                layout.Eval(model), resumable: false, _ =>
+                ["eval", "--model", layout.Model(model), "--teacher", teacher, "--name", model, "--tasks", "ppl,agree," + string.Join(",", RecallTaskList),
+                 "--data", evalData, "--limit", s.EvalLimit.ToString(), "--lengths", lengthArg, .. filler, "--json", layout.Eval(model) + "/"]);
+
+        // decode speed and cache: the teacher and one model per K (seed 0), at contexts up to the teacher's
+        var perK = plan.Models().Where(m => m.Seed == seeds[0]).GroupBy(m => m.Layers.Count).Select(g => g.First())
+            .Select(m => (K: m.Layers.Count, Name: m.Model, Dir: layout.Model(m.Model))).ToArray();
+        int maxContext = teacherConfig.MaxPositionEmbeddings;
+        var contexts = new[] { 128, 256, 512, 1024, 2048, 4096, 8192, 16384 }.Where(c => c + 40 <= maxContext).DefaultIfEmpty(maxContext / 2).ToArray();
+        var benchInputs = StepInputs.Of("bench", ("teacher", teacherPrint), ("contexts", string.Join(",", contexts)),
+            ("models", string.Join(",", perK.Select(m => $"{m.K}:{m.Name}:{modelDigests[m.Name]}"))));
+        steps.RunInProcess(benchInputs, layout.Bench, "bench decode", () =>
+        {
+            var progress = new SyncProgress<string>(m => err.MarkupLineInterpolated($"[grey]  {m}...[/]"));
+            ComparisonDecode.Run(teacher, perK, contexts, layout.BenchDecodeJson, progress, cancellation);
+        });
+
+        // summary and report
+        var summary = ComparisonSummary.Build(layout, plan);
+        Checkpoints.AtomicFile.WriteAllBytes(layout.Summary, System.Text.Encoding.UTF8.GetBytes(summary.ToJson().ToJsonString(JsonOptions.Indented)));
+        Checkpoints.AtomicFile.WriteAllBytes(layout.Report, System.Text.Encoding.UTF8.GetBytes(ComparisonReport.Render(summary, plan, layout)));
+        ShowTable(summary, plan);
+        err.MarkupLineInterpolated($"[green]done[/] in {total.Elapsed.TotalMinutes:F1} min: summary {layout.Summary}, report {layout.Report}");
+        return 0;
+    }
+
+    /// <summary>The one-screen table: per budget, each method's layers and recall_avg (mean over seeds), KL and ppl.</summary>
+    static void ShowTable(ComparisonSummary summary, ComparisonPlan plan)
+    {
+        var table = new Table().AddColumns("K", "method", "softmax layers", "recall_avg", "KL", "ppl", "speed-up");
+        foreach (var group in summary.Rows.GroupBy(r => (r.K, r.Method)))
+        {
+            var g = group.ToArray();
+            table.AddRow(g[0].K.ToString(), group.Key.Method, string.Join(",", g[0].SoftmaxLayers.Count == plan.NumLayers ? ["all"] : g[0].SoftmaxLayers.Select(l => l.ToString())),
+                $"{g.Average(r => r.RecallAvg):F3}", g[0].Kl is null ? "-" : $"{g.Average(r => r.Kl ?? 0):F3}",
+                g[0].Ppl is null ? "-" : $"{g.Average(r => r.Ppl ?? 0):F2}", g[0].DecodeSpeedup is double x ? $"{x:F2}x" : "-");
+        }
+        CliRunner.Stderr.Write(table);
+    }
+
+    /// <summary>Runs steps as commands of this program, skipping finished ones and stopping on changed inputs (unless forced).</summary>
+    sealed class StepRunner(RunLayout layout, bool force, RunInterrupt interrupt)
+    {
+        /// <param name="args">the command line; its argument is true when the step resumes</param>
+        /// <param name="resumable">the step's command saves checkpoints and continues from them with --resume (it handles Ctrl-C itself)</param>
+        public void Run(StepInputs inputs, string output, bool resumable, Func<bool, string[]> args) =>
+            Execute(inputs, output, resumable, resume =>
+            {
+                var argv = args(resume);
+                CliRunner.Stderr.MarkupLineInterpolated($"[grey]  hybrid {string.Join(' ', argv.Select(Quote))}[/]");
+                interrupt.StepHandlesInterrupt = argv[0] == "distill";
+                // the step's stdout (tables, paths) is for someone running it alone; the run's own output is its report
+                var stdout = Console.Out;
+                int code;
+                try
+                {
+                    Console.SetOut(TextWriter.Null);
+                    code = CliApp.Create().Run(argv);
+                }
+                finally
+                {
+                    Console.SetOut(stdout);
+                    interrupt.StepHandlesInterrupt = false;
+                }
+                if (code == 130 || interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
+                if (code != 0) throw new InputException($"step \"{inputs.Step}\" failed (exit code {code}); fix the cause above and run again: finished steps are skipped.");
+            });
+
+        public void RunInProcess(StepInputs inputs, string output, string title, Action work) => Execute(inputs, output, false, _ => work());
+
+        void Execute(StepInputs inputs, string output, bool resumable, Action<bool> work)
+        {
+            if (interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
+            var check = layout.Check(inputs, output);
+            var err = CliRunner.Stderr;
+            if (check.Status == StepStatus.Done)
+            {
+                err.MarkupLineInterpolated($"[grey]- {inputs.Step}: done, skipped[/]");
                 return;
             }
-            err.MarkupLineInterpolated($"[bold blue]- {name}[/]: hybrid {string.Join(' ', args.Select(Quote))}");
+            if (check.Status == StepStatus.Differs)
+            {
+                if (!force)
+                    throw new InputException($"step \"{inputs.Step}\" was made with other inputs: {check.Key} was {Short(check.Recorded)}, now {Short(check.Current)}. " +
+                                             $"Rerun with --force to redo it (and the steps that read it), or use another --out.");
+                err.MarkupLineInterpolated($"[yellow]- {inputs.Step}: {check.Key} changed; --force: redoing it[/]");
+                Clear(output);
+            }
+            bool resume = check.Status == StepStatus.Started && resumable && Exists(output);
+            if (check.Status == StepStatus.Started && !resume) Clear(output);
+            err.MarkupLineInterpolated($"[bold blue]- {inputs.Step}[/]{(resume ? " (resuming)" : "")}");
+            layout.Record(inputs, finished: false);
             var sw = Stopwatch.StartNew();
-            int code = CliApp.Create().Run(args);
-            if (code != 0) throw new InputException($"step \"{name}\" failed (exit code {code}); fix the cause above and run again: finished steps are skipped.");
-            err.MarkupLineInterpolated($"[grey]  {name} took {sw.Elapsed.TotalSeconds:F0} s[/]");
+            work(resume);
+            layout.Record(inputs, finished: true);
+            err.MarkupLineInterpolated($"[grey]  {inputs.Step} took {sw.Elapsed.TotalSeconds:F0} s[/]");
         }
+
+        static bool Exists(string path) => Directory.Exists(path) ? Directory.EnumerateFileSystemEntries(path).Any() : File.Exists(path);
+
+        static void Clear(string path)
+        {
+            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+            else if (File.Exists(path)) File.Delete(path);
+        }
+
+        static string Short(string? text) => text is null ? "(none)" : text.Length <= 80 ? text : text[..77] + "...";
+    }
+
+    /// <summary>A step was interrupted (Ctrl-C / SIGTERM); the step's own checkpoint is saved.</summary>
+    sealed class RunInterrupted : Exception;
+
+    /// <summary>
+    /// Ctrl-C and SIGTERM during a run. A training step (distill) handles the signal itself: it saves a checkpoint and
+    /// returns 130, and the run stops after it. Any other step is stopped at once (exit 130): its record says it
+    /// did not finish, so the next run redoes it (scoring keeps its finished layers), and every file is written
+    /// atomically, so nothing half-written is left behind.
+    /// </summary>
+    sealed class RunInterrupt : IDisposable
+    {
+        readonly CancellationTokenSource source = new();
+        readonly System.Runtime.InteropServices.PosixSignalRegistration[] registrations;
+        public volatile bool StepHandlesInterrupt;
+
+        public RunInterrupt()
+        {
+            registrations =
+            [
+                System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal),
+                System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal),
+            ];
+        }
+
+        public CancellationToken Token => source.Token;
+
+        void OnSignal(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            if (source.IsCancellationRequested) return;   // a second signal: default handling terminates the process
+            context.Cancel = true;
+            source.Cancel();
+            if (StepHandlesInterrupt) return;
+            CliRunner.Stderr.MarkupLine("[yellow]interrupted.[/] Run the same command again to resume: finished steps are skipped.");
+            Environment.Exit(130);
+        }
+
+        public void Dispose()
+        {
+            foreach (var r in registrations) r.Dispose();
+            source.Dispose();
+        }
+    }
+
+    /// <summary>The --set pairs per section: "stage1.k=v", "stage2.k=v", "score.k=v", or a bare "k=v" for every section that has k.</summary>
+    static (Dictionary<Stage, List<string>> ByStage, List<string> Score) SplitSetsCore(string[] pairs)
+    {
+        var byStage = new Dictionary<Stage, List<string>> { [Stage.Stage1] = [], [Stage.Stage2] = [] };
+        var score = new List<string>();
+        foreach (var pair in pairs)
+        {
+            int eq = pair.IndexOf('=');
+            if (eq <= 0) throw new InputException($"--set {pair}: expected KEY=VALUE (e.g. stage2.train_tokens=204800).");
+            string key = pair[..eq], value = pair[(eq + 1)..];
+            string[] parts = key.Split('.', 2);
+            if (parts.Length == 2)
+            {
+                switch (parts[0])
+                {
+                    case "stage1": byStage[Stage.Stage1].Add($"{parts[1]}={value}"); break;
+                    case "stage2": byStage[Stage.Stage2].Add($"{parts[1]}={value}"); break;
+                    case "score": score.Add($"{parts[1]}={value}"); break;
+                    default: throw new InputException($"--set {pair}: the section is stage1, stage2 or score.");
+                }
+                continue;
+            }
+            bool any = false;
+            foreach (var stage in new[] { Stage.Stage1, Stage.Stage2 })
+                if (TrainConfig.KeysOf(stage).Contains(key)) { byStage[stage].Add(pair); any = true; }
+            if (!any) throw new InputException($"--set {pair}: no stage-1 or stage-2 setting is called {key}; for a scoring setting write score.{key}={value}.");
+        }
+        return (byStage, score);
+    }
+
+    sealed class Sets(Dictionary<Stage, List<string>> byStage, List<string> score)
+    {
+        public IReadOnlyList<string> this[Stage stage] => byStage[stage];
+        public IReadOnlyList<string> Score => score;
+    }
+
+    static Sets SplitSets(string[] pairs)
+    {
+        var (byStage, score) = SplitSetsCore(pairs);
+        return new Sets(byStage, score);
+    }
+
+    static IEnumerable<string> SetArgs(IEnumerable<string> pairs) => pairs.SelectMany(p => new[] { "--set", p });
+
+    static string Section(JsonObject recipe, string name) => recipe[name]?.ToJsonString() ?? "{}";
+
+    static string EnsureParent(string file)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        return file;
     }
 
     static string Quote(string arg) => arg.Contains(' ') ? "\"" + arg + "\"" : arg;
@@ -138,7 +416,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
     static bool IsCorpusRecipe(string path)
     {
         if (!path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || !File.Exists(path)) return false;
-        try { return System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path)) is System.Text.Json.Nodes.JsonObject o && o.ContainsKey("mix"); }
+        try { return JsonNode.Parse(File.ReadAllText(path)) is JsonObject o && o.ContainsKey("mix"); }
         catch (System.Text.Json.JsonException) { return false; }
     }
 

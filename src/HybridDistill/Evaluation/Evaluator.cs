@@ -78,6 +78,8 @@ public sealed record EvalResult(
                     foreach (var (label, prop) in r.ByLabel) labels[label] = ProportionJson(prop);
                     entry["by_label"] = labels;
                 }
+                // [correct, count] of each prompt, in prompt order (the same prompts for every model of one seed)
+                entry["per_prompt"] = new JsonArray(r.PerPrompt.Select(q => (JsonNode)new JsonArray(q.Correct, q.Count)).ToArray());
                 perLength[r.Length.ToString()] = entry;
             }
             tasks[task.Task] = perLength;

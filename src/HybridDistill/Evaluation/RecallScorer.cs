@@ -10,9 +10,11 @@ public sealed record RecallOutcome(string Label, bool Correct, int TokensCorrect
 public sealed record RecallItemScore(IReadOnlyList<RecallOutcome> Answers, IReadOnlyList<RecallOutcome> FirstOccurrences);
 
 /// <summary>Accuracy of one task at one length. For copy, <c>Accuracy</c> counts tokens of the repeated span and
-/// <c>FirstOccurrence</c> the same tokens where they first appeared; for the others it counts answers (exact match).</summary>
+/// <c>FirstOccurrence</c> the same tokens where they first appeared; for the others it counts answers (exact match).
+/// <c>PerPrompt</c> is each prompt's own share of <c>Accuracy</c>, in prompt order: the unit a paired comparison of two
+/// models on the same prompts resamples.</summary>
 public sealed record RecallLengthResult(int Length, int Prompts, Proportion Accuracy, Proportion? FirstOccurrence,
-    IReadOnlyDictionary<string, Proportion> ByLabel, double MeanAnswerLogProb);
+    IReadOnlyDictionary<string, Proportion> ByLabel, double MeanAnswerLogProb, IReadOnlyList<Proportion> PerPrompt);
 
 public sealed record RecallTaskResult(string Task, IReadOnlyList<RecallLengthResult> Lengths);
 
@@ -78,7 +80,8 @@ public static class RecallScorer
             var byLabel = answers.Where(o => o.Label.Length > 0).GroupBy(o => o.Label).OrderBy(g => g.Key, StringComparer.Ordinal)
                 .ToDictionary(g => g.Key, g => g.Aggregate(new Proportion(), (p, o) => p + Of(o)));
             double meanLogProb = answers.Count == 0 ? 0 : answers.Average(o => o.LogProb);
-            lengths.Add(new RecallLengthResult(group.Key, group.Count(), acc, first, byLabel, meanLogProb));
+            var perPrompt = group.Select(i => scores[i].Answers.Aggregate(new Proportion(), (p, o) => p + Of(o))).ToList();
+            lengths.Add(new RecallLengthResult(group.Key, group.Count(), acc, first, byLabel, meanLogProb, perPrompt));
         }
         return new RecallTaskResult(task, lengths);
     }
