@@ -77,6 +77,9 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             : ValidationResult.Success();
     }
 
+    /// <summary>Memory for the teacher's cached stage-2 outputs (final hidden states, 4 x d bytes per token).</summary>
+    const long TeacherCacheBytes = 2L << 30;
+
     static readonly string[] RecallTaskList = ["passkey", "kv-recall", "kv-multihop", "copy"];
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
@@ -131,6 +134,8 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         err.MarkupLineInterpolated($"[bold]hybrid run[/]: teacher {teacher}; budgets {budgetText}; methods {string.Join(", ", rowMethods)}; seeds {s.Seeds}; output {layout.Root}");
         var total = Stopwatch.StartNew();
         var steps = new StepRunner(layout, s.Force, interrupt);
+        // Every stage-2 run here (scoring candidates and hybrids) reads the same batches: the frozen teacher runs once per batch.
+        TeacherOutputCache.EnableShared(TeacherCacheBytes);
 
         // tokens
         string teacherPrint = RunLayout.Fingerprint(teacher);
@@ -228,6 +233,8 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         Checkpoints.AtomicFile.WriteAllBytes(layout.Summary, System.Text.Encoding.UTF8.GetBytes(summary.ToJson().ToJsonString(JsonOptions.Indented)));
         Checkpoints.AtomicFile.WriteAllBytes(layout.Report, System.Text.Encoding.UTF8.GetBytes(ComparisonReport.Render(summary, plan, layout)));
         ShowTable(summary, plan);
+        if (TeacherOutputCache.Shared is { Hits: > 0 } cache)
+            err.MarkupLineInterpolated($"[grey]teacher outputs: {cache.Misses} batches computed, {cache.Hits} reused ({cache.Bytes / 1048576.0:F0} MiB kept; about {cache.EstimatedSaving.TotalSeconds:F0} s of teacher forward saved)[/]");
         err.MarkupLineInterpolated($"[green]done[/] in {total.Elapsed.TotalMinutes:F1} min: summary {layout.Summary}, report {layout.Report}");
         return 0;
     }

@@ -79,7 +79,7 @@ public static class DistillRun
         ITrainingObjective objective = request.Stage switch
         {
             Stage.Stage1 => new Stage1Alignment(teacher, student),
-            Stage.Stage2 => new Stage2Distillation(teacher, student, config),
+            Stage.Stage2 => new Stage2Distillation(teacher, student, config) { TeacherKey = TeacherOutputCache.TeacherKey(teacherDir) },
             _ => new NextTokenObjective(student, config),
         };
         var trainResult = TrainLoop.Run(objective, data, config, runDir, runConfig, request.Resume, progress, cancellation);

@@ -27,6 +27,12 @@ public sealed class Stage2Distillation : ITrainingObjective
     public HybridCausalLM Student { get; }
     public PhaseTimes? Timing { get; set; }
 
+    /// <summary>The teacher's <see cref="TeacherOutputCache.TeacherKey"/>: with it and a cache (this one's, else the
+    /// process's shared one when enabled), the teacher's outputs for a batch are computed once for every run on that batch.</summary>
+    public string? TeacherKey { get; init; }
+
+    public TeacherOutputCache? Cache { get; init; }
+
     public IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig c)
     {
         var all = Student.named_parameters().Select(p => (p.name, p.parameter)).ToList();
@@ -54,7 +60,9 @@ public sealed class Stage2Distillation : ITrainingObjective
         Tensor teacherHidden;
         using (no_grad())
         using (Timing.Time(PhaseTimes.TeacherForward))
-            teacherHidden = teacher.Hidden(ids, null).reshape(b * t, -1);                      // [B, T, d] -> [B*T, d]
+            teacherHidden = (TeacherKey is not null && (Cache ?? TeacherOutputCache.Shared) is { } cache
+                ? cache.GetOrCompute(TeacherKey, ids, () => teacher.Hidden(ids, null))
+                : teacher.Hidden(ids, null)).reshape(b * t, -1);                               // [B, T, d] -> [B*T, d]
         Tensor studentHidden;
         using (Timing.Time(PhaseTimes.StudentForward))
             studentHidden = Student.Hidden(ids, null).reshape(b * t, -1);                      // [B, T, d] -> [B*T, d]
