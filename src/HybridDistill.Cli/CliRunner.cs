@@ -71,7 +71,7 @@ public static class CliRunner
     /// </summary>
     internal static string Crash(string[] args, Exception e, DateTime utcNow)
     {
-        string what = "hybrid " + string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')).Take(2));
+        string what = ("hybrid " + string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')).Take(2))).TrimEnd();
         var log = $"{what} failed at {utcNow:yyyy-MM-dd HH:mm:ss} UTC\n" +
                   $"command line: hybrid {string.Join(' ', args.Select(Quote))}\n" +
                   $"working directory: {Environment.CurrentDirectory}\n" +
@@ -94,8 +94,8 @@ public static class CliRunner
         if (where.Length == 0) where = "; no crash log could be written, trace:\n" + e;
         var line = $"error: {what} failed ({e.GetType().Name}: {FirstLine(e.Message)}){where}";
         if (IsOutOfMemory(e))
-            line += ". Out of memory: lower batch_size or seq_len (e.g. --set batch_size=2 --set grad_accum=4 keeps the tokens per step), " +
-                    "or logits_chunk in stage 2 (--set logits_chunk=256).";
+            line += ". Out of memory: lower batch_size (raise grad_accum to keep the tokens per step) or seq_len, " +
+                    "or logits_chunk in stages 2 and 3, with --set KEY=VALUE or in the recipe.";
         return line;
     }
 
