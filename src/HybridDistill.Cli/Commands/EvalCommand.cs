@@ -121,8 +121,8 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
         }
         string path = Directory.Exists(s.Json) || s.Json.EndsWith('/') ? Path.Combine(s.Json, EvalReport.EvalFileName) : s.Json;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        File.WriteAllText(path, text + "\n");
-        File.WriteAllText(Path.ChangeExtension(path, ".md"), markdown);
+        AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text + "\n"));      // a full disk keeps the previous result
+        AtomicFile.WriteAllBytes(Path.ChangeExtension(path, ".md"), System.Text.Encoding.UTF8.GetBytes(markdown));
         CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{path}[/] and {Path.ChangeExtension(path, ".md")}");
         return 0;
     }

@@ -69,7 +69,7 @@ public static class HfCheckpoint
         foreach (var name in TokenizerFiles)
         {
             var source = Path.Combine(from, name);
-            if (File.Exists(source)) File.Copy(source, Path.Combine(to, name), overwrite: true);
+            if (File.Exists(source)) AtomicFile.Copy(source, Path.Combine(to, name));
         }
     }
 }

@@ -1,7 +1,8 @@
 // Writes the safetensors format as Hugging Face does: [u64 LE header length] [JSON header padded with spaces to a
 // multiple of 8] [tensor bytes, back to back in the given order]. Every tensor is stored as F32 (fp32, contiguous,
-// little-endian). The file is written to PATH.tmp and renamed, so a crash never leaves a half-written PATH; tensor
-// bytes are streamed one tensor at a time (in bounded chunks), never gathered into one buffer.
+// little-endian). The file is written through AtomicFile (a temporary name, then renamed), so a crash or a full disk
+// never leaves a half-written PATH; tensor bytes are streamed one tensor at a time (in bounded chunks), never gathered
+// into one buffer.
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -33,7 +34,7 @@ public static class SafeTensorsWriter
                 var fp32 = tensor.detach().to(float32, CPU).contiguous();
                 TensorBytes.WriteFrom(stream, fp32);
             }
-        });
+        }, size: 8 + header.Length + list.Sum(p => p.Value.numel() * sizeof(float)));
     }
 
     /// <summary>The header JSON, space padded to a multiple of 8 bytes. Tensor data follows in list order.</summary>

@@ -62,5 +62,5 @@ public sealed record LayerLayout(IReadOnlyList<int> SoftmaxLayers, IReadOnlyList
         ["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)t).ToArray()),
     };
 
-    public void Save(string path) => File.WriteAllText(path, ToJson().ToJsonString(JsonOptions.Indented));
+    public void Save(string path) => Checkpoints.AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(ToJson().ToJsonString(JsonOptions.Indented)));
 }

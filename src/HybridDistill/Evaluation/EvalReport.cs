@@ -249,7 +249,7 @@ public static class EvalReport
         var (evals, decode) = Gather(inputs);
         string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(markdownPath))!;
         var images = Plots(evals, decode, directory, System.IO.Path.GetFileNameWithoutExtension(markdownPath));
-        File.WriteAllText(markdownPath, Markdown(evals, decode, images));
+        Checkpoints.AtomicFile.WriteAllBytes(markdownPath, System.Text.Encoding.UTF8.GetBytes(Markdown(evals, decode, images)));
         return (evals.Count, decode.Count, images);
     }
 }

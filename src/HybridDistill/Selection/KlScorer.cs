@@ -215,7 +215,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             if (Directory.Exists(dir) && (!File.Exists(keyFile) || File.ReadAllText(keyFile).Trim() != runKey))
                 Directory.Delete(dir, recursive: true);     // another job's run: never resumed
             Directory.CreateDirectory(dir);
-            File.WriteAllText(keyFile, runKey);
+            AtomicFile.WriteAllBytes(keyFile, System.Text.Encoding.UTF8.GetBytes(runKey));
             var doneFile = Path.Combine(dir, "done");
             if (File.Exists(doneFile))
                 return (ReadCurve(dir, curve), long.Parse(File.ReadAllText(doneFile).Trim(), System.Globalization.CultureInfo.InvariantCulture));
@@ -231,7 +231,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             var runConfig = new JsonObject { ["teacher"] = provenance["teacher"]?["path"]?.DeepClone(), ["layer"] = layer, ["run_key"] = runKey };
             var result = TrainLoop.Run(objective, data, config, dir, runConfig, resume: true, progress, pause.Token);
             context.Cancellation.ThrowIfCancellationRequested();
-            if (result.Completed) File.WriteAllText(doneFile, result.Tokens.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            if (result.Completed) AtomicFile.WriteAllBytes(doneFile, System.Text.Encoding.UTF8.GetBytes(result.Tokens.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             return (ReadCurve(dir, curve), result.Tokens);
         }
 

@@ -83,7 +83,13 @@ public static class DistillRun
             _ => new NextTokenObjective(student, config),
         };
         var trainResult = TrainLoop.Run(objective, data, config, runDir, runConfig, request.Resume, progress, cancellation);
-        if (trainResult.Completed) HfCheckpoint.Save(student, runDir, tokenizerSource: teacherDir);
+        if (trainResult.Completed)
+        {
+            // config.json goes last: a run directory whose final model did not fit is not finished, and --resume
+            // (from the checkpoint at the last step) writes the model again without training.
+            try { HfCheckpoint.Save(student, runDir, tokenizerSource: teacherDir); }
+            catch (DiskFullException e) { throw e.WithAdvice(TrainLoop.ResumeAdvice(runDir)); }
+        }
         return new DistillOutcome(runDir, trainResult, layerTypes, AlreadyFinished: false);
     }
 

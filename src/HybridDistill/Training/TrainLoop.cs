@@ -50,6 +50,13 @@ public static class TrainLoop
         {
             return RunLoop(objective, data, config, runDir, runConfig, resume, progress, cancellation);
         }
+        catch (DiskFullException e)
+        {
+            // The file that did not fit was never renamed into place, so every complete checkpoint is intact; the
+            // half-made checkpoint directory goes at once to give its space back.
+            DeleteTemporaryCheckpoints(runDir);
+            throw e.WithAdvice(ResumeAdvice(runDir));
+        }
         finally
         {
             if (config.Threads > 0) set_num_threads(threadsBefore);
@@ -193,11 +200,7 @@ public static class TrainLoop
             line["elapsed_s"] = Math.Round(clock.Elapsed.TotalSeconds, 3);
             line["tokens_per_s"] = Math.Round(Rate(), 1);
             line["rss_mb"] = Math.Round(Evaluation.Measure.ResidentBytes() / 1048576.0, 1);
-            using (var stream = new FileStream(metricsPath, FileMode.Append, FileAccess.Write, FileShare.Read))
-            {
-                stream.Write(Encoding.UTF8.GetBytes(line.ToJsonString() + "\n"));
-                stream.Flush(flushToDisk: true);
-            }
+            AtomicFile.Append(metricsPath, Encoding.UTF8.GetBytes(line.ToJsonString() + "\n"));
             return (val, line);
         }
 
@@ -288,6 +291,11 @@ public static class TrainLoop
     }
 
     public static string? LatestCheckpoint(string runDir) => ListCheckpoints(runDir).LastOrDefault()?.Path;
+
+    /// <summary>What to do after a full disk stopped the run in <paramref name="runDir"/>.</summary>
+    public static string ResumeAdvice(string runDir) => LatestCheckpoint(runDir) is string last
+        ? $"The last complete checkpoint, {last}, is intact: free space and run the same command with --resume to continue from it"
+        : "No checkpoint was complete yet: free space and run the same command with --resume to start the run again";
 
     static void DeleteTemporaryCheckpoints(string runDir)
     {
