@@ -33,9 +33,6 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
     private readonly int headDim;
     private readonly GdnOptions options;
 
-    /// <summary>The eps of the per-head output RMSNorm (o_norm), fla's layer default; not the teacher's rms_norm_eps.</summary>
-    public const double OutputNormEps = 1e-5;
-
     public GatedDeltaNet(ModelConfig config) : base("GatedDeltaNet")
     {
         heads = config.NumAttentionHeads;
@@ -60,7 +57,7 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         dt_bias = new Parameter(dt + (-(-dt).expm1()).log());
         dt.Dispose();
         g_proj = nn.Linear(config.HiddenSize, inner, hasBias: false);
-        o_norm = new RmsNorm(headDim, OutputNormEps);
+        o_norm = new RmsNorm(headDim, options.NormEps);
         o_proj = nn.Linear(inner, config.HiddenSize, hasBias: false);
         RegisterComponents();
     }

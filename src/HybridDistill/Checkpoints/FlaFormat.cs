@@ -4,7 +4,7 @@
 // block naming the softmax layers. The mapping, ours -> fla:
 //   config   model_type gated_deltanet; num_heads = num_attention_heads, head_dim = head_dim, expand_v 1 (our GDN
 //            has dv = dk), num_v_heads = num_heads, use_gate true, allow_neg_eigval false, norm_eps = rms_norm_eps
-//            (fla uses it for every RMSNorm, GDN o_norm included), attn = {layers: softmax layers, num_heads,
+//            (fla uses it for every RMSNorm: it must equal linear_attention.gdn.norm_eps, the GDN o_norm's), attn = {layers: softmax layers, num_heads,
 //            num_kv_heads, qkv_bias = attention_bias, window_size null, rope_theta}.
 //   tensors  model.embed_tokens -> model.embeddings; model.layers.N.input_layernorm -> attn_norm,
 //            .self_attn -> .attn, .post_attention_layernorm -> .mlp_norm; mlp, model.norm, lm_head unchanged.
@@ -14,7 +14,6 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using HybridDistill.Attention;
 using HybridDistill.Config;
 using HybridDistill.Models;
 using HybridDistill.Tokenization;
@@ -79,8 +78,8 @@ public static class FlaFormat
             problems.Add($"gla layers (Gated Linear Attention, layers {Layers(LayerKinds.GatedLinearAttention)}): fla's gated_deltanet model has only Gated DeltaNet and attention layers");
         if (Has(LayerKinds.SlidingWindow))
             problems.Add($"swa layers (sliding-window attention, layers {Layers(LayerKinds.SlidingWindow)}): not mapped to fla's attn.window_size");
-        if (hasGdn && config.RmsNormEps != GatedDeltaNet.OutputNormEps)
-            problems.Add($"rms_norm_eps {config.RmsNormEps:R} differs from the GDN output norm's eps {GatedDeltaNet.OutputNormEps:R}: fla uses one norm_eps for every RMSNorm");
+        if (hasGdn && config.RmsNormEps != config.LinearAttention.Gdn.NormEps)
+            problems.Add($"rms_norm_eps {config.RmsNormEps:R} differs from the GDN output norm's eps {config.LinearAttention.Gdn.NormEps:R}: fla uses one norm_eps for every RMSNorm");
         if (hasGdn && config.AttentionBias)
             problems.Add("q/k/v biases in the GDN layers (attention_bias): fla's Gated DeltaNet projections have no bias");
         if (hasSoftmax && config.QkNorm)
@@ -205,8 +204,6 @@ public static class FlaFormat
             if (qkvBias && kinds.Contains(LayerKinds.GatedDeltaNet))
                 throw new InputException("attn.qkv_bias true: here q/k/v biases would apply to the GDN layers too, which have none in fla.");
         }
-        if (kinds.Contains(LayerKinds.GatedDeltaNet) && normEps != GatedDeltaNet.OutputNormEps)
-            throw new InputException($"norm_eps {normEps:R}: fla uses it in the GDN output norm too, whose eps here is {GatedDeltaNet.OutputNormEps:R}; only norm_eps {GatedDeltaNet.OutputNormEps:R} is represented exactly.");
 
         int intermediate = Int(json, "intermediate_size") ?? DefaultIntermediateSize(hidden, Dbl(json, "hidden_ratio") ?? 4);
         var eos = new List<int>();
@@ -235,7 +232,8 @@ public static class FlaFormat
             LayerTypes = kinds,
             LinearAttention = new LinearAttentionOptions
             {
-                Gdn = new GdnOptions(UseShortConv: Bool(json, "use_short_conv") ?? true, ConvSize: Int(json, "conv_size") ?? 4),
+                // fla's one norm_eps is also the GDN output norm's (linear_attention.gdn.norm_eps here).
+                Gdn = new GdnOptions(UseShortConv: Bool(json, "use_short_conv") ?? true, ConvSize: Int(json, "conv_size") ?? 4, NormEps: normEps),
             },
         };
     }

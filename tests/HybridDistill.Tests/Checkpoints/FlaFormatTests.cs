@@ -167,6 +167,35 @@ public class FlaFormatTests
     }
 
     [Fact]
+    public void FlasOneNormEpsIsRepresentedByTheGdnOutputNormEps()
+    {
+        // fla's default norm_eps 1e-6 applies to the GDN o_norm too: linear_attention.gdn.norm_eps carries it here.
+        var config = TinyHybrid(eps: 1e-6) with { LinearAttention = new LinearAttentionOptions { Gdn = new GdnOptions(UseShortConv: true, ConvSize: 3, NormEps: 1e-6) } };
+        using var model = RandomModel(config);
+        var root = TestPaths.NewTempDir("fla-eps");
+        var fla = Path.Combine(root, "fla");
+        FlaFormat.Export(model, fla, tokenizerSource: null);
+        Assert.Equal("1E-06", JsonNode.Parse(File.ReadAllText(Path.Combine(fla, "config.json")))!["norm_eps"]!.ToJsonString());
+
+        using var back = FlaFormat.Load(fla);
+        Assert.Equal(1e-6, back.Config.RmsNormEps);
+        Assert.Equal(1e-6, back.Config.LinearAttention.Gdn.NormEps);
+        Assert.Equal(0.0, MaxAbsLogitDifference(model, back, 16));
+        var ours = Path.Combine(root, "ours");
+        HfCheckpoint.Save(back, ours);
+        var saved = JsonNode.Parse(File.ReadAllText(Path.Combine(ours, "config.json")))!;
+        Assert.Equal("1E-06", saved["linear_attention"]!["gdn"]!["norm_eps"]!.ToJsonString());
+        using var reloaded = HfCheckpoint.Load(ours);
+        Assert.Equal(0.0, MaxAbsLogitDifference(model, reloaded, 16));
+
+        // The eps is used: the same weights with the o_norm eps at its default give other logits.
+        using var defaultEps = new HybridCausalLM(config with { LinearAttention = new LinearAttentionOptions { Gdn = new GdnOptions(UseShortConv: true, ConvSize: 3) } });
+        using (no_grad())
+            foreach (var (name, p) in defaultEps.state_dict()) p.copy_(model.state_dict()[name]);
+        Assert.True(MaxAbsLogitDifference(model, defaultEps, 16) > 0);
+    }
+
+    [Fact]
     public void LargeModelsAreShardedWithAnIndex()
     {
         using var model = Stories260KHybrid("2");
@@ -213,7 +242,7 @@ public class FlaFormatTests
 
     [Theory]
     [InlineData("expand_v", "2", "expand_v 2")]
-    [InlineData("norm_eps", "1e-06", "norm_eps 1E-06")]
+    [InlineData("hidden_act", "\"powlu\"", "hidden_act \"powlu\"")]
     [InlineData("num_v_heads", "4", "grouped value heads (GVA)")]
     [InlineData("allow_neg_eigval", "true", "allow_neg_eigval true")]
     [InlineData("use_gate", "false", "use_gate false")]
