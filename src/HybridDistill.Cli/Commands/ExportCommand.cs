@@ -48,6 +48,8 @@ public sealed class ExportCommand : Command<ExportCommand.Settings>
     {
         var source = HfCheckpoint.ResolveModelDirectory(s.Model);
         using var model = HfCheckpoint.Load(source);
+        try { FlaFormat.ToFlaConfig(model.Config); }
+        catch (InputException e) { throw new InputException($"{Path.Combine(source, "config.json")}: {e.Message}", e); }
         OutputDirectory.WriteAtomically(s.Out, s.Force, tmp => FlaFormat.Export(model, tmp, source, (long)s.MaxShardMb << 20));
         var kinds = model.Config.LayerTypes;
         CliRunner.Stderr.MarkupLineInterpolated(

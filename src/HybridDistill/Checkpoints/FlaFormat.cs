@@ -98,7 +98,8 @@ public static class FlaFormat
     {
         var problems = Unrepresentable(config);
         if (problems.Count > 0)
-            throw new InputException($"fla's {ModelType} format cannot represent this model exactly: {string.Join("; ", problems)}.");
+            throw new InputException($"fla's {ModelType} format cannot represent this model exactly: {string.Join("; ", problems)}. " +
+                                     "Export a hybrid of gdn and softmax layers whose features fla has (README: Export to flash-linear-attention).");
         var softmaxLayers = config.LayerTypes.Select((k, i) => (k, i)).Where(p => p.k == LayerKinds.Softmax).Select(p => (JsonNode)p.i).ToArray();
         var json = new JsonObject
         {
