@@ -40,6 +40,8 @@ public static class CliApp
         .WithDescription("Write an untrained hybrid initialised from a teacher (RADLADS weight transfer).")
         .WithExample("convert", "--teacher", "assets/stories260K", "--softmax-layers", "2", "--out", "out/hybrid-untrained")
         .WithExample("convert", "--teacher", "assets/stories260K", "--layer-types", "gdn,gdn,softmax,gdn,gdn", "--out", "out/h");
+    config.AddCommand<ExportCommand>("export").WithDescription("Write a GDN/softmax hybrid in another library's format (fla: flash-linear-attention's gated_deltanet).").WithExample("export", "--model", "out/run/hybrid", "--format", "fla", "--out", "out/hybrid-fla", "--verify");
+    config.AddCommand<ImportCommand>("import").WithDescription("Read a model written in another library's format (fla: flash-linear-attention's gated_deltanet).").WithExample("import", "--format", "fla", "--model", "out/hybrid-fla", "--out", "out/hybrid-back", "--verify");
     config.AddCommand<ScoreCommand>("score")
         .WithDescription("Per-layer importance scores (kl, uniform, random, ends, ppl, stage1, removal, ar, ar-multihop) -> OUT/scores.json and scores.png; " +
             "per-layer methods also write OUT/layers/layer-{l}.json, and a re-run skips finished layers. \"score merge DIR\" combines slices.")

@@ -57,7 +57,7 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         dt_bias = new Parameter(dt + (-(-dt).expm1()).log());
         dt.Dispose();
         g_proj = nn.Linear(config.HiddenSize, inner, hasBias: false);
-        o_norm = new RmsNorm(headDim, 1e-5);
+        o_norm = new RmsNorm(headDim, options.NormEps);
         o_proj = nn.Linear(inner, config.HiddenSize, hasBias: false);
         RegisterComponents();
     }

@@ -2,8 +2,13 @@ using System.Text.Json.Nodes;
 
 namespace HybridDistill.Config;
 
-/// <summary>Gated DeltaNet options (config.json <c>linear_attention.gdn</c>).</summary>
-public sealed record GdnOptions(int ChunkSize = 64, bool UseShortConv = false, int ConvSize = 4);
+/// <summary>Gated DeltaNet options (config.json <c>linear_attention.gdn</c>). <c>norm_eps</c> is the eps of the per-head
+/// output RMSNorm (o_norm): fla's layer default 1e-5, written only when it differs (a model imported from fla, whose
+/// single norm_eps also applies there).</summary>
+public sealed record GdnOptions(int ChunkSize = 64, bool UseShortConv = false, int ConvSize = 4, double NormEps = GdnOptions.DefaultNormEps)
+{
+    public const double DefaultNormEps = 1e-5;
+}
 
 /// <summary>Gated linear attention options (config.json <c>linear_attention.gla</c>).</summary>
 public sealed record GlaOptions(int ChunkSize = 64, int GateLowRankDim = 16, double GateLogitNormalizer = 16.0);
@@ -38,7 +43,8 @@ public sealed record LinearAttentionOptions
                     Gdn = new GdnOptions(
                         Take(o, "chunk_size", key, 64),
                         TakeBool(o, "use_short_conv", key, false),
-                        Take(o, "conv_size", key, 4)),
+                        Take(o, "conv_size", key, 4),
+                        Take(o, "norm_eps", key, GdnOptions.DefaultNormEps)),
                 },
                 "gla" => result with
                 {
@@ -61,7 +67,7 @@ public sealed record LinearAttentionOptions
 
     public JsonObject ToJson() => new()
     {
-        ["gdn"] = new JsonObject { ["chunk_size"] = Gdn.ChunkSize, ["use_short_conv"] = Gdn.UseShortConv, ["conv_size"] = Gdn.ConvSize },
+        ["gdn"] = GdnJson(),
         ["gla"] = new JsonObject
         {
             ["chunk_size"] = Gla.ChunkSize, ["gate_low_rank_dim"] = Gla.GateLowRankDim, ["gate_logit_normalizer"] = Gla.GateLogitNormalizer,
@@ -69,9 +75,16 @@ public sealed record LinearAttentionOptions
         ["swa"] = Swa.Window is int w ? new JsonObject { ["window"] = w } : new JsonObject(),
     };
 
+    JsonObject GdnJson()
+    {
+        var gdn = new JsonObject { ["chunk_size"] = Gdn.ChunkSize, ["use_short_conv"] = Gdn.UseShortConv, ["conv_size"] = Gdn.ConvSize };
+        if (Gdn.NormEps != GdnOptions.DefaultNormEps) gdn["norm_eps"] = Gdn.NormEps;
+        return gdn;
+    }
+
     static string[] KnownKeys(string kind) => kind switch
     {
-        "gdn" => ["chunk_size", "use_short_conv", "conv_size"],
+        "gdn" => ["chunk_size", "use_short_conv", "conv_size", "norm_eps"],
         "gla" => ["chunk_size", "gate_low_rank_dim", "gate_logit_normalizer"],
         _ => ["window"],
     };
