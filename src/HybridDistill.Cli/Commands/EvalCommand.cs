@@ -68,8 +68,8 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
         public string? Name { get; init; }
 
         [CommandOption("--json <PATH>")]
-        [Description("Write the results as JSON to PATH (a directory: PATH/eval.json) and the Markdown table beside it (.md). " +
-                     "Without it the JSON goes to stdout.")]
+        [Description("Write the results as JSON to PATH (a directory: PATH/eval.json), the Markdown table beside it (.md) and " +
+                     "the same results in lm-evaluation-harness's layout (results_lm_eval.json). Without it the JSON goes to stdout.")]
         public string? Json { get; init; }
 
         public override ValidationResult Validate() =>
@@ -123,7 +123,10 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         File.WriteAllText(path, text + "\n");
         File.WriteAllText(Path.ChangeExtension(path, ".md"), markdown);
-        CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{path}[/] and {Path.ChangeExtension(path, ".md")}");
+        string lmEvalPath = LmEvalResults.PathBeside(path);
+        var lmEval = LmEvalResults.Build(result, new LmEvalRun("cpu", s.Batch, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0));
+        File.WriteAllText(lmEvalPath, lmEval.ToJsonString(JsonOptions.Indented) + "\n");
+        CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{path}[/], {Path.ChangeExtension(path, ".md")} and {lmEvalPath}");
         return 0;
     }
 }
