@@ -29,6 +29,8 @@ public sealed record DistillRequest
     public string? RecipeFile { get; init; }
     public IReadOnlyList<string> Overrides { get; init; } = [];
     public bool Resume { get; init; }
+    /// <summary>Weights of the finished model (BF16 halves the file); checkpoints for --resume stay F32 either way.</summary>
+    public StoredDType OutputDType { get; init; } = StoredDType.F32;
 }
 
 public sealed record DistillOutcome(string RunDirectory, TrainResult Result, IReadOnlyList<string> LayerTypes, bool AlreadyFinished);
@@ -83,7 +85,7 @@ public static class DistillRun
             _ => new NextTokenObjective(student, config),
         };
         var trainResult = TrainLoop.Run(objective, data, config, runDir, runConfig, request.Resume, progress, cancellation);
-        if (trainResult.Completed) HfCheckpoint.Save(student, runDir, tokenizerSource: teacherDir);
+        if (trainResult.Completed) HfCheckpoint.Save(student, runDir, tokenizerSource: teacherDir, request.OutputDType);
         return new DistillOutcome(runDir, trainResult, layerTypes, AlreadyFinished: false);
     }
 
