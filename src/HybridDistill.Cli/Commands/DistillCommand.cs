@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Runtime.InteropServices;
 using HybridDistill.Checkpoints;
+using HybridDistill.Models;
 using HybridDistill.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -50,6 +51,11 @@ public sealed class DistillSettings : CommandSettings
     [DefaultValue("fp32")]
     public string DType { get; init; } = "fp32";
 
+    [CommandOption("--device <DEVICE>")]
+    [Description(CliParsing.DeviceHelp)]
+    [DefaultValue("cpu")]
+    public string Device { get; init; } = "cpu";
+
     public override ValidationResult Validate() =>
         string.IsNullOrEmpty(Teacher) ? ValidationResult.Error("--teacher DIR is required.")
         : string.IsNullOrEmpty(Data) ? ValidationResult.Error("--data DIR is required (make it with `hybrid tokenize`).")
@@ -82,6 +88,7 @@ public abstract class DistillCommand : Command<DistillSettings>
             Overrides = s.Set,
             Resume = s.Resume,
             OutputDType = StoredDTypes.Parse(s.DType),
+            Device = ComputeDevice.Resolve(s.Device),
         };
         using var interrupt = new Interrupt(cancellation);
         var outcome = TrainingProgressView.Run(Stages.Name(Stage), progress => DistillRun.Run(request, progress, interrupt.Token));

@@ -11,6 +11,7 @@ using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Data;
 using HybridDistill.Models;
+using TorchSharp;
 
 namespace HybridDistill.Training;
 
@@ -31,6 +32,9 @@ public sealed record DistillRequest
     public bool Resume { get; init; }
     /// <summary>Weights of the finished model (BF16 halves the file); checkpoints for --resume stay F32 either way.</summary>
     public StoredDType OutputDType { get; init; } = StoredDType.F32;
+    /// <summary>Where teacher and student train (built on the CPU, then moved); not part of the run's settings, so a
+    /// run may be resumed on another device.</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 }
 
 public sealed record DistillOutcome(string RunDirectory, TrainResult Result, IReadOnlyList<string> LayerTypes, bool AlreadyFinished);
@@ -75,6 +79,11 @@ public static class DistillRun
             return new DistillOutcome(runDir, result, layerTypes, AlreadyFinished: true);
         }
         using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, Attention.WeightTransfer.ParseKvExpansion(config.KvExpand));
+        if (!request.Device.IsCpu)
+        {
+            teacher.to(request.Device.Torch);
+            student.to(request.Device.Torch);
+        }
         PrepareRunDirectory(runDir, runConfig, request.Resume);
         student.train();
         teacher.eval();

@@ -56,10 +56,12 @@ public class ComputeDeviceTests
     [Fact]
     public void Commands_RefuseCudaWithExitCode2_BeforeLoadingAnything()
     {
+        var run = Path.Combine(TestPaths.NewTempDir("device-refused"), "run");
         foreach (var args in new[]
         {
             new[] { "generate", "--model", TestPaths.Assets("stories260K"), "--device", "cuda" },
             ["eval", "--model", TestPaths.Assets("stories260K"), "--tasks", "passkey", "--device", "cuda:1"],
+            ["distill", "stage1", "--teacher", TestPaths.Assets("stories260K"), "--data", run, "--out", run, "--device", "cuda"],
         })
         {
             var (code, output, err) = HybridProcess.Run(args);
@@ -68,5 +70,6 @@ public class ComputeDeviceTests
             Assert.Contains("CUDA is not available in this build (libtorch-cpu)", err);
             Assert.Single(err.Trim().Split('\n'));
         }
+        Assert.False(Directory.Exists(run));                  // nothing written
     }
 }
