@@ -3,6 +3,9 @@ namespace HybridDistill.Cli;
 /// <summary>Small parsers for option values, with errors that name the option.</summary>
 public static class CliParsing
 {
+    /// <summary>The help text of every command's --device option.</summary>
+    public const string DeviceHelp = "Where the model runs: cpu (default), cuda or cuda:N (needs a build with -p:TorchBackend=cuda).";
+
     public static int[] IntList(string text, string option)
     {
         try

@@ -55,6 +55,11 @@ public sealed class ConvertCommand : Command<ConvertCommand.Settings>
         [DefaultValue(0)]
         public int Seed { get; init; }
 
+        [CommandOption("--dtype <TYPE>")]
+        [Description("Weights as fp32 (default) or bf16 (half the disk; loaded back as fp32).")]
+        [DefaultValue("fp32")]
+        public string DType { get; init; } = "fp32";
+
         [CommandOption("--force")]
         [Description("Replace --out if it exists.")]
         public bool Force { get; init; }
@@ -71,6 +76,7 @@ public sealed class ConvertCommand : Command<ConvertCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
+        var dtype = StoredDTypes.Parse(s.DType);
         using var teacher = HfCheckpoint.Load(s.Teacher);
         var layout = ResolveLayout(teacher.Config.NumHiddenLayers, s.LayerTypes, s.SoftmaxLayers, s.Layout, s.LinearKind);
         var options = teacher.Config.LinearAttention with
@@ -79,7 +85,7 @@ public sealed class ConvertCommand : Command<ConvertCommand.Settings>
             Swa = s.SwaWindow is int w ? new SwaOptions(w) : teacher.Config.LinearAttention.Swa,
         };
         using var hybrid = HybridConversion.FromTeacher(teacher, layout.LayerTypes, WeightTransfer.ParseKvExpansion(s.KvExpand), s.Seed, options);
-        OutputDirectory.WriteAtomically(s.Out, s.Force, tmp => HfCheckpoint.Save(hybrid, tmp, tokenizerSource: HfCheckpoint.ResolveModelDirectory(s.Teacher)));
+        OutputDirectory.WriteAtomically(s.Out, s.Force, tmp => HfCheckpoint.Save(hybrid, tmp, HfCheckpoint.ResolveModelDirectory(s.Teacher), dtype));
         CliRunner.Stderr.MarkupLineInterpolated(
             $"[green]wrote[/] {Path.GetFullPath(s.Out)}: layer_types {string.Join(",", layout.LayerTypes)} (softmax layers: {string.Join(",", layout.SoftmaxLayers)})");
         return 0;

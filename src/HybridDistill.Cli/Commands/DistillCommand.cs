@@ -1,5 +1,7 @@
 using System.ComponentModel;
 using System.Runtime.InteropServices;
+using HybridDistill.Checkpoints;
+using HybridDistill.Models;
 using HybridDistill.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -44,6 +46,16 @@ public sealed class DistillSettings : CommandSettings
     [Description("Continue the run in --out from its newest checkpoint.")]
     public bool Resume { get; init; }
 
+    [CommandOption("--dtype <TYPE>")]
+    [Description("Weights of the finished model: fp32 (default) or bf16 (half the disk; compute stays fp32). Checkpoints stay fp32.")]
+    [DefaultValue("fp32")]
+    public string DType { get; init; } = "fp32";
+
+    [CommandOption("--device <DEVICE>")]
+    [Description(CliParsing.DeviceHelp)]
+    [DefaultValue("cpu")]
+    public string Device { get; init; } = "cpu";
+
     public override ValidationResult Validate() =>
         string.IsNullOrEmpty(Teacher) ? ValidationResult.Error("--teacher DIR is required.")
         : string.IsNullOrEmpty(Data) ? ValidationResult.Error("--data DIR is required (make it with `hybrid tokenize`).")
@@ -75,6 +87,8 @@ public abstract class DistillCommand : Command<DistillSettings>
             RecipeFile = s.Recipe,
             Overrides = s.Set,
             Resume = s.Resume,
+            OutputDType = StoredDTypes.Parse(s.DType),
+            Device = ComputeDevice.Resolve(s.Device),
         };
         using var interrupt = new Interrupt(cancellation);
         var outcome = TrainingProgressView.Run(Stages.Name(Stage), progress => DistillRun.Run(request, progress, interrupt.Token));

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Evaluation;
+using HybridDistill.Models;
 using HybridDistill.Tokenization;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -68,9 +69,14 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
         public string? Name { get; init; }
 
         [CommandOption("--json <PATH>")]
-        [Description("Write the results as JSON to PATH (a directory: PATH/eval.json) and the Markdown table beside it (.md). " +
-                     "Without it the JSON goes to stdout.")]
+        [Description("Write the results as JSON to PATH (a directory: PATH/eval.json), the Markdown table beside it (.md) and " +
+                     "the same results in lm-evaluation-harness's layout (results_lm_eval.json). Without it the JSON goes to stdout.")]
         public string? Json { get; init; }
+
+        [CommandOption("--device <DEVICE>")]
+        [Description(CliParsing.DeviceHelp)]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
 
         public override ValidationResult Validate() =>
             string.IsNullOrEmpty(Model) ? ValidationResult.Error("--model DIR is required.")
@@ -95,11 +101,12 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
             StockFiller = s.StockFiller,
         };
         Evaluator.ResolveTasks(options, s.Teacher is not null);           // fail on bad options before loading anything
+        var device = ComputeDevice.Resolve(s.Device);
 
         string modelDir = HfCheckpoint.ResolveModelDirectory(s.Model);
         var tokenizer = TokenizerLoader.Load(modelDir);
-        using var model = HfCheckpoint.Load(s.Model);
-        using var teacher = s.Teacher is null ? null : HfCheckpoint.Load(s.Teacher);
+        using var model = HfCheckpoint.Load(s.Model, device.Torch);
+        using var teacher = s.Teacher is null ? null : HfCheckpoint.Load(s.Teacher, device.Torch);
         if (teacher is not null && teacher.Config.VocabSize != model.Config.VocabSize)
             throw new InputException($"the teacher '{s.Teacher}' has vocabulary {teacher.Config.VocabSize}, the model '{s.Model}' " +
                                      $"{model.Config.VocabSize}; pass the model's own teacher.");
@@ -123,7 +130,10 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text + "\n"));      // a full disk keeps the previous result
         AtomicFile.WriteAllBytes(Path.ChangeExtension(path, ".md"), System.Text.Encoding.UTF8.GetBytes(markdown));
-        CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{path}[/] and {Path.ChangeExtension(path, ".md")}");
+        string lmEvalPath = LmEvalResults.PathBeside(path);
+        var lmEval = LmEvalResults.Build(result, new LmEvalRun(device.ToString(), s.Batch, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0));
+        AtomicFile.WriteAllBytes(lmEvalPath, System.Text.Encoding.UTF8.GetBytes(lmEval.ToJsonString(JsonOptions.Indented) + "\n"));
+        CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{path}[/], {Path.ChangeExtension(path, ".md")} and {lmEvalPath}");
         return 0;
     }
 }

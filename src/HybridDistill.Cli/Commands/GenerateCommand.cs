@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Generation;
+using HybridDistill.Models;
 using HybridDistill.Tokenization;
 using Spectre.Console.Cli;
 
@@ -55,6 +56,11 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
         [Description("Print {\"text\", \"tokens\"} as JSON instead of streaming text.")]
         public bool Json { get; init; }
 
+        [CommandOption("--device <DEVICE>")]
+        [Description(CliParsing.DeviceHelp)]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
+
         public override Spectre.Console.ValidationResult Validate() =>
             string.IsNullOrEmpty(Model) ? Spectre.Console.ValidationResult.Error("--model DIR is required.")
             : MaxNewTokens < 0 ? Spectre.Console.ValidationResult.Error("--max-new-tokens must be >= 0.")
@@ -63,8 +69,9 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
+        var device = ComputeDevice.Resolve(s.Device);
         var tokenizer = TokenizerLoader.Load(HfCheckpoint.ResolveModelDirectory(s.Model));
-        using var model = HfCheckpoint.Load(s.Model);
+        using var model = HfCheckpoint.Load(s.Model, device.Torch);
         var prompt = PromptTokens(tokenizer, s.Prompt, model.Config);
         var stop = new HashSet<int>(s.StopTokens);
         stop.UnionWith(model.Config.EosTokenIds);

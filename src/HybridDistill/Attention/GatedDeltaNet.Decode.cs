@@ -142,7 +142,9 @@ public sealed partial class GatedDeltaNet
             throw new ArgumentException($"{name} must be a contiguous fp32 CPU tensor for the in-place decoding step", name);
     }
 
-    /// <summary>Whether the in-place token path can run on this state (the project's fp32 CPU tensors).</summary>
+    /// <summary>Whether the in-place token path can run on this state (the project's fp32 CPU tensors). On any other
+    /// device (--device cuda) the layer takes the tensor-op <see cref="Step"/> instead, the path autograd also takes on
+    /// the CPU, which is how the tests exercise it beside this one.</summary>
     static bool CanDecodeInPlace(Tensor x, RecurrentState state) =>
         x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU
         && new[] { state.S, state.QConv, state.KConv, state.VConv }.All(t => t is null || (t.dtype == ScalarType.Float32 && t.is_contiguous()));

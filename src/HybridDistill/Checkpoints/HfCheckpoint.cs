@@ -52,14 +52,15 @@ public static class HfCheckpoint
 
     /// <summary>Writes a complete model directory: the tokenizer files of <paramref name="tokenizerSource"/> (when given)
     /// first, then model.safetensors, and config.json last and atomically, so a directory with config.json is a
-    /// complete model even if the process dies while writing.</summary>
-    public static void Save(HybridCausalLM model, string dir, string? tokenizerSource = null)
+    /// complete model even if the process dies while writing. <paramref name="dtype"/> BF16 halves the weight files
+    /// (finished models only: training checkpoints stay F32) and config.json's torch_dtype says bfloat16.</summary>
+    public static void Save(HybridCausalLM model, string dir, string? tokenizerSource = null, StoredDType dtype = StoredDType.F32)
     {
         Directory.CreateDirectory(dir);
         if (tokenizerSource is not null) CopyTokenizerFiles(tokenizerSource, dir);
         var tensors = model.state_dict().Select(p => new KeyValuePair<string, Tensor>(p.Key, p.Value.detach().cpu()));
-        ModelWeights.SaveDirectory(dir, tensors);
-        model.Config.Save(dir);
+        ModelWeights.SaveDirectory(dir, tensors, dtype: dtype);
+        model.Config.Save(dir, dtype == StoredDType.F32 ? null : dtype.TorchName());
     }
 
     public static void CopyTokenizerFiles(string from, string to)

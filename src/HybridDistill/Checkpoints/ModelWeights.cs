@@ -141,13 +141,13 @@ public static class ModelWeights
     }
 
     /// <summary>
-    /// Writes tensors (stored as F32) into <paramref name="dir"/>: model.safetensors when they fit in one shard of
+    /// Writes tensors (stored as <paramref name="dtype"/>, F32 unless asked) into <paramref name="dir"/>: model.safetensors when they fit in one shard of
     /// <paramref name="maxShardBytes"/>, else model-0000i-of-0000K.safetensors shards plus model.safetensors.index.json.
     /// Tensors are packed in the given order; a tensor larger than the limit gets a shard of its own. Each file is
     /// written to a temp name and renamed (the index last); weight files of the other layout are removed.
     /// </summary>
     public static void SaveDirectory(string dir, IEnumerable<KeyValuePair<string, Tensor>> tensors,
-        long maxShardBytes = DefaultMaxShardBytes, IReadOnlyDictionary<string, string>? metadata = null)
+        long maxShardBytes = DefaultMaxShardBytes, IReadOnlyDictionary<string, string>? metadata = null, StoredDType dtype = StoredDType.F32)
     {
         if (maxShardBytes <= 0) throw new ArgumentOutOfRangeException(nameof(maxShardBytes));
         var full = Path.GetFullPath(dir);
@@ -159,7 +159,7 @@ public static class ModelWeights
         long shardBytes = 0;
         foreach (var item in list)
         {
-            long bytes = item.Value.numel() * sizeof(float);
+            long bytes = item.Value.numel() * dtype.ElementSize();
             if (shards[^1].Count > 0 && shardBytes + bytes > maxShardBytes)
             {
                 shards.Add(new());
@@ -173,7 +173,7 @@ public static class ModelWeights
         var index = Path.Combine(full, IndexFileName);
         if (shards.Count == 1)
         {
-            SafeTensorsWriter.Write(Path.Combine(full, SingleFileName), list, fileMetadata);
+            SafeTensorsWriter.Write(Path.Combine(full, SingleFileName), list, fileMetadata, dtype);
             DeleteIfExists(index);
             foreach (var old in stale) DeleteIfExists(Path.Combine(full, old));
             return;
@@ -184,11 +184,11 @@ public static class ModelWeights
         for (int s = 0; s < shards.Count; s++)
         {
             var shardName = $"model-{s + 1:D5}-of-{shards.Count:D5}.safetensors";
-            SafeTensorsWriter.Write(Path.Combine(full, shardName), shards[s], fileMetadata);
+            SafeTensorsWriter.Write(Path.Combine(full, shardName), shards[s], fileMetadata, dtype);
             written.Add(shardName);
             weightMap.AddRange(shards[s].Select(kv => new KeyValuePair<string, string>(kv.Key, shardName)));
         }
-        long totalSize = list.Sum(kv => kv.Value.numel() * sizeof(float));
+        long totalSize = list.Sum(kv => kv.Value.numel() * dtype.ElementSize());
         AtomicFile.WriteAllBytes(index, IndexJson(totalSize, weightMap));
         // The single file would shadow the index when reading: remove it, and shards the new index no longer names.
         DeleteIfExists(Path.Combine(full, SingleFileName));

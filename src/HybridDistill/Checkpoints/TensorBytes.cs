@@ -97,6 +97,24 @@ internal static class TensorBytes
         }
     }
 
+    /// <summary>Writes the elements of a contiguous fp32 CPU tensor as little-endian bf16, rounded to nearest even.</summary>
+    internal static void WriteBFloat16From(Stream stream, Tensor source)
+    {
+        EnsureLittleEndianHost();
+        long count = source.numel();
+        if (count == 0) return;
+        using var flat = source.view(-1); // [*shape] -> [numel]
+        var staging = new ushort[Math.Min(count, ChunkElements)];
+        for (long start = 0; start < count; start += ChunkElements)
+        {
+            int n = (int)Math.Min(ChunkElements, count - start);
+            using var part = flat.narrow(0, start, n);
+            var values = MemoryMarshal.Cast<byte, float>(part.bytes);
+            for (int i = 0; i < n; i++) staging[i] = StoredDTypes.ToBFloat16Bits(values[i]);
+            stream.Write(MemoryMarshal.AsBytes(staging.AsSpan(0, n)));
+        }
+    }
+
     static bool ReadExactly(SafeFileHandle file, Span<byte> buffer, long offset)
     {
         while (buffer.Length > 0)

@@ -325,10 +325,14 @@ public sealed record ModelConfig
         a.QkNorm == b.QkNorm && a.SlidingWindow == b.SlidingWindow && a.BosTokenId == b.BosTokenId &&
         a.EosTokenIds.SequenceEqual(b.EosTokenIds) && a.LayerTypes.SequenceEqual(b.LayerTypes) && a.LinearAttention == b.LinearAttention;
 
-    public void Save(string directory)
+    /// <summary>Writes config.json; <paramref name="torchDtype"/> (e.g. "bfloat16") overrides torch_dtype when the weights
+    /// are stored in another dtype than the config would say.</summary>
+    public void Save(string directory, string? torchDtype = null)
     {
         Directory.CreateDirectory(directory);
-        Checkpoints.AtomicFile.WriteAllBytes(Path.Combine(directory, "config.json"), System.Text.Encoding.UTF8.GetBytes(ToJson().ToJsonString(JsonOptions.Indented)));
+        var json = ToJson();
+        if (torchDtype is not null) json["torch_dtype"] = torchDtype;
+        Checkpoints.AtomicFile.WriteAllBytes(Path.Combine(directory, "config.json"), System.Text.Encoding.UTF8.GetBytes(json.ToJsonString(JsonOptions.Indented)));
     }
 
     // ---- helpers -------------------------------------------------------------------------------------

@@ -22,7 +22,16 @@ public sealed class CausalLMLogits(HybridCausalLM model, ISet<int>? ablatedLayer
 {
     public int ContextLength => model.Config.MaxPositionEmbeddings;
     public int VocabSize => model.Config.VocabSize;
-    public Tensor Logits(Tensor ids) => model.Forward(ids, null, ablatedLayers);
+    /// <summary>ids go to the model's device; logits come back on the CPU, where the scoring reads them
+    /// (a no-op on the CPU).</summary>
+    public Tensor Logits(Tensor ids)
+    {
+        var device = model.LmHeadWeight.device;
+        if (device.type == TorchSharp.DeviceType.CPU) return model.Forward(ids, null, ablatedLayers);
+        using var scope = NewDisposeScope();
+        var logits = model.Forward(ids.to(device), null, ablatedLayers).cpu();              // [B, T, V]
+        return scope.MoveToOuter(logits);
+    }
 }
 
 /// <summary>Batch sizes that keep logits and their log-softmax within a memory budget.</summary>

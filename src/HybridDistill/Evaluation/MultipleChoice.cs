@@ -22,10 +22,11 @@ public sealed record McRequest(string Context, string Continuation);
 /// <summary>One question: a request per choice, the gold index, and each choice's length in characters (for acc_norm).</summary>
 public sealed record McItem(IReadOnlyList<McRequest> Requests, int Gold, IReadOnlyList<int> ChoiceLengths);
 
-public sealed record McSet(string Name, string Path, McLayout Layout, IReadOnlyList<McItem> Items);
+/// <summary>A loaded set: <c>Items</c> are the first --limit items of the file, <c>Available</c> counts all of them.</summary>
+public sealed record McSet(string Name, string Path, McLayout Layout, IReadOnlyList<McItem> Items, int Available);
 
 /// <summary>acc (and acc_norm for choice layouts; none for cloze, where MeanNll is the continuations' mean summed NLL).</summary>
-public sealed record McResult(string Name, McLayout Layout, Proportion Acc, Proportion? AccNorm, double? MeanNll)
+public sealed record McResult(string Name, McLayout Layout, Proportion Acc, Proportion? AccNorm, double? MeanNll, int Available)
 {
     public int N => Acc.Count;
 }
@@ -47,12 +48,13 @@ public static class MultipleChoice
         if (!File.Exists(path)) throw new InputException($"multiple-choice file '{path}' does not exist; pass a .jsonl file with --mc.");
         var items = new List<McItem>();
         McLayout? layout = null;
-        int lineNumber = 0;
+        int lineNumber = 0, available = 0;
         foreach (var line in File.ReadLines(path))
         {
             lineNumber++;
             if (line.Trim().Length == 0) continue;
-            if (limit is int n && items.Count >= n) break;
+            available++;                                                  // lines past --limit are counted, not parsed
+            if (limit is int n && items.Count >= n) continue;
             string where = $"'{path}' line {lineNumber}";
             JsonObject obj;
             try { obj = JsonNode.Parse(line) as JsonObject ?? throw new InputException($"{where} is not a JSON object."); }
@@ -76,7 +78,7 @@ public static class MultipleChoice
                 throw new InputException($"{where}: gold {last.Gold} is not an index into its {last.Requests.Count} choices.");
         }
         if (items.Count == 0) throw new InputException($"'{path}' holds no items.");
-        return new McSet(System.IO.Path.GetFileNameWithoutExtension(path), path, layout!.Value, items);
+        return new McSet(System.IO.Path.GetFileNameWithoutExtension(path), path, layout!.Value, items, available);
     }
 
     static McItem ChoiceItem(string query, List<string> choices, int gold) =>
@@ -140,8 +142,8 @@ public static class MultipleChoice
         }
         int n = set.Items.Count;
         return set.Layout == McLayout.Cloze
-            ? new McResult(set.Name, set.Layout, new Proportion(acc, n), null, nll / n)
-            : new McResult(set.Name, set.Layout, new Proportion(acc, n), new Proportion(accNorm, n), null);
+            ? new McResult(set.Name, set.Layout, new Proportion(acc, n), null, nll / n, set.Available)
+            : new McResult(set.Name, set.Layout, new Proportion(acc, n), new Proportion(accNorm, n), null, set.Available);
     }
 
     /// <summary>First index of the largest value (numpy's argmax).</summary>

@@ -24,5 +24,9 @@ public readonly record struct Proportion(int Correct, int Count)
         }
     }
 
+    /// <summary>Standard error of the mean of the 0/1 outcomes with the sample (n - 1) variance, sqrt(p (1 - p) / (n - 1)),
+    /// as lm-evaluation-harness reports <c>acc_stderr</c>; null (lm-eval's "N/A") for fewer than two outcomes.</summary>
+    public double? Stderr => Count < 2 ? null : Math.Sqrt(Accuracy * (1 - Accuracy) / (Count - 1));
+
     public static Proportion operator +(Proportion a, Proportion b) => new(a.Correct + b.Correct, a.Count + b.Count);
 }

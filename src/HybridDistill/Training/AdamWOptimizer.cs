@@ -74,7 +74,7 @@ public sealed class AdamWOptimizer : IDisposable
         double bc1 = 1 - Math.Pow(Beta1, StepCount);
         double bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
         using var _ = no_grad();
-        using var mixing = tensor(1 - Beta1, dtype: float32);                 // lerp weight (0-dim)
+        using var mixing = tensor(1 - Beta1, dtype: float32, device: scratch.device);   // lerp weight (0-dim), on the parameters' device
         for (int gi = 0; gi < Groups.Count; gi++)
         {
             double lr = Groups[gi].Lr * lrScale;

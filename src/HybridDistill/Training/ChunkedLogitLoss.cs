@@ -83,7 +83,7 @@ public static class ChunkedLogitLoss
                 {
                     // d/dz of tau^2 KL is tau (q - p); of CE, softmax(z) - onehot; both / N, times gradScale.
                     double s = gradScale / n;
-                    var minusOnehot = t is null ? null : full(c, 1, -1.0f, dtype: z.dtype);
+                    var minusOnehot = t is null ? null : full(c, 1, -1.0f, dtype: z.dtype, device: z.device);
                     if (kl && ceWeight != 0 && tau == 1.0)
                     {
                         grad = logq!.exp_().mul_(1 + ceWeight).sub_(p!);                         // (1 + w) q - p

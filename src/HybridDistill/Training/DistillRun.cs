@@ -11,6 +11,7 @@ using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Data;
 using HybridDistill.Models;
+using TorchSharp;
 
 namespace HybridDistill.Training;
 
@@ -29,6 +30,11 @@ public sealed record DistillRequest
     public string? RecipeFile { get; init; }
     public IReadOnlyList<string> Overrides { get; init; } = [];
     public bool Resume { get; init; }
+    /// <summary>Weights of the finished model (BF16 halves the file); checkpoints for --resume stay F32 either way.</summary>
+    public StoredDType OutputDType { get; init; } = StoredDType.F32;
+    /// <summary>Where teacher and student train (built on the CPU, then moved); not part of the run's settings, so a
+    /// run may be resumed on another device.</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 }
 
 public sealed record DistillOutcome(string RunDirectory, TrainResult Result, IReadOnlyList<string> LayerTypes, bool AlreadyFinished);
@@ -73,6 +79,11 @@ public static class DistillRun
             return new DistillOutcome(runDir, result, layerTypes, AlreadyFinished: true);
         }
         using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, Attention.WeightTransfer.ParseKvExpansion(config.KvExpand));
+        if (!request.Device.IsCpu)
+        {
+            teacher.to(request.Device.Torch);
+            student.to(request.Device.Torch);
+        }
         PrepareRunDirectory(runDir, runConfig, request.Resume);
         student.train();
         teacher.eval();
@@ -87,7 +98,7 @@ public static class DistillRun
         {
             // config.json goes last: a run directory whose final model did not fit is not finished, and --resume
             // (from the checkpoint at the last step) writes the model again without training.
-            try { HfCheckpoint.Save(student, runDir, tokenizerSource: teacherDir); }
+            try { HfCheckpoint.Save(student, runDir, tokenizerSource: teacherDir, request.OutputDType); }
             catch (DiskFullException e) { throw e.WithAdvice(TrainLoop.ResumeAdvice(runDir)); }
         }
         return new DistillOutcome(runDir, trainResult, layerTypes, AlreadyFinished: false);

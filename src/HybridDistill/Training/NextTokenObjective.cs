@@ -40,12 +40,13 @@ public sealed class NextTokenObjective : ITrainingObjective
     LossReport Run(TrainingBatch batch, double lossScale, bool backward)
     {
         using var scope = NewDisposeScope();
-        var tokens = batch.Tokens;
+        var device = Student.LmHeadWeight.device;
+        var tokens = batch.Tokens.to(device);                                                  // batches are read on the CPU
         long b = tokens.shape[0], t = tokens.shape[1] - 1, n = b * t;
         var ids = tokens.narrow(1, 0, t);                                                      // [B, T + 1] -> [B, T]
         var targets = tokens.narrow(1, 1, t).reshape(n);                                       // [B*T]
-        var codes = batch.Classes?.narrow(1, 1, t).reshape(n);                                 // [B*T] uint8, or null
-        var weights = codes is null ? ones(n) : LossClasses.Weights(codes, config.TextWeight, config.AnswerWeight);   // [B*T]
+        var codes = batch.Classes?.to(device).narrow(1, 1, t).reshape(n);                                 // [B*T] uint8, or null
+        var weights = codes is null ? ones(n, device: device) : LossClasses.Weights(codes, config.TextWeight, config.AnswerWeight);   // [B*T]
         double totalWeight = weights.sum().item<float>();
         if (totalWeight <= 0) return new LossReport(0, LossReport.NoExtras);
 
@@ -53,8 +54,8 @@ public sealed class NextTokenObjective : ITrainingObjective
         using (Timing.Time(PhaseTimes.StudentForward))
             hidden = Student.Hidden(ids, null).reshape(n, -1);                                 // [B, T, d] -> [B*T, d]
         var leaf = backward ? hidden.detach().requires_grad_(true) : hidden;
-        var ce = empty(n);                                                                     // per-target CE [B*T]
-        var correct = codes is null ? null : empty(n, dtype: @bool);                          // argmax right [B*T]
+        var ce = empty(n, device: device);                                                     // per-target CE [B*T]
+        var correct = codes is null ? null : empty(n, dtype: @bool, device: device);          // argmax right [B*T]
         for (long start = 0; start < n; start += config.LogitsChunk)
         {
             using var chunkScope = NewDisposeScope();
@@ -70,7 +71,7 @@ public sealed class NextTokenObjective : ITrainingObjective
             if (!backward) continue;
             // dloss/dz = w (softmax(z) - onehot) / W, times the accumulation scale
             var grad = logq.exp_();
-            grad.scatter_add_(1, target, full(c, 1, -1.0f));
+            grad.scatter_add_(1, target, full(c, 1, -1.0f, device: device));
             grad.mul_(weights.narrow(0, start, c).unsqueeze(1) * (lossScale / totalWeight));
             using (Timing.Time(PhaseTimes.Backward))
                 z.backward([grad]);

@@ -43,12 +43,12 @@ public sealed class Stage2Distillation : ITrainingObjective
         ];
     }
 
-    public LossReport ForwardBackward(TrainingBatch batch, double lossScale) => Run(batch.Tokens, lossScale, backward: true);
+    public LossReport ForwardBackward(TrainingBatch batch, double lossScale) => Run(batch.Tokens.to(Student.LmHeadWeight.device), lossScale, backward: true);   // batches are read on the CPU
 
     public LossReport Evaluate(TrainingBatch batch)
     {
         using var _ = no_grad();
-        return Run(batch.Tokens, 0, backward: false);
+        return Run(batch.Tokens.to(Student.LmHeadWeight.device), 0, backward: false);
     }
 
     LossReport Run(Tensor batch, double lossScale, bool backward)
