@@ -72,7 +72,7 @@ public static class DistillRun
             var result = new TrainResult(config.TotalSteps, config.TotalSteps, config.TotalSteps * config.TokensPerStep, true, null, ckpt);
             return new DistillOutcome(runDir, result, layerTypes, AlreadyFinished: true);
         }
-        using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, Attention.WeightTransfer.ParseKvExpansion(config.KvExpand));
+        using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, Attention.WeightTransfer.ParseKvExpansion(config.KvExpand), config.DropQkvBias);
         PrepareRunDirectory(runDir, runConfig, request.Resume);
         student.train();
         teacher.eval();
