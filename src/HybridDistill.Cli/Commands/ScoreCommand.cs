@@ -56,7 +56,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
         public string? Recipe { get; init; }
 
         [CommandOption("--set <KEY=VALUE>")]
-        [Description("A method setting (repeatable): uniform anchor=last|first; ppl window=256, batch=8; kl/removal last_n=3, curve=train|val, early_stop=auto|off, stable_window=3 and any stage-2 key (seq_len=..., lr_attention=...); stage1 window, batch; ar pairs=50, queries, prompts, batch.")]
+        [Description("A method setting (repeatable): uniform anchor=last|first; ppl window=256, batch=8; kl/removal last_n=3, curve=train|val, early_stop=auto|off, min_fraction=0.3, stable_window=3, margin_z=2, stable_budgets=12.5%,25% (or 1L,2L), full_budget=false and any stage-2 key (seq_len=..., lr_attention=...); stage1 window, batch; ar measure=accuracy|logprob, pairs, queries, prompts=500, batch.")]
         public string[] Set { get; init; } = [];
 
         [CommandOption("--seed <S>")]
@@ -88,7 +88,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
     {
         if (s.Action == "merge")
         {
-            Write(new LayerResultStore(s.MergeDir!).Merge(), s.MergeDir!, s.PlotBudget, s.Json);
+            WriteWithFull(new LayerResultStore(s.MergeDir!).Merge(), s.MergeDir!, s.PlotBudget, s.Json);
             return 0;
         }
         var scorer = LayerScorers.Create(s.Method);
@@ -126,27 +126,39 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
             scores = scorer.Score(scoring);
         }
         NoteIgnored(s, scoring);
-        if (scores is not null) Write(scores, s.Out, s.PlotBudget, s.Json);
+        if (scores is not null) WriteWithFull(scores, s.Out, s.PlotBudget, s.Json);
         CliRunner.Stderr.MarkupLineInterpolated($"[grey]{scorer.Name}: {watch.Elapsed.TotalSeconds:F1} s[/]");
         return 0;
     }
 
-    /// <summary>Writes OUT/scores.json and OUT/scores.png and shows the scores (stderr) or the JSON (stdout).</summary>
-    public static void Write(LayerScores scores, string outDir, string plotBudget, bool json)
+    /// <summary>
+    /// <see cref="Write"/>, and for a kl job run with full_budget=true also OUT/scores-full.json (and scores-full.png):
+    /// the same runs scored from their whole curves.
+    /// </summary>
+    static void WriteWithFull(LayerScores scores, string outDir, string plotBudget, bool json)
+    {
+        if (KlScorer.FullBudgetScores(scores) is { } full)
+            Write(full, outDir, plotBudget, json: false, KlScorer.FullScoresFile);
+        Write(scores, outDir, plotBudget, json);
+    }
+
+    /// <summary>Writes OUT/scores.json (or <paramref name="fileName"/>) and its .png and shows the scores (stderr) or the JSON (stdout).</summary>
+    public static void Write(LayerScores scores, string outDir, string plotBudget, bool json, string fileName = LayerScores.FileName)
     {
         Directory.CreateDirectory(outDir);
-        var jsonPath = Path.Combine(outDir, LayerScores.FileName);
+        var jsonPath = Path.Combine(outDir, fileName);
         scores.Save(jsonPath);
         int k = LayerSelection.KeepCount(LayerSelection.ParseBudget(plotBudget), scores.NumLayers);
-        var pngPath = Path.Combine(outDir, ScoresPlot.FileName);
+        var pngPath = Path.Combine(outDir, Path.ChangeExtension(fileName, ".png"));
         ScoresPlot.Save(scores, pngPath, k, plotBudget);
         Render(scores, k, plotBudget);
-        if (scores.Provenance["early_stopping_after_the_fact"] is System.Text.Json.Nodes.JsonObject stop)
+        if (scores.Provenance["early_stopping"] is System.Text.Json.Nodes.JsonObject lockStep)
             CliRunner.Stderr.MarkupLineInterpolated(
-                $"[grey]early stopping (after the fact, top-K stable over {stop["window"]} logged steps): {stop["by_k"]?.ToJsonString()}; stopping when all settle saves {stop["saved_fraction"]} of the {stop["curve_tokens"]} tokens per run[/]");
-        if (scores.Details?.FirstOrDefault()?["lock_step"] is System.Text.Json.Nodes.JsonObject lockStep)
-            CliRunner.Stderr.MarkupLineInterpolated(
-                $"[grey]lock-step early stopping: {lockStep["lock_step_rounds"]} rounds, stopped at {lockStep["stopped_at_tokens"]} tokens per run; {lockStep["all_runs_tokens_used"]} of {lockStep["all_runs_tokens_budget"]} tokens used (saved {lockStep["tokens_saved_fraction"]})[/]");
+                $"[grey]early stopping for K={lockStep["stop_ks"]?.ToJsonString()}: {(lockStep["stopped_early"]?.GetValue<bool>() == true ? $"stopped at step {lockStep["stop_step"]}" : "did not stop")} ({lockStep["stopped_at_tokens"]} of {lockStep["budget_tokens"]} tokens per run); {lockStep["all_runs_tokens_used"]} of {lockStep["all_runs_tokens_budget"]} tokens counted (saved {lockStep["tokens_saved_fraction"]})[/]");
+        if (scores.Provenance["early_stop_vs_full"]?["by_k"] is System.Text.Json.Nodes.JsonArray byK)
+            foreach (var c in byK)
+                CliRunner.Stderr.MarkupLineInterpolated(
+                    $"[grey]K={c!["k"]}: early top-K {c["early_top_k"]?.ToJsonString()} at {c["stop_tokens"]} tokens vs full {c["full_top_k"]?.ToJsonString()} (same: {c["same"]}, saved {c["saved_fraction"]})[/]");
         if (json) Console.Out.WriteLine(scores.ToJson().ToJsonString(JsonOptions.Indented));
         CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {Path.GetFullPath(jsonPath)} and {ScoresPlot.FileName}");
     }

@@ -39,9 +39,9 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         headDim = config.HeadDim;
         options = config.LinearAttention.Gdn;
         long inner = heads * headDim;
-        q_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.AttentionBias);
-        k_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.AttentionBias);
-        v_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.AttentionBias);
+        q_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.LinearAttention.QkvBias ?? config.AttentionBias);
+        k_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.LinearAttention.QkvBias ?? config.AttentionBias);
+        v_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.LinearAttention.QkvBias ?? config.AttentionBias);
         if (options.UseShortConv)
         {
             q_conv1d = new ShortConvolution(inner, options.ConvSize);

@@ -33,9 +33,9 @@ public sealed partial class GatedLinearAttention : AttentionLayer, ITeacherIniti
         headDim = config.HeadDim;
         options = config.LinearAttention.Gla;
         long inner = heads * headDim;
-        q_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.AttentionBias);
-        k_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.AttentionBias);
-        v_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.AttentionBias);
+        q_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.LinearAttention.QkvBias ?? config.AttentionBias);
+        k_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.LinearAttention.QkvBias ?? config.AttentionBias);
+        v_proj = nn.Linear(config.HiddenSize, inner, hasBias: config.LinearAttention.QkvBias ?? config.AttentionBias);
         gk_proj = nn.Sequential(
             ("0", nn.Linear(config.HiddenSize, options.GateLowRankDim, hasBias: false)),
             ("1", nn.Linear(options.GateLowRankDim, inner, hasBias: true)));

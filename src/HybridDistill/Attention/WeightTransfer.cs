@@ -57,16 +57,17 @@ public static class WeightTransfer
 
     /// <summary>
     /// The RADLADS transfer shared by every linear kind: q and o copied, k and v expanded from the teacher's KV
-    /// heads to its query heads, q/k/v biases carried over.
+    /// heads to its query heads, q/k/v biases carried over when the student's projections have them (a student built
+    /// with linear_attention.qkv_bias=false, drop_qkv_bias, drops them as the reference code does).
     /// </summary>
     public static void CopyProjections(SoftmaxAttention teacher, Linear q, Linear k, Linear v, Linear o, KvExpansion mode)
     {
         using var scope = NewDisposeScope();
         int groups = teacher.Heads / teacher.KvHeads;
         Tensor? Expand(Tensor? t) => t is null ? null : ExpandKv(t, teacher.KvHeads, groups, mode);
-        Copy(q, teacher.QProj.weight!, teacher.QProj.bias);
-        Copy(k, Expand(teacher.KProj.weight)!, Expand(teacher.KProj.bias));
-        Copy(v, Expand(teacher.VProj.weight)!, Expand(teacher.VProj.bias));
+        Copy(q, teacher.QProj.weight!, q.bias is null ? null : teacher.QProj.bias);
+        Copy(k, Expand(teacher.KProj.weight)!, k.bias is null ? null : Expand(teacher.KProj.bias));
+        Copy(v, Expand(teacher.VProj.weight)!, v.bias is null ? null : Expand(teacher.VProj.bias));
         Copy(o, teacher.OProj.weight!, null);
     }
 }

@@ -28,6 +28,9 @@ public sealed record LinearAttentionOptions
     public GdnOptions Gdn { get; init; } = new();
     public GlaOptions Gla { get; init; } = new();
     public SwaOptions Swa { get; init; } = new();
+    /// <summary>Whether the linear layers' q/k/v projections carry a bias (config.json <c>linear_attention.qkv_bias</c>);
+    /// null: as the teacher's attention (<c>attention_bias</c>). false when built with drop_qkv_bias, as the reference does.</summary>
+    public bool? QkvBias { get; init; }
 
     public static LinearAttentionOptions FromJson(JsonObject json)
     {
@@ -35,6 +38,11 @@ public sealed record LinearAttentionOptions
         foreach (var (key, value) in json)
         {
             if (key == LayerKindsKey) continue;
+            if (key == QkvBiasKey)
+            {
+                result = result with { QkvBias = value is JsonValue v && v.TryGetValue<bool>(out var b) ? b : throw new InputException($"linear_attention.{QkvBiasKey} should be true or false.") };
+                continue;
+            }
             if (value is not JsonObject o) throw new InputException($"linear_attention.{key} should be an object.");
             result = key switch
             {
@@ -54,7 +62,7 @@ public sealed record LinearAttentionOptions
                         Take(o, "gate_logit_normalizer", key, 16.0)),
                 },
                 "swa" => result with { Swa = new SwaOptions(o.ContainsKey("window") ? Take(o, "window", key, 0) : null) },
-                _ => throw new InputException($"unknown key linear_attention.{key} (known: {LayerKindsKey}, gdn, gla, swa)."),
+                _ => throw new InputException($"unknown key linear_attention.{key} (known: {LayerKindsKey}, {QkvBiasKey}, gdn, gla, swa)."),
             };
             var unknown = o.Select(p => p.Key).Except(KnownKeys(key)).FirstOrDefault();
             if (unknown != null) throw new InputException($"unknown key linear_attention.{key}.{unknown}.");
@@ -64,8 +72,16 @@ public sealed record LinearAttentionOptions
 
     /// <summary>The key of the per-layer kinds inside <c>linear_attention</c>.</summary>
     public const string LayerKindsKey = "layer_kinds";
+    public const string QkvBiasKey = "qkv_bias";
 
-    public JsonObject ToJson() => new()
+    public JsonObject ToJson()
+    {
+        var json = ToJsonKinds();
+        if (QkvBias is bool b) json[QkvBiasKey] = b;
+        return json;
+    }
+
+    JsonObject ToJsonKinds() => new()
     {
         ["gdn"] = GdnJson(),
         ["gla"] = new JsonObject

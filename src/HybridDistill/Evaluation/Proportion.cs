@@ -28,5 +28,18 @@ public readonly record struct Proportion(int Correct, int Count)
     /// as lm-evaluation-harness reports <c>acc_stderr</c>; null (lm-eval's "N/A") for fewer than two outcomes.</summary>
     public double? Stderr => Count < 2 ? null : Math.Sqrt(Accuracy * (1 - Accuracy) / (Count - 1));
 
+    /// <summary>
+    /// 95% interval of a.Accuracy - b.Accuracy from the two Wilson intervals (Newcombe's hybrid score method):
+    /// d - sqrt((p_a - lo_a)^2 + (hi_b - p_b)^2) .. d + sqrt((hi_a - p_a)^2 + (p_b - lo_b)^2).
+    /// </summary>
+    public static (double Lo, double Hi) DifferenceInterval(Proportion a, Proportion b)
+    {
+        double d = a.Accuracy - b.Accuracy;
+        var (loA, hiA) = a.Wilson;
+        var (loB, hiB) = b.Wilson;
+        return (d - Math.Sqrt(Math.Pow(a.Accuracy - loA, 2) + Math.Pow(hiB - b.Accuracy, 2)),
+                d + Math.Sqrt(Math.Pow(hiA - a.Accuracy, 2) + Math.Pow(b.Accuracy - loB, 2)));
+    }
+
     public static Proportion operator +(Proportion a, Proportion b) => new(a.Correct + b.Correct, a.Count + b.Count);
 }

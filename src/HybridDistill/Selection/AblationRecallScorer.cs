@@ -1,15 +1,19 @@
-// ar / ar-multihop (the diagnostic baseline of method.md section 7): ablate one teacher layer at a time (its
-// attention output zeroed; the residual skips it, its MLP still runs) and measure how much the correct values'
-// log-probability drops on the associative-recall prompts of the evaluation suite (kv-recall: about 50
-// "key: value" lines with single-token word keys and digit values, then queries; kv-multihop: alias chains),
-// built with the teacher's own tokenizer:
-//   LP(A) = mean over every query of log p(correct value | prompt; layers A ablated)
-//   score(l) = LP({}) - LP({l})     (ties: the lower layer ranks first)
+// ar / ar-multihop (the diagnostic baseline of method.md section 7, as the reference code defines it): ablate one
+// teacher layer at a time (its attention output zeroed; the residual skips it, its MLP still runs) and measure the
+// drop in greedy exact-match accuracy on the evaluation suite's multi-key recall prompts (kv-recall; kv-multihop for
+// ar-multihop) at the stage-2 length, built with the teacher's own tokenizer:
+//   measure=accuracy (default): Acc(A) = fraction of queries whose every answer token is the argmax (layers A ablated);
+//                               score(l) = Acc({}) - Acc({l}), with the drop's 95% interval (Newcombe's hybrid
+//                               of the two Wilson intervals); 500 prompts as the reference uses
+//   measure=logprob:            LP(A) = mean log p(correct value | prompt; A ablated) on ~50-line prompts (the
+//                               earlier log-probability variant); score(l) = LP({}) - LP({l})
+// Ties rank the lower layer first.
 using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
 using HybridDistill.Evaluation;
 using HybridDistill.Models;
 using HybridDistill.Tokenization;
+using HybridDistill.Training;
 
 namespace HybridDistill.Selection;
 
@@ -18,70 +22,98 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
     public string Task => multihop ? RecallTasks.KvMultihop : RecallTasks.KvRecall;
     public override string Name => multihop ? "ar-multihop" : "ar";
     public override string Description => multihop
-        ? "drop in the correct values' log-probability on kv-multihop prompts when one teacher layer's attention is zeroed."
-        : "drop in the correct values' log-probability on ~50-line kv-recall prompts when one teacher layer's attention is zeroed.";
+        ? "drop in greedy exact-match accuracy on kv-multihop prompts (stage-2 length) when one teacher layer's attention is zeroed; measure=logprob for the log-probability drop."
+        : "drop in greedy exact-match accuracy on kv-recall prompts (stage-2 length) when one teacher layer's attention is zeroed; measure=logprob for the log-probability drop.";
     public override IReadOnlyList<ScorerSetting> Settings { get; } =
     [
-        new("pairs", "50", "key: value lines per prompt (fewer when the tokenizer has fewer single-token keys or the context is short)"),
+        new("measure", "accuracy", "accuracy (greedy exact-match drop, the reference) or logprob (drop in the correct values' log-probability)"),
+        new("seq_len", "(recipe)", "prompt length (accuracy): the recipe's stage-2 seq_len with --recipe, else the teacher's context"),
+        new("prompts", "(measure)", "prompts, the same for every layer (accuracy: 500 as the reference; logprob: 24)"),
+        new("pairs", "50", "logprob: key: value lines per prompt (fewer when the tokenizer has fewer single-token keys or the context is short)"),
         new("queries", "4", "queries per prompt"),
-        new("prompts", "24", "prompts (the same ones for every layer)"),
         new("batch", "8", "prompts per forward pass"),
     ];
+
+    public const int DefaultAccuracyPrompts = 500;
+    public const int DefaultLogProbPrompts = 24;
 
     protected override IPerLayerRun Open(ScoringContext context)
     {
         string teacherDir = HfCheckpoint.ResolveModelDirectory(context.RequireTeacher());
-        int pairs = context.SettingInt("pairs", min: 1);
+        string measure = context.SettingChoice("measure", "accuracy", "logprob");
+        bool accuracy = measure == "accuracy";
         int queries = context.SettingInt("queries", min: 1);
-        int prompts = context.SettingInt("prompts", min: 1);
+        int prompts = context.Setting("prompts") == "(measure)" ? (accuracy ? DefaultAccuracyPrompts : DefaultLogProbPrompts) : context.SettingInt("prompts", min: 1);
         int batch = context.SettingInt("batch", min: 1);
         int seed = (int)context.UseSeed();
         var config = context.TeacherConfig();
         var tokenizer = TokenizerLoader.Load(teacherDir);
         var vocab = RecallVocabulary.Build(tokenizer);
-        pairs = Math.Min(pairs, vocab.Keys.Count);
-        // the kv-recall prompt of that many pairs sets the length; fewer pairs until it fits the context
+        var provenance = new JsonObject { ["teacher"] = context.TeacherFingerprint(), ["task"] = Task, ["measure"] = measure };
         IReadOnlyList<RecallItem> items;
-        while (true)
+        if (accuracy)
         {
-            var recall = new RecallSuite(vocab, null, new RecallSuiteOptions { Pairs = pairs, Queries = queries });
-            int length = recall.KvRecall(0, new Random(0)).Length;
-            if (length <= config.MaxPositionEmbeddings || pairs <= 1)
-            {
-                var suite = multihop ? new RecallSuite(vocab, null, new RecallSuiteOptions { Queries = queries }) : recall;
-                items = suite.Generate(Task, Math.Min(length, config.MaxPositionEmbeddings), prompts, seed);
-                break;
-            }
-            pairs--;
+            int length = Stage2Length(context, config.MaxPositionEmbeddings);
+            var suite = new RecallSuite(vocab, null, new RecallSuiteOptions { Queries = queries });
+            items = suite.Generate(Task, length, prompts, seed);
+            provenance["length"] = length;
+            provenance["length_from"] = context.Set.ContainsKey("seq_len") ? "--set seq_len" : context.RecipePath is not null ? "recipe stage2.seq_len" : "teacher context";
         }
-        var provenance = new JsonObject
+        else
         {
-            ["teacher"] = context.TeacherFingerprint(),
-            ["task"] = Task,
-            ["pairs"] = pairs,
-            ["length"] = items[0].Length,
-            ["prompts"] = items.Count,
-            ["answers"] = items.Sum(i => i.Answers.Count),
-            ["seed"] = seed,
-            ["settings"] = context.ResolvedSettings(),
-            ["ablation"] = "attention output zeroed (residual skips it), one layer at a time",
-        };
+            int pairs = Math.Min(context.SettingInt("pairs", min: 1), vocab.Keys.Count);
+            // the kv-recall prompt of that many pairs sets the length; fewer pairs until it fits the context
+            while (true)
+            {
+                var recall = new RecallSuite(vocab, null, new RecallSuiteOptions { Pairs = pairs, Queries = queries });
+                int length = recall.KvRecall(0, new Random(0)).Length;
+                if (length <= config.MaxPositionEmbeddings || pairs <= 1)
+                {
+                    var suite = multihop ? new RecallSuite(vocab, null, new RecallSuiteOptions { Queries = queries }) : recall;
+                    items = suite.Generate(Task, Math.Min(length, config.MaxPositionEmbeddings), prompts, seed);
+                    break;
+                }
+                pairs--;
+            }
+            provenance["pairs"] = pairs;
+            provenance["length"] = items[0].Length;
+        }
+        provenance["prompts"] = items.Count;
+        provenance["answers"] = items.Sum(i => i.Answers.Count);
+        provenance["seed"] = seed;
+        provenance["settings"] = context.ResolvedSettings();
+        provenance["ablation"] = "attention output zeroed (residual skips it), one layer at a time";
         var teacher = HfCheckpoint.Load(teacherDir);
         teacher.eval();
-        return new ArRun(teacher, items, batch, provenance);
+        return new ArRun(teacher, items, batch, accuracy, provenance);
+    }
+
+    /// <summary>--set seq_len, else the recipe's stage-2 seq_len (--recipe), else the teacher's context; at most the context.</summary>
+    static int Stage2Length(ScoringContext context, int maxPositions)
+    {
+        int length;
+        if (context.Set.ContainsKey("seq_len")) length = context.SettingInt("seq_len", min: 1);
+        else if (context.RecipePath is not null)
+            length = TrainConfig.Resolve(Stage.Stage2, Recipe.Load(context.RequireRecipe()).Json["stage2"] as JsonObject, [], "recipe [stage2]").SeqLen;
+        else length = maxPositions;
+        if (length > maxPositions)
+            throw new InputException($"--method ar: prompts of {length} tokens exceed the teacher's context of {maxPositions}; set --set seq_len={maxPositions} or lower.");
+        return length;
     }
 
     /// <summary>Mean log-probability of the correct answers and exact-match accuracy with <paramref name="ablated"/> layers zeroed.</summary>
-    public static (double LogProb, double Accuracy) Measure(HybridCausalLM model, IReadOnlyList<RecallItem> items, ISet<int>? ablated, int batch)
+    public static (double LogProb, Proportion Accuracy) Measure(HybridCausalLM model, IReadOnlyList<RecallItem> items, ISet<int>? ablated, int batch)
     {
         var scores = RecallScorer.Score(new CausalLMLogits(model, ablated), items, batch);
         var outcomes = scores.SelectMany(s => s.Answers).ToList();
-        return (outcomes.Average(o => o.LogProb), outcomes.Average(o => o.Correct ? 1.0 : 0.0));
+        return (outcomes.Average(o => o.LogProb), new Proportion(outcomes.Count(o => o.Correct), outcomes.Count));
     }
 
-    sealed class ArRun(HybridCausalLM teacher, IReadOnlyList<RecallItem> items, int batch, JsonObject provenance) : IPerLayerRun
+    static JsonArray Interval((double Lo, double Hi) i) => [Math.Round(i.Lo, 6), Math.Round(i.Hi, 6)];
+
+    sealed class ArRun(HybridCausalLM teacher, IReadOnlyList<RecallItem> items, int batch, bool accuracy, JsonObject provenance) : IPerLayerRun
     {
-        private (double LogProb, double Accuracy)? baseline;
+        private (double LogProb, Proportion Accuracy)? baseline;
 
         public int NumLayers => teacher.Config.NumHiddenLayers;
         public JsonObject Provenance => provenance;
@@ -89,12 +121,17 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
         public LayerResult ScoreLayer(int layer)
         {
             baseline ??= Measure(teacher, items, null, batch);
-            var (logProb, accuracy) = Measure(teacher, items, new HashSet<int> { layer }, batch);
-            return new LayerResult(layer, baseline.Value.LogProb - logProb, new JsonObject
+            var (baseLogProb, baseAccuracy) = baseline.Value;
+            var (logProb, acc) = Measure(teacher, items, new HashSet<int> { layer }, batch);
+            double accuracyDrop = baseAccuracy.Accuracy - acc.Accuracy;
+            var dropInterval = Proportion.DifferenceInterval(baseAccuracy, acc);
+            return new LayerResult(layer, accuracy ? accuracyDrop : baseLogProb - logProb, new JsonObject
             {
-                ["log_prob"] = logProb, ["accuracy"] = accuracy,
-                ["base_log_prob"] = baseline.Value.LogProb, ["base_accuracy"] = baseline.Value.Accuracy,
-                ["accuracy_drop"] = baseline.Value.Accuracy - accuracy,
+                ["accuracy"] = acc.Accuracy, ["accuracy_wilson"] = Interval(acc.Wilson), ["correct"] = acc.Correct, ["answers"] = acc.Count,
+                ["base_accuracy"] = baseAccuracy.Accuracy, ["base_accuracy_wilson"] = Interval(baseAccuracy.Wilson), ["base_correct"] = baseAccuracy.Correct,
+                ["accuracy_drop"] = accuracyDrop, ["accuracy_drop_interval"] = Interval(dropInterval),
+                ["drop_exceeds_interval"] = dropInterval.Lo > 0,
+                ["log_prob"] = logProb, ["base_log_prob"] = baseLogProb, ["log_prob_drop"] = baseLogProb - logProb,
             });
         }
 

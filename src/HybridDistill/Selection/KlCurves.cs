@@ -1,28 +1,63 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+
 namespace HybridDistill.Selection;
 
 /// <summary>
 /// From per-layer KL curves (one short stage-2 run per candidate layer, all on the same batches in the same order)
 /// to scores, and the early-stopping rule of method.md section 6:
-///   score(l) = -(mean of the last n logged KL values of run l)   (low remaining KL = keeping l helps most);
-///   top-K set at logged step i = the K layers with the best score using the curves up to step i;
-///   stable at step i when the Jaccard index of consecutive top-K sets is >= threshold for the last `window` steps.
+///   score(l) = -(mean of the last n logged KL values of run l after step 0)   (low remaining KL = keep l softmax;
+///              the step-0 point, measured before any update, is never in a score);
+///   top-K(i) = the K layers with the best score using the curves up to logged point i;
+///   stop for K at point i when all of:
+///     (a) tokens(i) >= min_fraction x the full budget        (the paper's sets settle after 25-42% of stage 2);
+///     (b) top-K(i - w) = ... = top-K(i)                       (the set held for w = stable_window rounds);
+///     (c) s_K - s_(K+1) > z sqrt(se_K^2 + se_(K+1)^2)        (the K-th and (K+1)-th candidates are apart by more than
+///         their curves' noise: se = sd of the curve's last max(n, 3) points after step 0 / sqrt(n); z = margin_z).
+///   A run naming several K stops at the first point where every K stops.
 /// </summary>
 public static class KlCurves
 {
-    /// <summary>-(mean of the last <paramref name="lastN"/> KL values) of a curve.</summary>
+    /// <summary>Points measured after at least one update (the step-0 point has tokens 0).</summary>
+    public static CurvePoint[] AfterStepZero(IEnumerable<CurvePoint> curve) => curve.Where(p => p.Tokens > 0).ToArray();
+
+    /// <summary>-(mean of the last <paramref name="lastN"/> KL values after step 0) of a curve.</summary>
     public static double LateMeanScore(IReadOnlyList<CurvePoint> curve, int lastN = 3)
     {
-        if (curve.Count == 0) throw new InputException("a KL curve with no logged points cannot be scored; log the scoring runs more often.");
-        int n = Math.Clamp(lastN, 1, curve.Count);
-        return -curve.Skip(curve.Count - n).Average(p => p.Kl);
+        var points = AfterStepZero(curve);
+        if (points.Length == 0) throw new InputException("a KL curve with no logged points after step 0 cannot be scored; log the scoring runs more often.");
+        int n = Math.Clamp(lastN, 1, points.Length);
+        return -points.Skip(points.Length - n).Average(p => p.Kl);
     }
 
-    /// <summary>The top-K layers (ascending) by late-mean score, using each curve's first <paramref name="steps"/> points.</summary>
-    public static int[] TopK(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, int k, int steps, int lastN = 3)
+    /// <summary>Standard error of <see cref="LateMeanScore"/>: sd of the last max(n, 3) points after step 0, over sqrt(n); infinite with fewer than 2 points.</summary>
+    public static double LateMeanNoise(IReadOnlyList<CurvePoint> curve, int lastN = 3)
     {
-        var scores = curves.ToDictionary(c => c.Key, c => LateMeanScore(c.Value.Take(steps).ToArray(), lastN));
-        return scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key).Take(k).Select(s => s.Key).Order().ToArray();
+        var points = AfterStepZero(curve);
+        int m = Math.Min(points.Length, Math.Max(lastN, 3));
+        if (m < 2) return double.PositiveInfinity;
+        var tail = points.Skip(points.Length - m).Select(p => p.Kl).ToArray();
+        double mean = tail.Average();
+        double sd = Math.Sqrt(tail.Sum(x => (x - mean) * (x - mean)) / (m - 1));
+        return sd / Math.Sqrt(Math.Min(lastN, points.Length));
     }
+
+    /// <summary>Each curve's first <paramref name="points"/> points.</summary>
+    public static Dictionary<int, IReadOnlyList<CurvePoint>> Prefix(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, int points) =>
+        curves.ToDictionary(c => c.Key, c => (IReadOnlyList<CurvePoint>)c.Value.Take(points).ToArray());
+
+    /// <summary>Each curve's points up to <paramref name="tokens"/> training tokens.</summary>
+    public static Dictionary<int, IReadOnlyList<CurvePoint>> CutAt(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, long tokens) =>
+        curves.ToDictionary(c => c.Key, c => (IReadOnlyList<CurvePoint>)c.Value.Where(p => p.Tokens <= tokens).ToArray());
+
+    /// <summary>Layers by descending late-mean score (ties: lower layer first), using each curve's first <paramref name="steps"/> points.</summary>
+    public static int[] Ranking(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, int steps = int.MaxValue, int lastN = 3) =>
+        curves.ToDictionary(c => c.Key, c => LateMeanScore(c.Value.Take(steps).ToArray(), lastN))
+            .OrderByDescending(s => s.Value).ThenBy(s => s.Key).Select(s => s.Key).ToArray();
+
+    /// <summary>The top-K layers (ascending) by late-mean score, using each curve's first <paramref name="steps"/> points.</summary>
+    public static int[] TopK(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, int k, int steps, int lastN = 3) =>
+        Ranking(curves, steps, lastN).Take(k).Order().ToArray();
 
     public static double Jaccard(IReadOnlyCollection<int> a, IReadOnlyCollection<int> b)
     {
@@ -30,63 +65,131 @@ public static class KlCurves
         return union == 0 ? 1 : (double)a.Intersect(b).Count() / union;
     }
 
+    /// <summary>Budgets whose top-K sets must settle, unless a run names others (kl's stable_budgets setting).</summary>
+    public static readonly string[] DefaultStabilityBudgets = ["12.5%", "25%"];
+
     /// <summary>
-    /// The first logged step (1-based count of points used) after which the top-K set has been stable for
-    /// <paramref name="window"/> consecutive comparisons, and the tokens seen then; null when it never settles.
-    /// Curves are compared point by point up to the shortest one.
+    /// K for each budget of a list such as "1L,2L" (layer counts) or "12.5%,25%" / "0.25" (fractions of the L layers),
+    /// distinct and ascending, each in 1..L-1 (keeping every layer needs no stopping rule). Where names the setting in errors.
     /// </summary>
-    public static (int Steps, long Tokens)? StableStep(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, int k,
-        int window = 3, double threshold = 1.0, int lastN = 3)
+    public static int[] ParseKs(string text, int numLayers, string where = "--set stable_budgets")
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new InputException($"{where}={text}: expected layer counts such as 1L,2L or budgets such as 12.5%,25%.");
+        var ks = new List<int>();
+        foreach (var part in parts)
+        {
+            int k;
+            if (part.EndsWith('L') || part.EndsWith('l'))
+            {
+                if (!int.TryParse(part[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out k) || k < 1 || k > numLayers)
+                    throw new InputException($"{where}={text}: \"{part}\" is not a layer count in 1L..{numLayers}L.");
+            }
+            else
+            {
+                try { k = LayerSelection.KeepCount(LayerSelection.ParseBudget(part), numLayers); }
+                catch (InputException e) { throw new InputException($"{where}={text}: {e.Message}", e); }
+            }
+            ks.Add(Math.Min(k, numLayers - 1));
+        }
+        return ks.Where(k => k >= 1).Distinct().Order().ToArray();
+    }
+
+    /// <summary>The stopping rule's settings (kl's min_fraction, stable_window, margin_z, last_n).</summary>
+    public sealed record StopRule(double MinFraction = 0.3, int Window = 3, double MarginZ = 2.0, int LastN = 3)
+    {
+        public JsonObject ToJson() => new() { ["min_fraction"] = MinFraction, ["stable_window"] = Window, ["margin_z"] = MarginZ, ["last_n"] = LastN };
+    }
+
+    /// <summary>
+    /// Whether the rule stops for K at logged point <paramref name="points"/> (a 1-based count) of the curves, with
+    /// <paramref name="fullTokens"/> the tokens of the full budget per run. Only the first <paramref name="points"/> points are read,
+    /// so the lock-step runs and the after-the-fact simulation decide alike.
+    /// </summary>
+    public static bool Stops(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, int k, int points, long fullTokens, StopRule rule)
+    {
+        if (k < 1 || k >= curves.Count || points < 1) return false;
+        if (curves.Values.Any(c => c.Count < points)) return false;
+        long tokens = curves.Values.First()[points - 1].Tokens;
+        if (tokens < rule.MinFraction * fullTokens) return false;                                  // (a)
+        if (points - rule.Window < 1) return false;
+        for (int i = points - rule.Window; i <= points; i++)
+            if (curves.Values.Any(c => AfterStepZero(c.Take(i)).Length == 0)) return false;
+        var top = TopK(curves, k, points, rule.LastN);
+        for (int i = points - rule.Window; i < points; i++)                                        // (b)
+            if (!TopK(curves, k, i, rule.LastN).SequenceEqual(top)) return false;
+        var prefix = Prefix(curves, points);                                                        // (c)
+        var ranking = Ranking(prefix, int.MaxValue, rule.LastN);
+        int kth = ranking[k - 1], next = ranking[k];
+        double margin = LateMeanScore(prefix[kth], rule.LastN) - LateMeanScore(prefix[next], rule.LastN);
+        double noise = Math.Sqrt(Math.Pow(LateMeanNoise(prefix[kth], rule.LastN), 2) + Math.Pow(LateMeanNoise(prefix[next], rule.LastN), 2));
+        return margin > rule.MarginZ * noise;
+    }
+
+    /// <summary>The first logged point (1-based count) at which every K of <paramref name="ks"/> stops; null when none does before the curves end.</summary>
+    public static int? StopPoint(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, IReadOnlyList<int> ks, long fullTokens, StopRule rule)
     {
         if (curves.Count == 0) return null;
         int length = curves.Values.Min(c => c.Count);
-        int run = 0;
-        int[]? previous = null;
-        for (int steps = 1; steps <= length; steps++)
-        {
-            var current = TopK(curves, k, steps, lastN);
-            run = previous is not null && Jaccard(previous, current) >= threshold ? run + 1 : 0;
-            previous = current;
-            if (run >= window) return (steps, curves.Values.First()[steps - 1].Tokens);
-        }
+        for (int points = 1; points <= length; points++)
+            if (ks.All(k => Stops(curves, k, points, fullTokens, rule))) return points;
         return null;
     }
 
-    /// <summary>Budgets whose top-K sets must settle, unless a run names others (kl's stable_budgets setting).</summary>
-    public static readonly decimal[] DefaultStabilityBudgets = [0.125m, 0.25m];
+    /// <summary>One K of <see cref="Compare"/>: where the rule stops for K alone, its top-K there and the full-budget top-K.</summary>
+    public sealed record KComparison(int K, int? StopPoint, long StopTokens, long FullTokens, int[] EarlyTopK, int[] FullTopK)
+    {
+        public bool Same => EarlyTopK.SequenceEqual(FullTopK);
+        public double Jaccard => KlCurves.Jaccard(EarlyTopK, FullTopK);
+        /// <summary>Fraction of each run's full-budget tokens not trained when stopping here.</summary>
+        public double SavedFraction => FullTokens > 0 ? 1 - (double)StopTokens / FullTokens : 0;
 
-    /// <summary>The distinct K = KeepCount(budget, L) of some budgets, ascending.</summary>
-    public static int[] KeepCounts(IEnumerable<decimal> budgets, int numLayers) =>
-        budgets.Select(b => LayerSelection.KeepCount(b, numLayers)).Distinct().Order().ToArray();
+        public JsonObject ToJson() => new()
+        {
+            ["k"] = K, ["stop_point"] = StopPoint, ["stop_tokens"] = StopTokens, ["full_tokens"] = FullTokens,
+            ["saved_fraction"] = Math.Round(SavedFraction, 4),
+            ["early_top_k"] = new JsonArray(EarlyTopK.Select(l => (JsonNode)l).ToArray()),
+            ["full_top_k"] = new JsonArray(FullTopK.Select(l => (JsonNode)l).ToArray()),
+            ["same"] = Same, ["jaccard"] = Math.Round(Jaccard, 4),
+        };
+    }
 
     /// <summary>
-    /// After-the-fact early stopping (runs scored separately, e.g. merged slices): for K of each budget (default 12.5% and 25% of the layers),
-    /// where <see cref="StableStep"/> says the top-K set settled and the scoring tokens that stopping there would have
-    /// saved against the tokens the curves cover. Null when there are no curves.
+    /// Early stopping against the full budget, from full curves: for every K in 1..L-1, the point where the rule stops
+    /// for that K alone (the end of the curves when it never does), the top-K from the curves cut there, the top-K from
+    /// the whole curves, and the tokens saved. <paramref name="fullTokens"/> defaults to the curves' last point.
     /// </summary>
-    public static System.Text.Json.Nodes.JsonObject? StabilityReport(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, int numLayers,
-        int window = 3, int lastN = 3, IReadOnlyList<decimal>? budgets = null)
+    public static IReadOnlyList<KComparison> Compare(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, StopRule rule, long? fullTokens = null)
     {
-        if (curves.Count == 0) return null;
-        long full = curves.Values.Min(c => c.Count == 0 ? 0 : c[^1].Tokens);
-        var report = new System.Text.Json.Nodes.JsonObject { ["window"] = window, ["last_n"] = lastN, ["curve_tokens"] = full };
-        var perK = new System.Text.Json.Nodes.JsonObject();
-        (int Steps, long Tokens)? latest = (0, 0);
-        foreach (int k in KeepCounts(budgets ?? DefaultStabilityBudgets, numLayers))
+        if (curves.Count < 2) return [];
+        long full = fullTokens ?? curves.Values.Min(c => c.Count == 0 ? 0 : c[^1].Tokens);
+        int length = curves.Values.Min(c => c.Count);
+        var result = new List<KComparison>();
+        for (int k = 1; k < curves.Count; k++)
         {
-            var stable = StableStep(curves, Math.Min(k, curves.Count), window, 1.0, lastN);
-            perK[k.ToString(System.Globalization.CultureInfo.InvariantCulture)] = stable is { } s
-                ? new System.Text.Json.Nodes.JsonObject
-                {
-                    ["stable_step"] = s.Steps, ["stable_tokens"] = s.Tokens,
-                    ["saved_fraction"] = full > 0 ? Math.Round(1 - (double)s.Tokens / full, 4) : 0,
-                }
-                : null;
-            latest = stable is null || latest is null ? null : (Math.Max(latest.Value.Steps, stable.Value.Steps), Math.Max(latest.Value.Tokens, stable.Value.Tokens));
+            int? stop = StopPoint(curves, [k], full, rule);
+            int points = stop ?? length;
+            long tokens = stop is null ? full : curves.Values.First()[points - 1].Tokens;
+            result.Add(new KComparison(k, stop, tokens, full, TopK(curves, k, points, rule.LastN), TopK(curves, k, length, rule.LastN)));
         }
-        report["by_k"] = perK;
-        report["all_stable_tokens"] = latest?.Tokens;
-        report["saved_fraction"] = latest is { } l && full > 0 ? Math.Round(1 - (double)l.Tokens / full, 4) : 0;
-        return report;
+        return result;
+    }
+
+    /// <summary><see cref="Compare"/> as JSON, with the rule and the point where the K of <paramref name="ks"/> all stop.</summary>
+    public static JsonObject? CompareReport(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, StopRule rule, IReadOnlyList<int> ks, long? fullTokens = null)
+    {
+        if (curves.Count < 2) return null;
+        long full = fullTokens ?? curves.Values.Min(c => c.Count == 0 ? 0 : c[^1].Tokens);
+        var all = StopPoint(curves, ks, full, rule);
+        long allTokens = all is int p ? curves.Values.First()[p - 1].Tokens : full;
+        return new JsonObject
+        {
+            ["rule"] = rule.ToJson(),
+            ["full_tokens"] = full,
+            ["stop_ks"] = new JsonArray(ks.Select(k => (JsonNode)k).ToArray()),
+            ["all_stop_tokens"] = allTokens,
+            ["saved_fraction"] = full > 0 ? Math.Round(1 - (double)allTokens / full, 4) : 0,
+            ["by_k"] = new JsonArray(Compare(curves, rule, full).Select(c => (JsonNode)c.ToJson()).ToArray()),
+        };
     }
 }

@@ -2,13 +2,14 @@
 // every candidate on identical batches in identical order (one seed), through the shared TrainLoop:
 //   kl:      student = stage-1 weights with the teacher's softmax attention restored at layer l only;
 //            curve_l = logged KL (train "kl" or validation "val_kl") as (tokens, kl) points;
-//            score(l) = -(mean of the last n logged KL values)            (low remaining KL = keep l softmax)
+//            score(l) = -(mean of the last n logged KL values after step 0)   (low remaining KL = keep l softmax)
 //   removal: student = the teacher with only layer l linear (its stage-1 weights); score(l) = +(same late mean)
 // Early stopping (kl, all layers in one process, nothing scored yet): the candidates advance in lock-step rounds
 // of log_every steps (each pauses at a checkpoint, TrainLoop resumes it bit-identically); after each round the
-// top-K sets (K for 12.5% and 25% of L) are recomputed from the curves so far, and the runs stop when every
-// top-K set has stayed the same for stable_window consecutive rounds. Each layer's metrics record the tokens
-// it used against the full budget.
+// stopping rule of KlCurves (min_fraction of the budget, top-K held for stable_window rounds, K-th vs (K+1)-th
+// margin above margin_z x their curves' noise) is checked for the K of every stable_budgets entry, and the runs
+// stop when it holds for all of them. With full_budget=true every run continues to the full budget: scores.json
+// is scored from the curves cut at the stop point (method "kl"), scores-full.json from the whole curves ("kl-full").
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -31,15 +32,22 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         ? "final stage-2 KL of the teacher with only layer l linearised from --stage1 (higher = keep softmax); --data token dir, --budget-tokens per run."
         : "per layer, a short stage 2 from --stage1 with softmax restored at l; score = -(late mean KL); --data token dir, --budget-tokens per run.";
 
-    static readonly string[] MethodKeys = ["last_n", "curve", "early_stop", "stable_window", "stable_budgets"];
+    static readonly string[] MethodKeys = ["last_n", "curve", "early_stop", "min_fraction", "stable_window", "margin_z", "stable_budgets", "full_budget"];
+
+    /// <summary>The full-budget scores' file beside scores.json (kl with full_budget=true).</summary>
+    public const string FullScoresFile = "scores-full.json";
+    public const string FullMethod = "kl-full";
 
     public override IReadOnlyList<ScorerSetting> Settings { get; } =
     [
         new("last_n", "3", "logged KL values averaged for the score"),
         new("curve", "train", "train (logged training KL) or val (validation KL at eval_every)"),
-        new("early_stop", "auto", "auto (lock-step rounds with top-K stability when all layers run in one process; kl only) or off"),
+        new("early_stop", "auto", "auto (lock-step rounds with the stopping rule when all layers run in one process; kl only) or off"),
+        new("min_fraction", "0.3", "no early stop before this fraction of the scoring budget (the paper's sets settle after 25-42%)"),
         new("stable_window", "3", "rounds the top-K sets must stay unchanged to stop early"),
-        new("stable_budgets", string.Join(",", KlCurves.DefaultStabilityBudgets.Select(b => $"{b * 100:0.###}%")), "budgets (comma-separated) whose top-K sets must all settle to stop early; merge reports on the same K"),
+        new("margin_z", "2", "stop only when the K-th and (K+1)-th scores differ by more than this many standard errors of their curves"),
+        new("stable_budgets", string.Join(",", KlCurves.DefaultStabilityBudgets), "budgets (comma-separated layer counts 1L,2L or fractions 12.5%,25%) whose top-K must all stop"),
+        new("full_budget", "false", "true: every run continues to the full budget after the stop point; scores.json from the curves cut there, scores-full.json from the whole curves"),
         .. TrainConfig.KeysOf(Stage.Stage2).Where(k => k is not ("softmax_layers" or "train_tokens" or "seed" or "checkpoint_every" or "keep_checkpoints"))
             .Select(k => new ScorerSetting(k, "(recipe)", "stage-2 setting of the scoring runs (default: the recipe's score, then stage2 section)")),
     ];
@@ -69,13 +77,18 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
 
         string Method(string key) => context.Set.TryGetValue(key, out var v) ? v
             : scoreSection[key] is JsonValue j ? j.ToString() : context.Setting(key);
+        var teacherConfig = context.TeacherConfig();
+        int numLayers = teacherConfig.NumHiddenLayers;
         int lastN = ParseInt(Method("last_n"), "last_n", 1);
-        int window = ParseInt(Method("stable_window"), "stable_window", 1);
-        var stableBudgets = ParseBudgets(Method("stable_budgets"));
+        var rule = new KlCurves.StopRule(
+            ParseFraction(Method("min_fraction"), "min_fraction"), ParseInt(Method("stable_window"), "stable_window", 0),
+            ParseDouble(Method("margin_z"), "margin_z"), lastN);
+        string stableBudgets = Method("stable_budgets");
+        var stopKs = KlCurves.ParseKs(stableBudgets, numLayers);
         string curve = Method("curve") is var c && c is "train" or "val" ? c : throw new InputException($"--set curve={Method("curve")}: expected train or val.");
         string earlyStop = Method("early_stop") is var e && e is "auto" or "off" ? e : throw new InputException($"--set early_stop={Method("early_stop")}: expected auto or off.");
+        bool fullBudget = Method("full_budget") is var f && f is "true" or "false" ? f == "true" : throw new InputException($"--set full_budget={Method("full_budget")}: expected true or false.");
 
-        var teacherConfig = context.TeacherConfig();
         var stage1Config = ModelConfig.Load(stage1Dir);
         if (stage1Config.NumHiddenLayers != teacherConfig.NumHiddenLayers)
             throw new InputException($"{stage1Dir}: {stage1Config.NumHiddenLayers} layers, the teacher {teacherConfig.NumHiddenLayers}: not a stage-1 run of this teacher.");
@@ -98,8 +111,9 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             ["train_config"] = config.ToJson(Stage.Stage2),
             ["method"] = new JsonObject
             {
-                ["last_n"] = lastN, ["curve"] = curve, ["early_stop"] = earlyStop, ["stable_window"] = window,
-                ["stable_budgets"] = new JsonArray(stableBudgets.Select(b => (JsonNode)b).ToArray()),
+                ["last_n"] = lastN, ["curve"] = curve, ["early_stop"] = earlyStop, ["min_fraction"] = rule.MinFraction,
+                ["stable_window"] = rule.Window, ["margin_z"] = rule.MarginZ, ["stable_budgets"] = stableBudgets,
+                ["stop_ks"] = new JsonArray(stopKs.Select(k => (JsonNode)k).ToArray()), ["full_budget"] = fullBudget,
             },
             ["student"] = Removal ? "teacher with layer l linear (stage-1 weights)" : "stage-1 weights with teacher softmax at layer l",
         };
@@ -107,7 +121,6 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         bool ownsRoot = context.OutDir is null;
         string root = ownsRoot ? Path.Combine(Path.GetTempPath(), $"hybrid-{Name}-{Guid.NewGuid():N}") : Path.Combine(Path.GetFullPath(context.OutDir!), RunsDir);
 
-        int numLayers = teacherConfig.NumHiddenLayers;
         var requested = context.LayersToScore(numLayers);
         bool anyDone = context.OutDir is not null && new LayerResultStore(context.OutDir).FinishedLayers(numLayers).Length > 0;
         bool lockStep = !Removal && earlyStop == "auto" && context.Layers is null && !anyDone && numLayers > 1;
@@ -115,21 +128,47 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         var teacher = HfCheckpoint.Load(teacherDir);
         teacher.eval();
         return new KlRun(this, teacher, stage1Dir, stage1Config, data, config, provenance, runKey, root, ownsRoot,
-            lastN, window, KlCurves.KeepCounts(stableBudgets, numLayers), curve, lockStep ? requested : null, context);
-    }
-
-    /// <summary>"12.5%,25%" -> [0.125, 0.25].</summary>
-    static decimal[] ParseBudgets(string text)
-    {
-        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0) throw new InputException($"--set stable_budgets={text}: expected budgets such as 12.5%,25%.");
-        try { return parts.Select(LayerSelection.ParseBudget).Distinct().Order().ToArray(); }
-        catch (InputException e) { throw new InputException($"--set stable_budgets={text}: {e.Message}", e); }
+            rule, stopKs, fullBudget, curve, lockStep ? requested : null, context, TeacherOutputCache.TeacherKey(teacherDir));
     }
 
     static int ParseInt(string text, string key, int min) =>
         int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v) && v >= min
             ? v : throw new InputException($"--set {key}={text}: expected an integer of at least {min}.");
+
+    static double ParseDouble(string text, string key) =>
+        double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) && v >= 0 && double.IsFinite(v)
+            ? v : throw new InputException($"--set {key}={text}: expected a number of at least 0.");
+
+    static double ParseFraction(string text, string key) =>
+        ParseDouble(text, key) is var v && v <= 1 ? v : throw new InputException($"--set {key}={text}: expected a fraction between 0 and 1.");
+
+    /// <summary>The stopping rule and its K recorded in a kl job's provenance; null for other jobs.</summary>
+    public static (KlCurves.StopRule Rule, int[] Ks, bool FullBudget)? RuleOf(JsonObject provenance)
+    {
+        if (provenance["method"] is not JsonObject m || m["min_fraction"] is null || m["stop_ks"] is not JsonArray ks) return null;
+        var rule = new KlCurves.StopRule((double)m["min_fraction"]!, (int)m["stable_window"]!, (double)m["margin_z"]!, (int)m["last_n"]!);
+        return (rule, ks.Select(k => (int)k!).ToArray(), m["full_budget"] is JsonValue fb && (bool)fb);
+    }
+
+    /// <summary>
+    /// scores-full.json of a kl job run with full_budget=true: the same layers scored from their whole curves
+    /// (method "kl-full"); null when the job did not run every candidate to the full budget.
+    /// </summary>
+    public static LayerScores? FullBudgetScores(LayerScores early)
+    {
+        if (early.Method != "kl" || RuleOf(early.Provenance) is not { FullBudget: true } || early.Curves is null || early.Curves.Count != early.NumLayers)
+            return null;
+        var curves = early.Curves;
+        int lastN = RuleOf(early.Provenance)!.Value.Rule.LastN;
+        var scores = Enumerable.Range(0, early.NumLayers).Select(l => KlCurves.LateMeanScore(curves[l], lastN)).ToArray();
+        var details = Enumerable.Range(0, early.NumLayers).Select(l => (JsonObject?)new JsonObject
+        {
+            ["late_kl"] = -scores[l], ["final_kl"] = curves[l][^1].Kl, ["tokens_used"] = curves[l][^1].Tokens,
+        }).ToArray();
+        var provenance = (JsonObject)early.Provenance.DeepClone();
+        provenance["scored_from"] = "the whole curves of the kl job (full budget); scores.json holds the early-stopped scores";
+        return LayerScores.FromScores(FullMethod, scores, provenance) with { Details = details, Curves = curves };
+    }
 
     static JsonObject StoredRecipe(string stage1Dir)
     {
@@ -169,8 +208,8 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     }
 
     sealed class KlRun(KlScorer scorer, HybridCausalLM teacher, string stage1Dir, ModelConfig stage1Config, TokenDataset data,
-        TrainConfig config, JsonObject provenance, string runKey, string root, bool ownsRoot, int lastN, int window, int[] stableKs, string curve,
-        IReadOnlyList<int>? lockStepLayers, ScoringContext context) : IPerLayerRun
+        TrainConfig config, JsonObject provenance, string runKey, string root, bool ownsRoot, KlCurves.StopRule rule, int[] stopKs, bool fullBudget, string curve,
+        IReadOnlyList<int>? lockStepLayers, ScoringContext context, string teacherKey) : IPerLayerRun
     {
         private Dictionary<int, LayerResult>? lockStepResults;
 
@@ -185,24 +224,27 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
                 return lockStepResults[layer];
             }
             var (curvePoints, tokens) = Advance(layer, long.MaxValue);
-            return Result(layer, curvePoints, tokens, earlyStopped: false);
+            return Result(layer, curvePoints, curvePoints, tokens, earlyStopped: false);
         }
 
-        LayerResult Result(int layer, IReadOnlyList<CurvePoint> points, long tokens, bool earlyStopped, JsonObject? extra = null)
+        /// <summary>The layer's result: scored from <paramref name="scored"/> (the curve up to the stop point), keeping <paramref name="curve"/> (all it ran).</summary>
+        LayerResult Result(int layer, IReadOnlyList<CurvePoint> scored, IReadOnlyList<CurvePoint> kept, long tokens, bool earlyStopped, JsonObject? extra = null)
         {
-            if (points.Count == 0) throw new InputException($"layer {layer}: the scoring run logged no {curve} KL; lower log_every/eval_every or raise --budget-tokens.");
-            double late = -KlCurves.LateMeanScore(points, lastN);
+            if (KlCurves.AfterStepZero(scored).Length == 0)
+                throw new InputException($"layer {layer}: the scoring run logged no {curve} KL after step 0; lower log_every/eval_every or raise --budget-tokens.");
+            double late = -KlCurves.LateMeanScore(scored, rule.LastN);
             var metrics = new JsonObject
             {
                 ["late_kl"] = late,
-                ["final_kl"] = points[^1].Kl,
-                ["first_kl"] = points[0].Kl,
+                ["final_kl"] = scored[^1].Kl,
+                ["first_kl"] = scored[0].Kl,
                 ["tokens_used"] = tokens,
                 ["budget_tokens"] = config.TotalSteps * config.TokensPerStep,
                 ["early_stopped"] = earlyStopped,
             };
+            if (kept.Count > scored.Count) metrics["full_late_kl"] = -KlCurves.LateMeanScore(kept, rule.LastN);
             if (extra is not null) foreach (var (k, v) in extra) metrics[k] = v?.DeepClone();
-            return new LayerResult(layer, scorer.Removal ? late : -late, metrics, points.ToArray());
+            return new LayerResult(layer, scorer.Removal ? late : -late, metrics, kept.ToArray());
         }
 
         string RunDir(int layer) => Path.Combine(root, $"layer-{layer}");
@@ -223,9 +265,10 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
                 return (ReadCurve(dir, curve), untilStep * config.TokensPerStep);
 
             using var student = StudentBuilder.Build(teacher, scorer.StudentLayerTypes(stage1Config, layer), stage1Dir, config.Seed,
-                WeightTransfer.ParseKvExpansion(config.KvExpand));
+                WeightTransfer.ParseKvExpansion(config.KvExpand), config.DropQkvBias);
             student.train();
-            var objective = new Stage2Distillation(teacher, student, config);
+            // every candidate trains on the same batches: with the process's cache on (hybrid run), the teacher runs once per batch
+            var objective = new Stage2Distillation(teacher, student, config) { TeacherKey = teacherKey };
             using var pause = CancellationTokenSource.CreateLinkedTokenSource(context.Cancellation);
             var progress = new StepWatch(untilStep, pause);
             var runConfig = new JsonObject { ["teacher"] = provenance["teacher"]?["path"]?.DeepClone(), ["layer"] = layer, ["run_key"] = runKey };
@@ -247,15 +290,16 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         Dictionary<int, LayerResult> RunLockStep()
         {
             var layers = lockStepLayers!;
-            var ks = stableKs;
+            var ks = stopKs.Where(k => k < layers.Count).ToArray();
             var curves = new Dictionary<int, IReadOnlyList<CurvePoint>>();
             var tokens = new Dictionary<int, long>();
-            var previous = new Dictionary<int, int[]>();
-            int stableRounds = 0, round = 0;
+            int round = 0;
             long interval = config.LogEvery;
-            bool stopped = false;
+            long budget = config.TotalSteps * config.TokensPerStep;
             long step = 0;
+            long? stopStep = null;
             var history = new JsonArray();
+            var culture = System.Globalization.CultureInfo.InvariantCulture;
             while (step < config.TotalSteps)
             {
                 round++;
@@ -265,33 +309,47 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
                     (var c, tokens[l]) = Advance(l, step);
                     curves[l] = c;
                 }
-                var tops = ks.ToDictionary(k => k, k => KlCurves.TopK(curves, Math.Min(k, layers.Count), int.MaxValue, lastN));
-                bool same = previous.Count > 0 && ks.All(k => previous[k].SequenceEqual(tops[k]));
-                stableRounds = same ? stableRounds + 1 : 0;
-                previous = tops;
+                if (stopStep is not null) continue;   // full_budget: running on past the stop point
+                int points = curves.Values.Min(c => c.Count);
+                var stops = ks.ToDictionary(k => k, k => KlCurves.Stops(curves, k, points, budget, rule));
+                var tops = ks.ToDictionary(k => k, k => KlCurves.AfterStepZero(curves.Values.First()).Length == 0 ? [] : KlCurves.TopK(curves, k, points, rule.LastN));
                 history.Add(new JsonObject
                 {
                     ["round"] = round, ["tokens"] = step * config.TokensPerStep,
-                    ["top_k"] = new JsonObject(tops.Select(t => KeyValuePair.Create(t.Key.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["top_k"] = new JsonObject(tops.Select(t => KeyValuePair.Create(t.Key.ToString(culture),
                         (JsonNode?)new JsonArray(t.Value.Select(x => (JsonNode)x).ToArray())))),
+                    ["stops"] = new JsonObject(stops.Select(t => KeyValuePair.Create(t.Key.ToString(culture), (JsonNode?)t.Value))),
                 });
-                context.Progress?.Report($"round {round} ({step * config.TokensPerStep} tokens): top-K {string.Join(" ", tops.Select(t => $"K={t.Key}:[{string.Join(",", t.Value)}]"))}, stable {stableRounds}/{window}");
-                if (stableRounds >= window && step < config.TotalSteps) { stopped = true; break; }
+                context.Progress?.Report($"round {round} ({step * config.TokensPerStep} tokens): " +
+                    string.Join(" ", tops.Select(t => $"K={t.Key}:[{string.Join(",", t.Value)}]{(stops[t.Key] ? " stops" : "")}")));
+                if (ks.Length > 0 && stops.Values.All(x => x) && step < config.TotalSteps)
+                {
+                    stopStep = step;
+                    if (!fullBudget) break;
+                }
             }
-            long budget = config.TotalSteps * config.TokensPerStep;
-            long used = tokens.Values.Sum();
+            long stopTokens = (stopStep ?? config.TotalSteps) * config.TokensPerStep;
+            long used = fullBudget ? stopTokens * layers.Count : tokens.Values.Sum();
             var summary = new JsonObject
             {
                 ["lock_step_rounds"] = round,
-                ["stopped_at_tokens"] = step * config.TokensPerStep,
+                ["stop_ks"] = new JsonArray(ks.Select(k => (JsonNode)k).ToArray()),
+                ["rule"] = rule.ToJson(),
+                ["stopped_early"] = stopStep is not null,
+                ["stop_step"] = stopStep ?? config.TotalSteps,
+                ["stopped_at_tokens"] = stopTokens,
+                ["budget_tokens"] = budget,
                 ["all_runs_tokens_used"] = used,
                 ["all_runs_tokens_budget"] = budget * layers.Count,
                 ["tokens_saved_fraction"] = Math.Round(1 - (double)used / (budget * layers.Count), 4),
-                ["stable_ks"] = new JsonArray(ks.Select(k => (JsonNode)k).ToArray()),
-                ["stable_window"] = window,
+                ["full_budget"] = fullBudget,
                 ["rounds"] = history,
             };
-            return layers.ToDictionary(l => l, l => Result(l, curves[l], tokens[l], stopped, new JsonObject { ["lock_step"] = summary.DeepClone() }));
+            return layers.ToDictionary(l => l, l =>
+            {
+                var cut = curves[l].Where(p => p.Tokens <= stopTokens).ToArray();
+                return Result(l, cut, curves[l], Math.Min(tokens[l], stopTokens), stopStep is not null, new JsonObject { ["lock_step"] = summary.DeepClone() });
+            });
         }
 
         public void Dispose()

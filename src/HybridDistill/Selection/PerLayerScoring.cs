@@ -194,13 +194,17 @@ public sealed class LayerResultStore(string outDir)
         var curves = layers.Where(l => l.Result.Curve is not null).ToDictionary(l => l.Result.Layer, l => l.Result.Curve!);
         var prov = (JsonObject)provenance.DeepClone();
         prov["run_key"] = runKey;
-        if (curves.Count == layers.Count)
+        // kl: the stopping record (lock-step runs), and early stopping against the full budget for every K when
+        // the curves reach it (full_budget=true, or early_stop=off)
+        if (details[0]?["lock_step"] is JsonObject lockStep)
         {
-            int window = (int?)(provenance["method"]?["stable_window"] as JsonValue) ?? 3;
-            int lastN = (int?)(provenance["method"]?["last_n"] as JsonValue) ?? 3;
-            var budgets = (provenance["method"]?["stable_budgets"] as JsonArray)?.Select(b => (decimal)b!).ToArray();
-            prov["early_stopping_after_the_fact"] = KlCurves.StabilityReport(curves, layers.Count, window, lastN, budgets);
+            var record = (JsonObject)lockStep.DeepClone();
+            record.Remove("rounds");
+            prov["early_stopping"] = record;
         }
+        if (method == "kl" && curves.Count == layers.Count && KlScorer.RuleOf(provenance) is { } stop
+            && details[0]?["budget_tokens"] is JsonValue b && curves.Values.All(c => c.Count > 0 && c[^1].Tokens >= (long)b))
+            prov["early_stop_vs_full"] = KlCurves.CompareReport(curves, stop.Rule, stop.Ks, (long)b);
         return scores with { Details = details, Curves = curves.Count > 0 ? curves : null, Provenance = prov };
     }
 

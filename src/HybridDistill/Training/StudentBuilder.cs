@@ -30,9 +30,10 @@ public static partial class StudentBuilder
     public static bool IsAttentionGroup(string name) =>
         AttentionLayerOf(name) is not null || (name.StartsWith("model.layers.") && name.Contains(".input_layernorm."));
 
-    /// <summary>Builds the student with <paramref name="layerTypes"/> from the teacher and, optionally, a previous stage's model directory.</summary>
+    /// <summary>Builds the student with <paramref name="layerTypes"/> from the teacher and, optionally, a previous stage's model directory.
+    /// <paramref name="dropQkvBias"/>: the linear layers get q/k/v projections without bias (the reference's conversion).</summary>
     public static HybridCausalLM Build(HybridCausalLM teacher, IReadOnlyList<string> layerTypes, string? fromDir, long seed,
-        KvExpansion kvExpansion = KvExpansion.Heads)
+        KvExpansion kvExpansion = KvExpansion.Heads, bool dropQkvBias = false)
     {
         var teacherConfig = teacher.Config;
         ModelConfig? fromConfig = null;
@@ -41,10 +42,9 @@ public static partial class StudentBuilder
             fromConfig = ModelConfig.Load(fromDir);
             CheckSameArchitecture(teacherConfig, fromConfig, fromDir);
         }
-        var config = teacherConfig.WithLayerTypes(layerTypes) with
-        {
-            LinearAttention = fromConfig?.LinearAttention ?? teacherConfig.LinearAttention,
-        };
+        var linearOptions = fromConfig?.LinearAttention ?? teacherConfig.LinearAttention;
+        if (dropQkvBias) linearOptions = linearOptions with { QkvBias = false };
+        var config = teacherConfig.WithLayerTypes(layerTypes) with { LinearAttention = linearOptions };
         for (int l = 0; l < layerTypes.Count; l++)
             if (LayerKinds.IsLinear(config.LayerTypes[l]) && teacherConfig.LayerTypes[l] != LayerKinds.Softmax)
                 throw new InputException($"teacher layer {l} is {teacherConfig.LayerTypes[l]}, not softmax: linear layers are initialised from softmax attention only.");

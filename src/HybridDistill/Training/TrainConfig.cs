@@ -101,6 +101,9 @@ public sealed record TrainConfig
     public string LinearKind { get; init; } = LayerKinds.GatedDeltaNet;
     /// <summary>Stages 1 and 2: how fresh linear layers get k/v from the teacher's KV heads: "heads" (whole head blocks) or "rows" (the reference code).</summary>
     public string KvExpand { get; init; } = "heads";
+    /// <summary>Stages 1 and 2: fresh linear layers get q/k/v projections without bias (the reference drops the teacher's
+    /// q/k/v biases, e.g. Qwen2's, when it builds linear layers); false keeps them.</summary>
+    public bool DropQkvBias { get; init; }
     /// <summary>Stage 2: layers that keep the teacher's softmax attention (the command line's --softmax-layers wins).</summary>
     public IReadOnlyList<int> SoftmaxLayers { get; init; } = [];
     /// <summary>Stages 2 and 3: positions per chunk when applying the LM head (full logits are never held at once).</summary>
@@ -175,6 +178,7 @@ public sealed record TrainConfig
         new("threads", All, c => c.Threads, (c, v, k) => c with { Threads = NonNegativeInt(v, k) }),
         new("linear_kind", [Stage.Stage1, Stage.Stage2], c => c.LinearKind, (c, v, k) => c with { LinearKind = LinearKindOf(v, k) }),
         new("kv_expand", [Stage.Stage1, Stage.Stage2], c => c.KvExpand, (c, v, k) => c with { KvExpand = OneOf(v, k, ["heads", "rows"]) }),
+        new("drop_qkv_bias", [Stage.Stage1, Stage.Stage2], c => c.DropQkvBias, (c, v, k) => c with { DropQkvBias = Bool(v, k) }),
         new("softmax_layers", [Stage.Stage2], c => new JsonArray(c.SoftmaxLayers.Select(i => (JsonNode)i).ToArray()),
             (c, v, k) => c with { SoftmaxLayers = IntList(v, k) }),
         new("logits_chunk", [Stage.Stage2, Stage.Stage3, Stage.Pretrain], c => c.LogitsChunk, (c, v, k) => c with { LogitsChunk = PositiveInt(v, k) }),

@@ -69,6 +69,28 @@ public class SelectionCliTests
     }
 
     [Fact]
+    public void KlWithFullBudget_WritesScoresAndScoresFull_SelectReadsBoth()
+    {
+        var (teacher, data, stage1) = KlScorerTests.Fixture();
+        var outDir = TestPaths.NewTempDir("cli-kl-full");
+        var sets = new[] { "seq_len=17", "batch_size=4", "log_every=1", "eval_every=1000", "eval_tokens=68", "threads=1",
+                           "lr_attention=3e-3", "lr_other=1e-4", "stable_window=2", "stable_budgets=1L", "full_budget=true" };
+        Assert.Equal(0, Run(["score", "--method", "kl", "--teacher", teacher, "--stage1", stage1, "--data", data, "--budget-tokens", "816",
+            "--out", outDir, .. sets.SelectMany(x => new[] { "--set", x })]).Code);
+        var early = LayerScores.Load(Path.Combine(outDir, "scores.json"));
+        var full = LayerScores.Load(Path.Combine(outDir, KlScorer.FullScoresFile));
+        Assert.Equal(("kl", KlScorer.FullMethod), (early.Method, full.Method));
+        Assert.True((bool)early.Provenance["early_stopping"]!["stopped_early"]!);
+        Assert.True(File.Exists(Path.Combine(outDir, "scores-full.png")));
+        foreach (var file in new[] { "scores.json", KlScorer.FullScoresFile })
+        {
+            var layout = Path.Combine(outDir, file + ".layout.json");
+            Assert.Equal(0, Run("select", "--scores", Path.Combine(outDir, file), "--budget", "25%", "--out", layout).Code);
+            Assert.Equal([2], LayerLayout.Load(layout).SoftmaxLayers);
+        }
+    }
+
+    [Fact]
     public void MergeCombinesLayerFilesFromSeparateRuns()
     {
         var teacher = PlantedTeacher.SaveTo(TestPaths.NewTempDir("cli-planted"));

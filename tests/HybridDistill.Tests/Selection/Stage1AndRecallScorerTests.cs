@@ -1,5 +1,7 @@
 using HybridDistill.Checkpoints;
+using HybridDistill.Evaluation;
 using HybridDistill.Selection;
+using HybridDistill.Tokenization;
 using HybridDistill.Training;
 
 namespace HybridDistill.Tests.Selection;
@@ -36,7 +38,7 @@ public class Stage1AndRecallScorerTests
         ScoringContext Context() => new()
         {
             Method = method, TeacherDir = TestPaths.Assets("stories260K"),
-            Set = new Dictionary<string, string> { ["prompts"] = "4", ["pairs"] = "20" },
+            Set = new Dictionary<string, string> { ["measure"] = "logprob", ["prompts"] = "4", ["pairs"] = "20" },
         };
         var a = LayerScorers.Create(method).Score(Context());
         var b = LayerScorers.Create(method).Score(Context());
@@ -51,5 +53,38 @@ public class Stage1AndRecallScorerTests
             Assert.True((double)d["base_log_prob"]! <= 0);
         }
         Assert.Equal(a.Provenance["task"]!.ToString(), method == "ar" ? "kv-recall" : "kv-multihop");
+    }
+
+    [Fact]
+    public void Ar_AccuracyDropOfTheEmbeddedTeacher_IsTheEvaluationSuitesAccuracyWithTheLayerZeroed()
+    {
+        string teacherDir = TestPaths.Assets("teacher");
+        var scores = LayerScorers.Create("ar").Score(new ScoringContext
+        {
+            Method = "ar", TeacherDir = teacherDir,
+            Set = new Dictionary<string, string> { ["prompts"] = "10", ["seq_len"] = "256" },
+        });
+        Assert.Equal("accuracy", scores.Provenance["measure"]!.ToString());
+        Assert.Equal(256, (int)scores.Provenance["length"]!);
+
+        // the same prompts straight through the evaluation suite (RecallSuite + RecallScorer), intact and with layer 3 zeroed
+        using var model = HfCheckpoint.Load(teacherDir);
+        model.eval();
+        var items = new RecallSuite(RecallVocabulary.Build(TokenizerLoader.Load(teacherDir))).Generate(RecallTasks.KvRecall, 256, 10, seed: 0);
+        Proportion Accuracy(ISet<int>? ablated) =>
+            RecallScorer.Summarize(RecallTasks.KvRecall, items, RecallScorer.Score(new CausalLMLogits(model, ablated), items)).Lengths.Single().Accuracy;
+        var intact = Accuracy(null);
+        var zeroed = Accuracy(new HashSet<int> { 3 });
+
+        var d = scores.Details![3]!;
+        Assert.Equal(intact.Count, (int)d["answers"]!);
+        Assert.Equal(intact.Accuracy, (double)d["base_accuracy"]!, 12);
+        Assert.Equal(zeroed.Accuracy, (double)d["accuracy"]!, 12);
+        Assert.Equal(intact.Accuracy - zeroed.Accuracy, scores.Scores[3], 12);
+        Assert.True(scores.Scores[3] >= 0.5, $"zeroing layer 3 should cost most of kv-recall: {intact.Accuracy} -> {zeroed.Accuracy}");
+        var interval = d["accuracy_drop_interval"]!.AsArray().Select(x => (double)x!).ToArray();
+        Assert.True(interval[0] > 0 && interval[0] < scores.Scores[3] && scores.Scores[3] < interval[1]);
+        Assert.True((bool)d["drop_exceeds_interval"]!);
+        Assert.Contains(3, scores.Ranking.Take(2));
     }
 }
