@@ -181,7 +181,9 @@ public sealed class RunCommand : Command<RunCommand.Settings>
                 foreach (var budget in budgets)
                     selections.Add(new MethodSelection(row, budget, LayerSelection.Choose(scores, budget.K)));
             }
-        var plan = new ComparisonPlan(teacher, string.Join(",", data), recipe, numLayers, recallLength, seeds, budgets,
+        // paths inside the repository are recorded relative to it, so a committed study names no machine's folders
+        string Shown(string path) => path.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? Path.GetRelativePath(root, path) : path;
+        var plan = new ComparisonPlan(Shown(teacher), string.Join(",", data.Select(Shown)), Shown(recipe), numLayers, recallLength, seeds, budgets,
             selections.OrderBy(x => x.Budget.K).ThenBy(x => ComparisonMethods.RowOrder.ToList().IndexOf(x.Method)).ToArray());
         Checkpoints.AtomicFile.WriteAllBytes(layout.Selection, System.Text.Encoding.UTF8.GetBytes(plan.ToJson().ToJsonString(JsonOptions.Indented)));
         foreach (var budget in budgets)
@@ -265,16 +267,19 @@ public sealed class RunCommand : Command<RunCommand.Settings>
                 CliRunner.Stderr.MarkupLineInterpolated($"[grey]  hybrid {string.Join(' ', argv.Select(Quote))}[/]");
                 interrupt.StepHandlesInterrupt = argv[0] == "distill";
                 // the step's stdout (tables, paths) is for someone running it alone; the run's own output is its report
-                var stdout = Console.Out;
+                // (eval also prints its Markdown table to stderr: the run's report has it)
+                var (stdout, stderr) = (Console.Out, Console.Error);
                 int code;
                 try
                 {
                     Console.SetOut(TextWriter.Null);
+                    if (argv[0] == "eval") Console.SetError(TextWriter.Null);
                     code = CliApp.Create().Run(argv);
                 }
                 finally
                 {
                     Console.SetOut(stdout);
+                    Console.SetError(stderr);
                     interrupt.StepHandlesInterrupt = false;
                 }
                 if (code == 130 || interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
@@ -307,7 +312,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             layout.Record(inputs, finished: false);
             var sw = Stopwatch.StartNew();
             work(resume);
-            layout.Record(inputs, finished: true);
+            layout.Record(inputs, finished: true, Math.Round(sw.Elapsed.TotalSeconds, 1));
             err.MarkupLineInterpolated($"[grey]  {inputs.Step} took {sw.Elapsed.TotalSeconds:F0} s[/]");
         }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
 
 namespace HybridDistill.Pipeline;
 
@@ -73,6 +74,8 @@ public static class ComparisonReport
             md.AppendLine();
         }
 
+        AppendScoringCost(md, layout);
+
         md.AppendLine($"## Recall by task at {summary.RecallLength} tokens (mean over seeds)");
         md.AppendLine();
         md.AppendLine($"| model | budget | {string.Join(" | ", RecallAverage.Tasks)} |");
@@ -88,6 +91,52 @@ public static class ComparisonReport
                       "beyond the stage-2 length are extrapolation: no model was distilled on windows that long.");
         return md.ToString();
     }
+
+    /// <summary>Each scoring job's wall time (its step record) and, for kl, the training tokens of its candidate runs and
+    /// where early stopping would have stopped for each K against the full budget.</summary>
+    static void AppendScoringCost(StringBuilder md, RunLayout layout)
+    {
+        var scoresRoot = Path.Combine(layout.Root, "scores");
+        if (!Directory.Exists(scoresRoot)) return;
+        md.AppendLine("## Scoring cost");
+        md.AppendLine();
+        md.AppendLine("| scores | wall time | training tokens |");
+        md.AppendLine("|---|---|---|");
+        JsonObject? comparison = null;
+        foreach (var dir in Directory.EnumerateDirectories(scoresRoot).Order(StringComparer.Ordinal))
+        {
+            string folder = Path.GetFileName(dir);
+            string record = layout.StepRecordPath("score-" + folder);
+            double? seconds = File.Exists(record) ? StepRecord.Load(record).Seconds : null;
+            string tokens = "-";
+            var scoresFile = Path.Combine(dir, Selection.LayerScores.FileName);
+            if (File.Exists(scoresFile) && JsonNode.Parse(File.ReadAllText(scoresFile)) is JsonObject scores)
+            {
+                var lockStep = scores["details"]?[0]?["lock_step"];
+                if (lockStep?["all_runs_tokens_used"] is JsonValue used)
+                    tokens = $"{used.GetValue<long>():N0} of {lockStep["all_runs_tokens_budget"]!.GetValue<long>():N0} " +
+                             $"(stopped at {lockStep["stopped_at_tokens"]!.GetValue<long>():N0} per candidate)";
+                var fullFile = Path.Combine(dir, ComparisonMethods.KlFullScoresFile);
+                if (File.Exists(fullFile) && JsonNode.Parse(File.ReadAllText(fullFile))?["provenance"]?["early_stop_vs_full"] is JsonObject c) comparison = c;
+                comparison ??= scores["provenance"]?["early_stop_vs_full"] as JsonObject;
+            }
+            md.AppendLine($"| {folder} | {(seconds is double x ? $"{x:F0} s" : "-")} | {tokens} |");
+        }
+        md.AppendLine();
+        if (comparison?["by_k"] is JsonArray byK)
+        {
+            md.AppendLine("kl's early stopping against its full budget, for every K (the stopping rule applied to K alone, on the full-budget curves):");
+            md.AppendLine();
+            md.AppendLine("| K | stopped at tokens | early top-K | full top-K | same | tokens saved |");
+            md.AppendLine("|---|---|---|---|---|---|");
+            foreach (var k in byK.OfType<JsonObject>())
+                md.AppendLine($"| {k["k"]} | {k["stop_tokens"]} of {k["full_tokens"]} | {Layers(k["early_top_k"])} | {Layers(k["full_top_k"])} | " +
+                              $"{((bool)k["same"]! ? "yes" : "no")} | {(double)k["saved_fraction"]!:P0} |");
+            md.AppendLine();
+        }
+    }
+
+    static string Layers(JsonNode? list) => list is JsonArray a ? string.Join(",", a.Select(n => n!.ToString())) : "-";
 
     static string MeanSd(IEnumerable<double?> values, string format = "F3")
     {

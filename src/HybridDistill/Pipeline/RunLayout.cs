@@ -60,12 +60,14 @@ public sealed class RunLayout(string root)
     }
 
     /// <summary>Writes the step's record (atomically) before it starts (<paramref name="finished"/> false) and after it ends.</summary>
-    public void Record(StepInputs inputs, bool finished)
+    /// <param name="seconds">wall time of the sitting that finished the step (a resumed step: its last sitting only)</param>
+    public void Record(StepInputs inputs, bool finished, double? seconds = null)
     {
         var json = new JsonObject
         {
             ["step"] = inputs.Step,
             ["finished"] = finished,
+            ["seconds"] = seconds,
             ["inputs"] = new JsonObject(inputs.Values.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
         };
         Checkpoints.AtomicFile.WriteAllBytes(StepRecordPath(inputs.Step), Encoding.UTF8.GetBytes(json.ToJsonString(Config.JsonOptions.Indented)));
@@ -110,7 +112,7 @@ public sealed record StepInputs(string Step, SortedDictionary<string, string> Va
 }
 
 /// <summary>The content of a step's record.</summary>
-public sealed record StepRecord(string Step, bool Finished, IReadOnlyDictionary<string, string> Inputs)
+public sealed record StepRecord(string Step, bool Finished, IReadOnlyDictionary<string, string> Inputs, double? Seconds = null)
 {
     public static StepRecord Load(string path)
     {
@@ -119,7 +121,8 @@ public sealed record StepRecord(string Step, bool Finished, IReadOnlyDictionary<
             var json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InputException($"{path}: expected a JSON object.");
             var inputs = (json["inputs"] as JsonObject ?? new JsonObject())
                 .ToDictionary(p => p.Key, p => p.Value?.GetValue<string>() ?? "");
-            return new StepRecord(json["step"]?.GetValue<string>() ?? "", json["finished"]?.GetValue<bool>() ?? false, inputs);
+            return new StepRecord(json["step"]?.GetValue<string>() ?? "", json["finished"]?.GetValue<bool>() ?? false, inputs,
+                json["seconds"]?.GetValue<double>());
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
         {
