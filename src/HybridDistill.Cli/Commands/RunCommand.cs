@@ -66,6 +66,11 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         [Description("Redo steps whose recorded inputs differ from this run's (default: stop and say which step and setting).")]
         public bool Force { get; init; }
 
+        [CommandOption("--teacher-cache-mb <MB>")]
+        [Description("Memory for the teacher's outputs on the stage-2 batches, computed once and reused by every stage-2 run (0: off).")]
+        [DefaultValue(2048)]
+        public int TeacherCacheMb { get; init; } = 2048;
+
         [CommandOption("--eval-limit <N>")]
         [Description("Recall prompts per task and length in the evaluation.")]
         [DefaultValue(30)]
@@ -74,11 +79,9 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         public override ValidationResult Validate() =>
             Seeds < 1 ? ValidationResult.Error("--seeds must be at least 1.")
             : EvalLimit < 1 ? ValidationResult.Error("--eval-limit must be at least 1.")
+            : TeacherCacheMb < 0 ? ValidationResult.Error("--teacher-cache-mb must be 0 (off) or more.")
             : ValidationResult.Success();
     }
-
-    /// <summary>Memory for the teacher's cached stage-2 outputs (final hidden states, 4 x d bytes per token).</summary>
-    const long TeacherCacheBytes = 2L << 30;
 
     static readonly string[] RecallTaskList = ["passkey", "kv-recall", "kv-multihop", "copy"];
 
@@ -135,7 +138,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         var total = Stopwatch.StartNew();
         var steps = new StepRunner(layout, s.Force, interrupt);
         // Every stage-2 run here (scoring candidates and hybrids) reads the same batches: the frozen teacher runs once per batch.
-        TeacherOutputCache.EnableShared(TeacherCacheBytes);
+        if (s.TeacherCacheMb > 0) TeacherOutputCache.EnableShared((long)s.TeacherCacheMb << 20);
 
         // tokens
         string teacherPrint = RunLayout.Fingerprint(teacher);

@@ -131,7 +131,7 @@ public static class ComparisonReport
             md.AppendLine("|---|---|---|---|---|---|");
             foreach (var k in byK.OfType<JsonObject>())
                 md.AppendLine($"| {k["k"]} | {k["stop_tokens"]} of {k["full_tokens"]} | {Layers(k["early_top_k"])} | {Layers(k["full_top_k"])} | " +
-                              $"{((bool)k["same"]! ? "yes" : "no")} | {(double)k["saved_fraction"]!:P0} |");
+                              $"{((bool)k["same"]! ? "yes" : "no")} | {100 * (double)k["saved_fraction"]!:F0}% |");
             md.AppendLine();
         }
     }
