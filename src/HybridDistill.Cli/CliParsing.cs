@@ -6,6 +6,10 @@ public static class CliParsing
     /// <summary>The help text of every command's --device option.</summary>
     public const string DeviceHelp = "Where the model runs: cpu (default), cuda or cuda:N (needs a build with -p:TorchBackend=cuda).";
 
+    /// <summary>The help text of the bench commands' --device option.</summary>
+    public const string BenchDeviceHelp = DeviceHelp + " On cuda every timed span starts and ends with torch.cuda.synchronize() " +
+                                          "(kernels run asynchronously), so the times cover the GPU's work.";
+
     public static int[] IntList(string text, string option)
     {
         try

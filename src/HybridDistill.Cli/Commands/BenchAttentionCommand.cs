@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Text.Json.Nodes;
 using HybridDistill.Evaluation;
+using HybridDistill.Models;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -41,17 +42,24 @@ public sealed class BenchAttentionCommand : Command<BenchAttentionCommand.Settin
         [CommandOption("--json [PATH]")]
         [Description("JSON on stdout, or to PATH (a directory gets bench_attention.json).")]
         public FlagValue<string>? Json { get; init; }
+
+        [CommandOption("--device <DEVICE>")]
+        [Description(CliParsing.BenchDeviceHelp)]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var lengths = CliParsing.IntList(s.Lengths, "--lengths");
+        var device = ComputeDevice.Resolve(s.Device);
         var kinds = s.Kinds.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
         var unknown = kinds.Except(["gdn", "gla", "swa", "softmax"]).FirstOrDefault();
         if (unknown is not null) throw new InputException($"--kinds: unknown kind \"{unknown}\" (gdn, gla, swa, softmax).");
         bool quiet = s.Json is { IsSet: true } && string.IsNullOrEmpty(s.Json.Value);
         var progress = new SyncProgress<string>(m => { if (!quiet) CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"); });
-        var options = new AttentionBenchmark.Options(SwaWindow: s.SwaWindow, Repeats: s.Repeats, NaiveMaxT: s.NaiveMaxT, NaiveBackwardMaxT: s.NaiveBackwardMaxT);
+        var options = new AttentionBenchmark.Options(SwaWindow: s.SwaWindow, Repeats: s.Repeats, NaiveMaxT: s.NaiveMaxT, NaiveBackwardMaxT: s.NaiveBackwardMaxT,
+            Device: device.Torch);
         var rows = AttentionBenchmark.Run(lengths, kinds, options, progress, cancellation);
         int? crossover = AttentionBenchmark.GdnCrossover(rows);
 

@@ -4,6 +4,7 @@ using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Evaluation;
 using HybridDistill.Models;
+using TorchSharp;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -39,11 +40,17 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
         [CommandOption("--json [PATH]")]
         [Description("JSON on stdout, or to PATH (a directory gets bench_decode.json).")]
         public FlagValue<string>? Json { get; init; }
+
+        [CommandOption("--device <DEVICE>")]
+        [Description(CliParsing.BenchDeviceHelp)]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var contexts = CliParsing.IntList(s.Contexts, "--contexts");
+        var device = ComputeDevice.Resolve(s.Device);
         var models = new List<(string Name, HybridCausalLM Model)>();
         try
         {
@@ -61,7 +68,11 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
                 models.Add(("hybrid-25", HybridConversion.FromTeacher(teacher, quarter.LayerTypes)));
                 models.Add(("hybrid-12.5", HybridConversion.FromTeacher(teacher, eighth.LayerTypes)));
             }
-            foreach (var (_, m) in models) m.eval();
+            foreach (var (_, m) in models)
+            {
+                if (!device.IsCpu) m.to(device.Torch);                                  // built or loaded on the CPU, then moved
+                m.eval();
+            }
             bool quiet = s.Json is { IsSet: true } && string.IsNullOrEmpty(s.Json.Value);
             var progress = new SyncProgress<string>(m => { if (!quiet) CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"); });
             var rows = DecodeBenchmark.Run(models, contexts, s.Steps, s.Rounds, progress, cancellation);

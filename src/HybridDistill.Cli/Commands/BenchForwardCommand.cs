@@ -4,6 +4,7 @@ using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Evaluation;
 using HybridDistill.Models;
+using TorchSharp;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -37,6 +38,11 @@ public sealed class BenchForwardCommand : Command<BenchForwardCommand.Settings>
         [Description("Print one JSON object on stdout.")]
         public bool Json { get; init; }
 
+        [CommandOption("--device <DEVICE>")]
+        [Description(CliParsing.BenchDeviceHelp)]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
+
         public override ValidationResult Validate() =>
             (Model is null) == (Config is null)
                 ? ValidationResult.Error("give exactly one of --model DIR or --config JSON.")
@@ -45,7 +51,7 @@ public sealed class BenchForwardCommand : Command<BenchForwardCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        using var model = LoadOrBuild(s.Model, s.Config);
+        using var model = LoadOrBuild(s.Model, s.Config, ComputeDevice.Resolve(s.Device));
         int tokens = s.Tokens ?? Math.Min(1024, model.Config.MaxPositionEmbeddings);
         var contexts = s.DecodeContexts is null
             ? new[] { 128, tokens }.Where(c => c + 17 <= model.Config.MaxPositionEmbeddings).Distinct().ToArray()
@@ -85,12 +91,15 @@ public sealed class BenchForwardCommand : Command<BenchForwardCommand.Settings>
         return 0;
     }
 
-    /// <summary>A model directory, or a random-weight model (seed 0) built from a config.json.</summary>
-    public static HybridCausalLM LoadOrBuild(string? modelDir, string? configPath)
+    /// <summary>A model directory, or a random-weight model (seed 0) built from a config.json; on <paramref name="device"/>
+    /// (default: the CPU; built there, then moved).</summary>
+    public static HybridCausalLM LoadOrBuild(string? modelDir, string? configPath, ComputeDevice? device = null)
     {
-        if (modelDir is not null) return HfCheckpoint.Load(modelDir);
+        device ??= ComputeDevice.Cpu;
+        if (modelDir is not null) return HfCheckpoint.Load(modelDir, device.Torch);
         var model = new HybridCausalLM(ModelConfig.Load(configPath!));
         model.InitializeWeights(seed: 0);
+        if (!device.IsCpu) model.to(device.Torch);
         model.eval();
         return model;
     }

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Text.Json.Nodes;
 using HybridDistill.Evaluation;
+using HybridDistill.Models;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -23,12 +24,18 @@ public sealed class BenchMemoryCommand : Command<BenchMemoryCommand.Settings>
 
         [CommandOption("--json")]
         public bool Json { get; init; }
+
+        [CommandOption("--device <DEVICE>")]
+        [Description(CliParsing.DeviceHelp + " The resident size is host memory: on cuda the cache is in GPU memory and not in it.")]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
+        var device = ComputeDevice.Resolve(s.Device);
         using var model = BenchForwardCommand.LoadOrBuild(s.Model,
-            s.Model is null ? s.Config ?? Path.Combine(RunCommand.RepositoryRoot(), "configs", "bench-d512.json") : null);
+            s.Model is null ? s.Config ?? Path.Combine(RunCommand.RepositoryRoot(), "configs", "bench-d512.json") : null, device);
         var progress = new SyncProgress<int>(n => { if (!s.Json && n % 500 == 0) CliRunner.Stderr.MarkupLineInterpolated($"[grey]{n} tokens...[/]"); });
         var r = MemoryBenchmark.Decode(model, s.Tokens, progress: progress);
         const double MiB = 1048576.0;

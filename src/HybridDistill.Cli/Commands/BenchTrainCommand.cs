@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Text.Json.Nodes;
 using HybridDistill.Config;
 using HybridDistill.Evaluation;
+using HybridDistill.Models;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -41,6 +42,11 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
         [Description("Print one JSON object on stdout.")]
         public bool Json { get; init; }
 
+        [CommandOption("--device <DEVICE>")]
+        [Description(CliParsing.BenchDeviceHelp + " The per-phase split is not synchronised (on cuda it shows launch times).")]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
+
         public override ValidationResult Validate() =>
             string.IsNullOrEmpty(Config) ? ValidationResult.Error("--config JSON is required.")
             : Seq < 1 || Batch < 1 || Steps < 1 ? ValidationResult.Error("--seq, --batch and --steps must be >= 1.")
@@ -49,11 +55,12 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
+        var device = ComputeDevice.Resolve(s.Device);
         NativeMemory.UseHugePagesForLargeTensors();
         var config = ModelConfig.Load(s.Config);
         if (s.Threads is int threads) TorchSharp.torch.set_num_threads(threads);
         var progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"));
-        var r = TrainBenchmark.Run(config, s.Stage, s.Seq, s.Batch, s.Steps, progress);
+        var r = TrainBenchmark.Run(config, s.Stage, s.Seq, s.Batch, s.Steps, progress, device.Torch);
         if (s.Json)
         {
             var json = new JsonObject

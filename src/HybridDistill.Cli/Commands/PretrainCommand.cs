@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using HybridDistill.Models;
 using HybridDistill.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -26,6 +27,11 @@ public sealed class PretrainCommand : Command<PretrainCommand.Settings>
         [Description("Continue the run in --out: finished phases are skipped, an interrupted one resumes from its newest checkpoint.")]
         public bool Resume { get; init; }
 
+        [CommandOption("--device <DEVICE>")]
+        [Description(CliParsing.DeviceHelp)]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
+
         public override ValidationResult Validate() =>
             string.IsNullOrEmpty(Recipe) ? ValidationResult.Error("--recipe FILE is required.")
             : string.IsNullOrEmpty(Out) ? ValidationResult.Error("--out DIR is required.")
@@ -36,7 +42,11 @@ public sealed class PretrainCommand : Command<PretrainCommand.Settings>
     {
         NativeMemory.UseHugePagesForLargeTensors();
         var err = CliRunner.Stderr;
-        var request = new PretrainRequest { RecipeFile = s.Recipe, Out = s.Out, Overrides = s.Set, Resume = s.Resume };
+        var request = new PretrainRequest
+        {
+            RecipeFile = s.Recipe, Out = s.Out, Overrides = s.Set, Resume = s.Resume,
+            Device = ComputeDevice.Resolve(s.Device),                          // before the run directory is touched
+        };
         using var interrupt = new Interrupt(cancellation);
         var events = new SyncProgress<PretrainEvent>(e =>
             err.MarkupLineInterpolated($"[bold blue]phase {e.Phase.Index + 1}/{e.PhaseCount} {e.Phase.Name}[/]: {e.Message}"));

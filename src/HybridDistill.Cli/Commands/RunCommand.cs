@@ -76,6 +76,11 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         [DefaultValue(30)]
         public int EvalLimit { get; init; } = 30;
 
+        [CommandOption("--device <DEVICE>")]
+        [Description("Passed to the distill, score and eval steps: cpu, cuda or cuda:N (needs a build with -p:TorchBackend=cuda). " +
+                     "Default: not passed (they run on the CPU). The decode benchmark stays on the CPU.")]
+        public string? Device { get; init; }
+
         public override ValidationResult Validate() =>
             Seeds < 1 ? ValidationResult.Error("--seeds must be at least 1.")
             : EvalLimit < 1 ? ValidationResult.Error("--eval-limit must be at least 1.")
@@ -102,6 +107,8 @@ public sealed class RunCommand : Command<RunCommand.Settings>
     int Compare(Settings s, RunInterrupt interrupt)
     {
         var cancellation = interrupt.Token;
+        if (s.Device is not null) HybridDistill.Models.ComputeDevice.Resolve(s.Device);             // refused before the run folder is touched
+        string[] device = s.Device is null ? [] : ["--device", s.Device];       // only when given: step records stay as they were
         string root = RepositoryRoot();
         string assets = Path.Combine(root, "assets");
         string teacher = Path.GetFullPath(s.Teacher ?? Path.Combine(assets, "teacher"));
@@ -154,7 +161,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             ("recipe.stage1", Section(recipeJson, "stage1")), ("set", string.Join(" ", sets[Stage.Stage1])));
         steps.Run(stage1Inputs, layout.Stage1, resumable: true, resume =>
             ["distill", "stage1", "--teacher", teacher, "--data", layout.Data, "--recipe", recipe, "--out", layout.Stage1,
-             .. SetArgs(sets[Stage.Stage1]), .. resume ? ["--resume"] : Array.Empty<string>()]);
+             .. SetArgs(sets[Stage.Stage1]), .. resume ? ["--resume"] : Array.Empty<string>(), .. device]);
         string stage1Digest = RunLayout.Digest(stage1Inputs);
 
         // scores
@@ -172,7 +179,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
                 ["score", "--method", job.Method, "--teacher", teacher, "--stage1", layout.Stage1, "--data", layout.Data, "--recipe", recipe,
                  "--out", dir, "--seed", job.Seed.ToString(),
                  "--plot-budget", ((double)budgets[^1].K / numLayers).ToString("0.######", System.Globalization.CultureInfo.InvariantCulture),
-                 .. SetArgs(jobSets)]);
+                 .. SetArgs(jobSets), .. device]);
         }
 
         // selection: each method's layers per budget
@@ -204,7 +211,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
                 ("recipe.stage2", Section(recipeJson, "stage2")), ("set", string.Join(" ", seedSet)));
             steps.Run(inputs, layout.Model(model), resumable: true, resume =>
                 ["distill", "stage2", "--teacher", teacher, "--data", layout.Data, "--from", layout.Stage1, "--layout", layoutFile,
-                 "--recipe", recipe, "--out", layout.Model(model), .. SetArgs(seedSet), .. resume ? ["--resume"] : Array.Empty<string>()]);
+                 "--recipe", recipe, "--out", layout.Model(model), .. SetArgs(seedSet), .. resume ? ["--resume"] : Array.Empty<string>(), .. device]);
             modelDigests[model] = RunLayout.Digest(inputs);
         }
 
@@ -213,12 +220,12 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         string lengthArg = string.Join(",", lengths);
         steps.Run(StepInputs.Of("eval/teacher", ("teacher", teacherPrint), ("eval", evalSettings)), layout.Eval(ComparisonMethods.Teacher), resumable: false, _ =>
             ["eval", "--model", teacher, "--name", ComparisonMethods.Teacher, "--tasks", "ppl," + string.Join(",", RecallTaskList),
-             "--data", evalData, "--limit", s.EvalLimit.ToString(), "--lengths", lengthArg, .. filler, "--json", layout.Eval(ComparisonMethods.Teacher) + "/"]);
+             "--data", evalData, "--limit", s.EvalLimit.ToString(), "--lengths", lengthArg, .. filler, "--json", layout.Eval(ComparisonMethods.Teacher) + "/", .. device]);
         foreach (var (_, _, model) in plan.Models())
             steps.Run(StepInputs.Of($"eval/{model}", ("teacher", teacherPrint), ("model", modelDigests[model]), ("eval", evalSettings)),
                 layout.Eval(model), resumable: false, _ =>
                 ["eval", "--model", layout.Model(model), "--teacher", teacher, "--name", model, "--tasks", "ppl,agree," + string.Join(",", RecallTaskList),
-                 "--data", evalData, "--limit", s.EvalLimit.ToString(), "--lengths", lengthArg, .. filler, "--json", layout.Eval(model) + "/"]);
+                 "--data", evalData, "--limit", s.EvalLimit.ToString(), "--lengths", lengthArg, .. filler, "--json", layout.Eval(model) + "/", .. device]);
 
         // decode speed and cache: the teacher and one model per K (seed 0), at contexts up to the teacher's
         var perK = plan.Models().Where(m => m.Seed == seeds[0]).GroupBy(m => m.Layers.Count).Select(g => g.First())

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
 using HybridDistill.Config;
+using HybridDistill.Models;
 using HybridDistill.Selection;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -73,6 +74,11 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
         [Description("Print scores.json on stdout.")]
         public bool Json { get; init; }
 
+        [CommandOption("--device <DEVICE>")]
+        [Description(CliParsing.DeviceHelp)]
+        [DefaultValue("cpu")]
+        public string Device { get; init; } = "cpu";
+
         public override ValidationResult Validate()
         {
             if (Action is not null)
@@ -86,6 +92,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
+        var device = ComputeDevice.Resolve(s.Device);                           // before anything is loaded or written
         if (s.Action == "merge")
         {
             WriteWithFull(new LayerResultStore(s.MergeDir!).Merge(), s.MergeDir!, s.PlotBudget, s.Json);
@@ -107,6 +114,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
             OutDir = s.Out,
             Progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}[/]")),
             Cancellation = cancellation,
+            Device = device,
         };
         LayerScores? scores;
         if (scorer is PerLayerScorer perLayer)

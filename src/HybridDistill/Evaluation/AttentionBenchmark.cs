@@ -13,8 +13,9 @@ public sealed record AttentionTiming(string Kind, string Path, int T, string Pas
 /// </summary>
 public static class AttentionBenchmark
 {
+    /// <summary><paramref name="Device"/>: where inputs are drawn and timed (null: the CPU; on CUDA the clock is read after a synchronize).</summary>
     public sealed record Options(int Heads = 8, int HeadDim = 64, int SwaWindow = 256, int Repeats = 3,
-        int NaiveMaxT = 8192, int NaiveBackwardMaxT = 2048, int ChunkSize = 64);
+        int NaiveMaxT = 8192, int NaiveBackwardMaxT = 2048, int ChunkSize = 64, Device? Device = null);
 
     /// <summary>The code paths measured: (kind, path) pairs.</summary>
     public static readonly (string Kind, string Path)[] Paths =
@@ -84,7 +85,7 @@ public static class AttentionBenchmark
             }
             foreach (var x in inputs) x.grad?.zero_();
             run().sum().backward();
-        }, repeats, warmup: 1);
+        }, repeats, warmup: 1, o.Device);
     }
 
     /// <summary>Leaf inputs as the layers would produce them: normalised q/k, gates in range.</summary>
@@ -92,12 +93,14 @@ public static class AttentionBenchmark
     {
         long h = o.Heads, d = o.HeadDim;
         Tensor Qk() => nn.functional.normalize(randn(1, h, t, d), dim: -1).detach();
-        return kind switch
+        Tensor[] inputs = kind switch
         {
             "gdn" => [(Qk() * Math.Pow(d, -0.5)).detach(), Qk(), randn(1, h, t, d), rand(1, h, t), (-rand(1, h, t) * 0.2).detach()],
             "gla" => [(randn(1, h, t, d) * Math.Pow(d, -0.5)).detach(), randn(1, h, t, d), randn(1, h, t, d),
                       nn.functional.logsigmoid(randn(1, h, t, d)).div(16).detach()],
             _ => [randn(1, h, t, d), randn(1, h, t, d), randn(1, h, t, d)],
         };
+        // drawn on the CPU (the same values on every device), then moved: leaves on the device
+        return o.Device is null || o.Device.type == TorchSharp.DeviceType.CPU ? inputs : inputs.Select(x => x.to(o.Device).detach()).ToArray();
     }
 }

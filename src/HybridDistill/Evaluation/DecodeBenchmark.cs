@@ -29,9 +29,10 @@ public static class DecodeBenchmark
         try
         {
             var rows = new List<DecodeRow>();
+            var device = models[0].Model.LmHeadWeight.device;                                    // the models share one device
             manual_seed(0);
-            using var stream = randint(0, vocab, [1, capacity], dtype: int64);                   // one token stream for all models
-            using var token = tensor(new long[] { 1 }).unsqueeze(0);                              // [1, 1]
+            using var stream = randint(0, vocab, [1, capacity], dtype: int64, device: device);        // one token stream for all models
+            using var token = tensor(new long[] { 1 }, device: device).unsqueeze(0);                  // [1, 1]
             foreach (int context in sorted)
             {
                 var times = new double[models.Count];
@@ -49,6 +50,7 @@ public static class DecodeBenchmark
                     for (int m = 0; m < models.Count; m++)
                     {
                         cancellation.ThrowIfCancellationRequested();
+                        Measure.Synchronize(device);                                             // item() below syncs each step
                         var sw = Stopwatch.StartNew();
                         for (int i = 0; i < stepsPerRound; i++)
                         {

@@ -32,13 +32,14 @@ public static class ForwardBenchmark
         if (tokens > c.MaxPositionEmbeddings)
             throw new InputException($"--tokens {tokens} exceeds the model's context ({c.MaxPositionEmbeddings}).");
         using var inference = inference_mode();
+        var device = model.LmHeadWeight.device;
         manual_seed(0);
-        using var ids = randint(0, c.VocabSize, [batch, tokens], dtype: int64);
+        using var ids = randint(0, c.VocabSize, [batch, tokens], dtype: int64, device: device);
 
         progress?.Report("matmul reference");
-        double matmul = Measure.MatmulGflops((long)batch * tokens, c.HiddenSize, c.IntermediateSize);
+        double matmul = Measure.MatmulGflops((long)batch * tokens, c.HiddenSize, c.IntermediateSize, device: device);
         progress?.Report($"prefill {batch}x{tokens}");
-        double prefillMs = Measure.MedianMs(() => { using var logits = model.forward(ids); }, repeats: 3, warmup: 1);
+        double prefillMs = Measure.MedianMs(() => { using var logits = model.forward(ids); }, repeats: 3, warmup: 1, device);
         double flopsPerToken = FlopsPerToken(model, tokens);
         double achieved = flopsPerToken * batch * tokens / (prefillMs * 1e-3) / 1e9;
 
@@ -60,12 +61,14 @@ public static class ForwardBenchmark
     {
         using var inference = inference_mode();
         using var state = model.CreateState(1, context + steps + 1);
+        var device = model.LmHeadWeight.device;
         manual_seed(1);
-        using (var prompt = randint(0, model.Config.VocabSize, [1, context], dtype: int64))
+        using (var prompt = randint(0, model.Config.VocabSize, [1, context], dtype: int64, device: device))
         using (var _ = model.Forward(prompt, state)) { }
         long bytes = state.CacheBytes;
-        using var token = tensor(new long[] { 1 }).unsqueeze(0);                                       // [1, 1]
+        using var token = tensor(new long[] { 1 }, device: device).unsqueeze(0);                           // [1, 1]
         using (var _ = model.Forward(token, state)) { }                                                  // warm-up step
+        Measure.Synchronize(device);                                                                     // item() below syncs each step
         var sw = System.Diagnostics.Stopwatch.StartNew();
         for (int i = 0; i < steps; i++)
         {

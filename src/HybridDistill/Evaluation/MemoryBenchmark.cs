@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace HybridDistill.Evaluation;
 
-/// <summary>Resident memory during a long generation: what it grew by after the warm-up, against the cache it added.</summary>
+/// <summary>Resident memory during a long generation: what it grew by after the warm-up, against the cache it added.
+/// The resident size is host memory: on a CUDA device the cache lives in GPU memory and does not show in it.</summary>
 public sealed record MemoryResult(int Tokens, int WarmupTokens, long RssAfterWarmup, long RssAtEnd, long CacheBytesAfterWarmup, long CacheBytesAtEnd)
 {
     public long RssGrowth => RssAtEnd - RssAfterWarmup;
@@ -21,14 +22,15 @@ public static class MemoryBenchmark
         using var inference = inference_mode();
         using var state = model.CreateState(1, tokens + 1);
         var sampler = new Sampler(new SamplingOptions { Temperature = 1.0, Seed = 0 });
+        var device = model.LmHeadWeight.device;
         long next = model.Config.BosTokenId ?? 1;
         long rssWarm = 0, cacheWarm = 0;
         for (int i = 0; i < tokens; i++)
         {
             using (var scope = NewDisposeScope())
             {
-                var logits = model.Forward(tensor(new[] { next }).unsqueeze(0), state);       // [1, 1, V]
-                next = sampler.Next(logits[0, -1].data<float>().ToArray());
+                var logits = model.Forward(tensor(new[] { next }, device: device).unsqueeze(0), state);   // [1, 1, V]
+                next = sampler.Next(logits[0, -1].cpu().data<float>().ToArray());                   // the sampler reads CPU memory
             }
             if (i + 1 == warmupTokens)
             {

@@ -9,6 +9,7 @@
 using HybridDistill.Config;
 using HybridDistill.Models;
 using HybridDistill.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace HybridDistill.Evaluation;
@@ -24,8 +25,11 @@ public static class TrainBenchmark
     public static IReadOnlyList<string> QuarterHybrid(int layers) =>
         Enumerable.Range(0, layers).Select(l => (l + 1) % 4 == 0 ? LayerKinds.Softmax : LayerKinds.GatedDeltaNet).ToArray();
 
+    /// <summary>Times <paramref name="steps"/> training steps after a warm-up one, on <paramref name="device"/> (default: the CPU;
+    /// models are built on the CPU and moved; on CUDA each step's clock is read after a synchronize). The per-phase split
+    /// (<see cref="PhaseTimes"/>) is not synchronised, so on CUDA it shows launch times rather than kernel times.</summary>
     public static TrainBenchmarkResult Run(ModelConfig teacherConfig, int stage, int seq, int batch, int steps = 3,
-        IProgress<string>? progress = null)
+        IProgress<string>? progress = null, Device? device = null)
     {
         if (stage is not (1 or 2)) throw new InputException($"--stage must be 1 or 2, got {stage}.");
         if (seq > teacherConfig.MaxPositionEmbeddings)
@@ -38,6 +42,11 @@ public static class TrainBenchmark
             ? Enumerable.Repeat(LayerKinds.GatedDeltaNet, teacherConfig.NumHiddenLayers).ToArray()
             : QuarterHybrid(teacherConfig.NumHiddenLayers);
         using var student = StudentBuilder.Build(teacher, layerTypes, null, seed: 0);
+        if (device is not null && device.type != TorchSharp.DeviceType.CPU)
+        {
+            teacher.to(device);
+            student.to(device);
+        }
         student.train();
         var stageKind = stage == 1 ? Training.Stage.Stage1 : Training.Stage.Stage2;
         var config = TrainConfig.Resolve(stageKind, null, [$"seq_len={seq}", $"batch_size={batch}"]);
@@ -46,7 +55,7 @@ public static class TrainBenchmark
         var trainable = optimizer.Parameters.ToList();
 
         manual_seed(0);
-        using var ids = randint(0, teacherConfig.VocabSize, [batch, seq + 1], dtype: int64);
+        using var ids = randint(0, teacherConfig.VocabSize, [batch, seq + 1], dtype: int64, device: device);
         var timing = new PhaseTimes();
         PhaseTimes? active = null;                                        // no timing during the warm-up step
         void Step()
@@ -62,7 +71,7 @@ public static class TrainBenchmark
         }
 
         progress?.Report("matmul reference");
-        double matmul = Measure.MatmulGflops((long)batch * seq, teacherConfig.HiddenSize, teacherConfig.IntermediateSize);
+        double matmul = Measure.MatmulGflops((long)batch * seq, teacherConfig.HiddenSize, teacherConfig.IntermediateSize, device: device);
         progress?.Report("warm-up step");
         Step();
         objective.Timing = active = timing;
@@ -70,8 +79,10 @@ public static class TrainBenchmark
         for (int i = 0; i < steps; i++)
         {
             progress?.Report($"step {i + 1}/{steps}");
+            Measure.Synchronize(device);
             var sw = System.Diagnostics.Stopwatch.StartNew();
             Step();
+            Measure.Synchronize(device);
             times[i] = sw.Elapsed.TotalMilliseconds;
         }
         Array.Sort(times);

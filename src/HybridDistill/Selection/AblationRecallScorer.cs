@@ -83,7 +83,7 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
         provenance["seed"] = seed;
         provenance["settings"] = context.ResolvedSettings();
         provenance["ablation"] = "attention output zeroed (residual skips it), one layer at a time";
-        var teacher = HfCheckpoint.Load(teacherDir);
+        var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);      // CausalLMLogits brings logits back to the CPU
         teacher.eval();
         return new ArRun(teacher, items, batch, accuracy, provenance);
     }

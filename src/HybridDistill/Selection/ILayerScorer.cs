@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
+using HybridDistill.Models;
 
 namespace HybridDistill.Selection;
 
@@ -47,6 +48,9 @@ public sealed class ScoringContext
     public string? OutDir { get; init; }
     public IProgress<string>? Progress { get; init; }
     public CancellationToken Cancellation { get; init; }
+    /// <summary>Where the methods that run a model run it (models load on the CPU and move; --device). Not part of a
+    /// scoring job's provenance, so per-layer results from different devices merge.</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 
     private readonly HashSet<string> used = [];
     private IReadOnlyList<ScorerSetting> settings = [];

@@ -19,6 +19,7 @@ using HybridDistill.Config;
 using HybridDistill.Data;
 using HybridDistill.Models;
 using HybridDistill.Training;
+using TorchSharp;
 
 namespace HybridDistill.Selection;
 
@@ -125,7 +126,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         bool anyDone = context.OutDir is not null && new LayerResultStore(context.OutDir).FinishedLayers(numLayers).Length > 0;
         bool lockStep = !Removal && earlyStop == "auto" && context.Layers is null && !anyDone && numLayers > 1;
 
-        var teacher = HfCheckpoint.Load(teacherDir);
+        var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);
         teacher.eval();
         return new KlRun(this, teacher, stage1Dir, stage1Config, data, config, provenance, runKey, root, ownsRoot,
             rule, stopKs, fullBudget, curve, lockStep ? requested : null, context, TeacherOutputCache.TeacherKey(teacherDir));
@@ -266,6 +267,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
 
             using var student = StudentBuilder.Build(teacher, scorer.StudentLayerTypes(stage1Config, layer), stage1Dir, config.Seed,
                 WeightTransfer.ParseKvExpansion(config.KvExpand), config.DropQkvBias);
+            if (!context.Device.IsCpu) student.to(context.Device.Torch);        // built on the CPU from the teacher's weights, then moved
             student.train();
             // every candidate trains on the same batches: with the process's cache on (hybrid run), the teacher runs once per batch
             var objective = new Stage2Distillation(teacher, student, config) { TeacherKey = teacherKey };

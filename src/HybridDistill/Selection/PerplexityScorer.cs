@@ -42,7 +42,7 @@ public sealed class PerplexityScorer : PerLayerScorer
             ["settings"] = context.ResolvedSettings(),
             ["ablation"] = "attention output zeroed (residual skips it), one layer at a time",
         };
-        var teacher = HfCheckpoint.Load(teacherDir);
+        var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);
         return new PplRun(teacher, windows, batch, provenance, context);
     }
 
@@ -78,7 +78,7 @@ public sealed class PerplexityScorer : PerLayerScorer
         {
             cancellation.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var ids = windows.Batch(start, Math.Min(batch, windows.Count - start));                 // [B, T]
+            var ids = windows.Batch(start, Math.Min(batch, windows.Count - start)).to(model.LmHeadWeight.device);   // [B, T], on the model's device
             long b = ids.shape[0], t = ids.shape[1];
             var logits = model.Forward(ids, null, ablated);                                          // [B, T, V]
             var predicted = logits.narrow(1, 0, t - 1).reshape(b * (t - 1), -1);                     // [B, T-1, V] -> [B*(T-1), V]

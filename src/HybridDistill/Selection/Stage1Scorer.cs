@@ -37,8 +37,8 @@ public sealed class Stage1Scorer : ILayerScorer
             throw new InputException($"--set window={window} exceeds the teacher's context ({config.MaxPositionEmbeddings}).");
         var windows = source.Open(teacherDir, window + 1, budget);       // T inputs + the last target, as training reads them
 
-        using var teacher = HfCheckpoint.Load(teacherDir);
-        using var student = HfCheckpoint.Load(stage1Dir);
+        using var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);
+        using var student = HfCheckpoint.Load(stage1Dir, context.Device.Torch);      // batches follow it (Stage1Alignment)
         if (student.Config.NumHiddenLayers != config.NumHiddenLayers)
             throw new InputException($"{stage1Dir}: {student.Config.NumHiddenLayers} layers, the teacher {config.NumHiddenLayers}: not a stage-1 run of this teacher.");
         teacher.eval();

@@ -24,6 +24,7 @@ using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Data;
 using HybridDistill.Models;
+using TorchSharp;
 
 namespace HybridDistill.Training;
 
@@ -34,6 +35,9 @@ public sealed record PretrainRequest
     /// <summary>--set key=value applied to every phase's train config.</summary>
     public IReadOnlyList<string> Overrides { get; init; } = [];
     public bool Resume { get; init; }
+    /// <summary>Where the model trains (built on the CPU, then moved); not part of the run's settings, so a run may be
+    /// resumed on another device.</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 }
 
 /// <summary>One phase of a pretraining recipe, resolved.</summary>
@@ -144,7 +148,7 @@ public static class Pretraining
                     var dataDir = Path.Combine(outDir, "data", phase.Folder);
                     EnsureCorpus(phase, dataDir, events, phases.Count, cancellation);
                     events?.Report(new PretrainEvent(phase, phases.Count, $"training on {dataDir}"));
-                    var result = TrainPhase(phase, model, initSeed, previous, dataDir, phaseDir, trainProgress?.Invoke(phase), cancellation);
+                    var result = TrainPhase(phase, model, initSeed, previous, dataDir, phaseDir, request.Device, trainProgress?.Invoke(phase), cancellation);
                     if (!result.Completed) return new PretrainOutcome(outDir, false, phases, AddSitting(outDir, sitting.Elapsed.TotalSeconds));
                 }
                 else events?.Report(new PretrainEvent(phase, phases.Count, "already finished"));
@@ -181,12 +185,13 @@ public static class Pretraining
     }
 
     static TrainResult TrainPhase(PretrainPhase phase, ModelConfig config, long initSeed, string? previousDir, string dataDir, string phaseDir,
-        IProgress<TrainProgress>? progress, CancellationToken cancellation)
+        ComputeDevice device, IProgress<TrainProgress>? progress, CancellationToken cancellation)
     {
         using var data = new TokenDataset(dataDir);
         using var model = new HybridCausalLM(config);
         if (previousDir is null) model.InitializeWeights(initSeed);
         else ModelWeights.LoadInto(previousDir, model.state_dict(), ignoreExtra: name => config.TieWordEmbeddings && name == "lm_head.weight");
+        if (!device.IsCpu) model.to(device.Torch);                 // batches follow it (NextTokenObjective); saves copy to the CPU
         var runConfig = new JsonObject
         {
             ["stage"] = Stages.Name(Stage.Pretrain),

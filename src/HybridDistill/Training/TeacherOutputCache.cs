@@ -75,7 +75,7 @@ public sealed class TeacherOutputCache
 
     static string Hash(Tensor ids)
     {
-        using var contiguous = ids.contiguous().to(ScalarType.Int64);
+        using var contiguous = ids.to(ScalarType.Int64, CPU).contiguous();        // the hash reads CPU memory (ids may be on a GPU)
         var values = contiguous.data<long>().ToArray();
         var raw = new byte[values.Length * sizeof(long)];
         Buffer.BlockCopy(values, 0, raw, 0, raw.Length);

@@ -72,4 +72,31 @@ public class ComputeDeviceTests
         }
         Assert.False(Directory.Exists(run));                  // nothing written
     }
+    [Fact]
+    public void ScorePretrainBenchAndRun_RefuseCudaWithExitCode2_BeforeTouchingTheirOutput()
+    {
+        var temp = TestPaths.NewTempDir("device-refused-2");
+        string Out(string name) => Path.Combine(temp, name);
+        string teacher = TestPaths.Assets("stories260K");
+        foreach (var args in new[]
+        {
+            new[] { "score", "--method", "kl", "--teacher", teacher, "--stage1", teacher, "--data", Out("data"), "--out", Out("score-kl"), "--device", "cuda" },
+            ["score", "--method", "uniform", "--teacher", teacher, "--out", Out("score-uniform"), "--device", "cuda:1"],
+            ["pretrain", "--recipe", Path.Combine(TestPaths.RepoRoot, "recipes", "default-teacher.json"), "--out", Out("pretrain"), "--device", "cuda"],
+            ["bench", "decode", "--model", teacher, "--contexts", "16", "--json", Out("bench-decode"), "--device", "cuda"],
+            ["bench", "forward", "--model", teacher, "--device", "cuda"],
+            ["bench", "train", "--config", Path.Combine(teacher, "config.json"), "--device", "cuda"],
+            ["bench", "attention", "--lengths", "64", "--json", Out("bench-attention"), "--device", "cuda"],
+            ["bench", "memory", "--model", teacher, "--device", "cuda"],
+            ["run", "--teacher", teacher, "--out", Out("run"), "--device", "cuda"],
+        })
+        {
+            var (code, output, err) = HybridProcess.Run(args);
+            Assert.True(code == 2, $"{string.Join(' ', args)}: exit {code}, {err}");
+            Assert.Equal("", output);
+            Assert.StartsWith($"error: --device {(args[^1] == "cuda" ? "cuda:0" : args[^1])}: CUDA is not available in this build (libtorch-cpu)", err.Trim());
+            Assert.Single(err.Trim().Split('\n'));
+        }
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp));          // no output folder was made
+    }
 }
