@@ -1,0 +1,306 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Attention;
+
+// The chunked (WY / UT) form of Gated DeltaNet, method.md section 3 steps 1-5: the kernel of training and prefill,
+// checked against Naive (GatedDeltaNet.cs) on outputs and gradients by the kernel tests.
+
+public sealed partial class GatedDeltaNet
+{
+    /// <summary>
+    /// The chunked (WY / UT) form of method.md section 3, steps 1-5, for training and prefill. T is padded to a
+    /// multiple of <paramref name="chunkSize"/> with zero q/k/v, beta = 0 and g = 0 (which leave the state
+    /// unchanged). Returns the output [B, H, T, Dv] and the final state [B, H, Dk, Dv]. Differentiable with
+    /// respect to all six inputs through a hand-written backward (<see cref="ChunkedFunction"/>); only the
+    /// state recurrence across chunks is a loop, everything else is batched over all chunks.
+    /// </summary>
+    public static (Tensor Output, Tensor FinalState) Chunked(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor g, Tensor? initialState = null, int chunkSize = 64)
+    {
+        var (batch, heads, _, dk, dv) = CheckSequenceShapes(q, k, v, beta, g, initialState);
+        if (chunkSize < 1) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be positive");
+        using var scope = NewDisposeScope();
+        var state = initialState ?? zeros(batch, heads, dk, dv, dtype: q.dtype, device: q.device); // [B, H, Dk, Dv]
+        bool needsGrad = is_grad_enabled() && new[] { q, k, v, beta, g, state }.Any(t => t.requires_grad);
+        Tensor output, finalState;
+        if (needsGrad)
+        {
+            var results = ChunkedFunction.apply(q, k, v, beta, g, state, chunkSize);
+            (output, finalState) = (results[0], results[1]);
+        }
+        else
+        {
+            using var noGrad = no_grad();
+            (output, finalState, _, _) = ChunkedForward(q, k, v, beta, g, state, chunkSize);
+        }
+        return (scope.MoveToOuter(output), scope.MoveToOuter(finalState));
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Chunked form with a hand-written backward. Per chunk (leading [B, H, n] batch dims omitted), with
+    // Q, K [c, Dk], V [c, Dv], b = beta [c, 1], D = Gamma of step 2, A = (I + M)^-1 of step 3,
+    // U = A (b V), W = A (b e^gamma K) of step 4, P = (Q K^T) * D and Kd = K * e^(gamma_last - gamma), step 5 is
+    //   O_i     = P U + (Q e^gamma - P W) S_i                 = IntraOutput + QueryToState S_i
+    //   S_{i+1} = (e^gamma_last I - Kd^T W) S_i + Kd^T U       = Transition_i S_i + Injection_i
+    // so everything but the S recurrence is batched over all chunks. The forward saves the matmul products
+    // (D, K K^T, Q K^T, A, U, W, QueryToState, Transition) and the chunk-start states S_i; the backward
+    // recomputes only elementwise terms. Memory per call: about 9 tensors the size of [B, H, T, 64].
+    // ---------------------------------------------------------------------------------------------------------
+
+    /// <summary>Chunked inputs and the state-free terms of steps 1-5, for all chunks at once (no autograd).</summary>
+    sealed class ChunkTerms
+    {
+        public required Tensor Q, K, V, Beta, Gamma, Decay, KeyKey, QueryKey, A, U, W, QueryToState, Transition;
+        public Tensor? IntraOutput, Injection;                                // forward only
+        public required long Length;
+    }
+
+    // Pads T to a multiple of c and reshapes [B, H, T, D] -> [B, H, n, c, D] (beta, g -> [B, H, n, c]).
+    static (Tensor Q, Tensor K, Tensor V, Tensor Beta, Tensor G) ToChunks(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor g, long c)
+    {
+        long batch = q.shape[0], heads = q.shape[1], length = q.shape[2], dk = q.shape[3], dv = v.shape[3];
+        long n = (length + c - 1) / c, padding = n * c - length;
+        return (PadTime(q, padding).reshape(batch, heads, n, c, dk),            // [B, H, T, Dk] -> [B, H, n, c, Dk]
+                PadTime(k, padding).reshape(batch, heads, n, c, dk),            // [B, H, T, Dk] -> [B, H, n, c, Dk]
+                PadTime(v, padding).reshape(batch, heads, n, c, dv),            // [B, H, T, Dv] -> [B, H, n, c, Dv]
+                PadTime(beta.unsqueeze(-1), padding).reshape(batch, heads, n, c), // [B, H, T] -> [B, H, n, c]
+                PadTime(g.unsqueeze(-1), padding).reshape(batch, heads, n, c)); // [B, H, T] -> [B, H, n, c]
+    }
+
+    // [B, H, T, D] -> [B, H, T + padding, D] with zeros.
+    static Tensor PadTime(Tensor x, long padding) => padding == 0 ? x : nn.functional.pad(x, [0, 0, 0, padding]);
+
+    // [B, H, n, c, D] -> [B, H, T, D], contiguous.
+    static Tensor FromChunks(Tensor x, long length)
+    {
+        var flat = x.reshape(x.shape[0], x.shape[1], x.shape[2] * x.shape[3], x.shape[4]); // [B, H, n, c, D] -> [B, H, n*c, D]
+        return flat.shape[2] == length ? flat : flat.narrow(2, 0, length).contiguous(); // [B, H, n*c, D] -> [B, H, T, D]
+    }
+
+    static ChunkTerms ComputeChunkTerms(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor g, long c)
+    {
+        var (qc, kc, vc, bc, gc) = ToChunks(q, k, v, beta, g, c);
+        var gamma = gc.cumsum(-1);                                             // 1. [B, H, n, c]
+        var expGamma = gamma.exp().unsqueeze(-1);                              // [B, H, n, c] -> [B, H, n, c, 1]
+        var decay = DecayMatrix(gamma);                                        // 2. [B, H, n, c, c]
+        var b = bc.unsqueeze(-1);                                              // [B, H, n, c] -> [B, H, n, c, 1]
+        var kt = kc.transpose(-1, -2);                                         // [B, H, n, c, Dk] -> [B, H, n, Dk, c]
+        var keyKey = kc.matmul(kt);                                            // K K^T: [B, H, n, c, c]
+        var m = (keyKey * b).mul_(decay).tril_(-1);                            // 3. M: [B, H, n, c, c]
+        var a = InvertUnitLower(m);                            // (I + M)^-1: [B, H, n, c, c]
+        var u = a.matmul(vc * b);                                              // 4. U: [B, H, n, c, Dv]
+        var w = a.matmul(kc * (b * expGamma));                                 //    W: [B, H, n, c, Dk]
+        var queryKey = qc.matmul(kt);                                          // Q K^T: [B, H, n, c, c]
+        var p = queryKey * decay;                                              // 5. P: [B, H, n, c, c]
+        var intraOutput = p.matmul(u);                                         // P U: [B, H, n, c, Dv]
+        var queryToState = (qc * expGamma).sub_(p.matmul(w));                  // Q e^gamma - P W: [B, H, n, c, Dk]
+        var (gammaLast, _, kd) = DecayedKeys(kc, gamma);                       // [B, H, n, 1], [B, H, n, c, Dk]
+        var kdt = kd.transpose(-1, -2);                                        // [B, H, n, c, Dk] -> [B, H, n, Dk, c]
+        var injection = kdt.matmul(u);                                         // Kd^T U: [B, H, n, Dk, Dv]
+        var transition = (torch.eye(kc.shape[^1], dtype: q.dtype, device: q.device) // [Dk, Dk]
+                          * gammaLast.exp().unsqueeze(-1))                     // [B, H, n, 1] -> [B, H, n, 1, 1]
+                         .sub_(kdt.matmul(w));                                 // e^gamma_last I - Kd^T W: [B, H, n, Dk, Dk]
+        return new ChunkTerms
+        {
+            Q = qc, K = kc, V = vc, Beta = bc, Gamma = gamma, Decay = decay, KeyKey = keyKey, QueryKey = queryKey, A = a,
+            U = u, W = w, QueryToState = queryToState, Transition = transition, IntraOutput = intraOutput, Injection = injection,
+            Length = q.shape[2],
+        };
+    }
+
+    // D_ij = exp(gamma_i - gamma_j) for i >= j else 0, masked before exp: [B, H, n, c] -> [B, H, n, c, c].
+    static Tensor DecayMatrix(Tensor gamma)
+    {
+        long c = gamma.shape[^1];
+        var above = ones(c, c, dtype: ScalarType.Bool, device: gamma.device).triu(1); // [c, c], true for j > i
+        return (gamma.unsqueeze(-1) - gamma.unsqueeze(-2))                     // [B, H, n, c, 1] - [B, H, n, 1, c] -> [B, H, n, c, c]
+               .masked_fill_(above, double.NegativeInfinity).exp_();
+    }
+
+    // gamma_last [B, H, n, 1], exp(gamma_last - gamma) [B, H, n, c, 1] and Kd = K * exp(gamma_last - gamma) [B, H, n, c, Dk].
+    static (Tensor GammaLast, Tensor KeyDecay, Tensor Kd) DecayedKeys(Tensor kc, Tensor gamma)
+    {
+        var gammaLast = gamma.narrow(-1, gamma.shape[^1] - 1, 1);              // [B, H, n, 1]
+        var keyDecay = (gammaLast - gamma).exp_().unsqueeze(-1);               // [B, H, n, c] -> [B, H, n, c, 1]
+        return (gammaLast, keyDecay, kc * keyDecay);
+    }
+
+    /// <summary>Forward of <see cref="Chunked"/> without autograd: output, final state, chunk-start states and the terms.</summary>
+    static (Tensor Output, Tensor FinalState, Tensor StatesBefore, ChunkTerms Terms) ChunkedForward(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor g, Tensor state, long chunkSize)
+    {
+        var t = ComputeChunkTerms(q, k, v, beta, g, chunkSize);
+        var (statesBefore, finalState) = ScanForward(t.Transition, t.Injection!, state);
+        var output = FromChunks(t.IntraOutput!.add_(t.QueryToState.matmul(statesBefore)), t.Length); // [B, H, n, c, Dv] -> [B, H, T, Dv]
+        return (output, finalState, statesBefore, t);
+    }
+
+    // S_{i+1} = Transition_i S_i + Injection_i, one batched matmul-add per chunk. Returns every S_i (i < n) and S_n.
+    // (Not torch.baddbmm: in TorchSharp 0.107 it computes batch2 + input @ batch1.)
+    static (Tensor StatesBefore, Tensor FinalState) ScanForward(Tensor transition, Tensor injection, Tensor state)
+    {
+        long batch = transition.shape[0], heads = transition.shape[1], n = transition.shape[2], dk = transition.shape[3], dv = injection.shape[4];
+        var transitions = transition.permute(2, 0, 1, 3, 4).reshape(n, batch * heads, dk, dk).unbind(0); // [B, H, n, Dk, Dk] -> n x [B*H, Dk, Dk]
+        var injections = injection.permute(2, 0, 1, 3, 4).reshape(n, batch * heads, dk, dv).unbind(0);   // [B, H, n, Dk, Dv] -> n x [B*H, Dk, Dv]
+        var s = state.reshape(batch * heads, dk, dv);                          // [B, H, Dk, Dv] -> [B*H, Dk, Dv]
+        var states = new Tensor[n];
+        for (long i = 0; i < n; i++)
+        {
+            states[i] = s;
+            s = transitions[i].bmm(s).add_(injections[i]);                     // [B*H, Dk, Dv]
+        }
+        var statesBefore = stack(states, 0)                                    // n x [B*H, Dk, Dv] -> [n, B*H, Dk, Dv]
+                           .reshape(n, batch, heads, dk, dv)                   // [n, B*H, Dk, Dv] -> [n, B, H, Dk, Dv]
+                           .permute(1, 2, 0, 3, 4).contiguous();               // [n, B, H, Dk, Dv] -> [B, H, n, Dk, Dv]
+        return (statesBefore, s.reshape(batch, heads, dk, dv));                // [B*H, Dk, Dv] -> [B, H, Dk, Dv]
+    }
+
+    // Reverse of ScanForward: G_n = dS_n; dInjection_i = G_{i+1}; G_i = Transition_i^T G_{i+1} + dStatesBefore_i.
+    static (Tensor DInjection, Tensor DInitialState) ScanBackward(Tensor transition, Tensor dStatesBefore, Tensor dFinalState)
+    {
+        long batch = transition.shape[0], heads = transition.shape[1], n = transition.shape[2], dk = transition.shape[3], dv = dStatesBefore.shape[4];
+        var transitions = transition.permute(2, 0, 1, 3, 4).reshape(n, batch * heads, dk, dk).unbind(0);     // [B, H, n, Dk, Dk] -> n x [B*H, Dk, Dk]
+        var fromOutput = dStatesBefore.permute(2, 0, 1, 3, 4).reshape(n, batch * heads, dk, dv).unbind(0); // [B, H, n, Dk, Dv] -> n x [B*H, Dk, Dv]
+        var grad = dFinalState.reshape(batch * heads, dk, dv);                 // [B, H, Dk, Dv] -> [B*H, Dk, Dv]
+        var dInjection = new Tensor[n];
+        for (long i = n - 1; i >= 0; i--)
+        {
+            dInjection[i] = grad;
+            grad = transitions[i].transpose(1, 2).bmm(grad).add_(fromOutput[i]); // [B*H, Dk, Dv]
+        }
+        var stacked = stack(dInjection, 0)                                     // n x [B*H, Dk, Dv] -> [n, B*H, Dk, Dv]
+                      .reshape(n, batch, heads, dk, dv)                        // [n, B*H, Dk, Dv] -> [n, B, H, Dk, Dv]
+                      .permute(1, 2, 0, 3, 4).contiguous();                    // [n, B, H, Dk, Dv] -> [B, H, n, Dk, Dv]
+        return (stacked, grad.reshape(batch, heads, dk, dv));                  // [B*H, Dk, Dv] -> [B, H, Dk, Dv]
+    }
+
+    /// <summary>
+    /// Gradients of the chunked form with respect to q, k, v, beta, g and the initial state, given the saved
+    /// terms and the gradients of the output and of the final state (either may be undefined, meaning zero).
+    /// </summary>
+    static Tensor[] ChunkedBackward(ChunkTerms t, Tensor statesBefore, Tensor? dOutput, Tensor? dFinalState)
+    {
+        long batch = t.Q.shape[0], heads = t.Q.shape[1], n = t.Q.shape[2], c = t.Q.shape[3], dk = t.Q.shape[4], dv = t.V.shape[4];
+        var dO = dOutput is null
+            ? zeros([batch, heads, n, c, dv], dtype: t.Q.dtype, device: t.Q.device) // [B, H, n, c, Dv]
+            : PadTime(dOutput, n * c - t.Length).reshape(batch, heads, n, c, dv).contiguous(); // [B, H, T, Dv] -> [B, H, n, c, Dv]
+        var dFinal = dFinalState ?? zeros(batch, heads, dk, dv, dtype: t.Q.dtype, device: t.Q.device); // [B, H, Dk, Dv]
+        var expGamma = t.Gamma.exp().unsqueeze(-1);                            // [B, H, n, c] -> [B, H, n, c, 1]
+        var b = t.Beta.unsqueeze(-1);                                          // [B, H, n, c] -> [B, H, n, c, 1]
+        var (gammaLast, keyDecay, kd) = DecayedKeys(t.K, t.Gamma);             // [B, H, n, 1], [B, H, n, c, 1], [B, H, n, c, Dk]
+        var p = t.QueryKey * t.Decay;                                          // [B, H, n, c, c]
+
+        // Step 5: O_i = P U + QueryToState S_i, S_{i+1} = Transition_i S_i + Kd^T U; the reverse scan gives
+        // dInjection_i = dS_{i+1}. Minus signs are folded into nQ = -dQueryToState and nT = -dTransition.
+        var (dInjection, dInitialState) = ScanBackward(t.Transition, t.QueryToState.transpose(-1, -2).matmul(dO), dFinal); // [B, H, n, Dk, Dv]
+        var statesT = statesBefore.transpose(-1, -2);                          // [B, H, n, Dk, Dv] -> [B, H, n, Dv, Dk]
+        var nT = dInjection.matmul(statesT).neg_();                            // -dTransition: [B, H, n, Dk, Dk]
+        var nQ = dO.matmul(statesT).neg_();                                    // -dQueryToState: [B, H, n, c, Dk]
+        var dGammaLast = gammaLast.exp()                                       // from e^gamma_last I: [B, H, n, 1]
+                         .mul_(nT.diagonal(0, -2, -1).sum(-1, keepdim: true)).neg_();
+        var dQ = (nQ * expGamma).neg_();                                       // from Q e^gamma: [B, H, n, c, Dk]
+        var dExpGamma = (nQ * t.Q).sum(-1, keepdim: true).neg_();              // [B, H, n, c, 1]
+        var pt = p.transpose(-1, -2);                                          // [B, H, n, c, c]
+        var dP = dO.matmul(t.U.transpose(-1, -2)).add_(nQ.matmul(t.W.transpose(-1, -2))); // [B, H, n, c, c]
+        var dU = pt.matmul(dO).add_(kd.matmul(dInjection));                    // [B, H, n, c, Dv]
+        var dW = pt.matmul(nQ).add_(kd.matmul(nT));                            // [B, H, n, c, Dk]
+        var dKd = t.U.matmul(dInjection.transpose(-1, -2)).add_(t.W.matmul(nT.transpose(-1, -2))); // [B, H, n, c, Dk]
+        var dKeyDecayLog = (dKd * kd).sum(-1);                                 // d(gamma_last - gamma): [B, H, n, c]
+        var dK = dKd.mul_(keyDecay);                                           // [B, H, n, c, Dk]
+        dGammaLast.add_(dKeyDecayLog.sum(-1, keepdim: true));
+        var dGamma = dKeyDecayLog.neg_();                                      // [B, H, n, c]
+
+        // P = (Q K^T) * D.
+        var dQueryKey = dP.mul_(t.Decay);                                      // [B, H, n, c, c]
+        var dLogDecay = dQueryKey * t.QueryKey;                                // d(gamma_i - gamma_j) = dD * D: [B, H, n, c, c]
+        dQ.add_(dQueryKey.matmul(t.K));
+        dK.add_(dQueryKey.transpose(-1, -2).matmul(t.Q));
+
+        // Step 4: U = A (b V), W = A (b e^gamma K), so d(b V) = A^T dU and d(b e^gamma K) = A^T dW.
+        var at = t.A.transpose(-1, -2);                                        // [B, H, n, c, c]
+        var dBV = at.matmul(dU);                                               // [B, H, n, c, Dv]
+        var dBK = at.matmul(dW);                                               // [B, H, n, c, Dk]
+        var dV = dBV * b;                                                      // [B, H, n, c, Dv]
+        var dBKK = (dBK * t.K).sum(-1, keepdim: true);                         // [B, H, n, c, 1]
+        var dBeta = (dBV * t.V).sum(-1, keepdim: true).add_(dBKK * expGamma);  // [B, H, n, c, 1]
+        dK.add_(dBK * (b * expGamma));
+        dExpGamma.add_(dBKK.mul_(b));
+        // Step 3: A = (I + M)^-1 gives dM = -A^T dA A^T = -(d(b V) U^T + d(b e^gamma K) W^T), strictly lower.
+        var dM = dBV.matmul(t.U.transpose(-1, -2)).add_(dBK.matmul(t.W.transpose(-1, -2))).neg_().tril_(-1); // [B, H, n, c, c]
+        // M = b_i (K K^T)_ij D_ij.
+        var dMDecay = dM.mul_(t.Decay);                                        // dM * D: [B, H, n, c, c]
+        var dMTerm = dMDecay * t.KeyKey;                                       // dM * D * K K^T
+        dBeta.add_(dMTerm.sum(-1, keepdim: true));
+        dLogDecay.addcmul_(dMTerm, b, 1);
+        var dKeyKey = dMDecay.mul_(b);                                         // [B, H, n, c, c]
+        dK.add_(dKeyKey.add(dKeyKey.transpose(-1, -2)).matmul(t.K));
+
+        // Step 2: D_ij = exp(gamma_i - gamma_j); step 1: gamma = cumsum(g), so dg is a reverse cumulative sum.
+        dGamma.add_(dLogDecay.sum(-1)).sub_(dLogDecay.sum(-2));
+        dGamma.add_(dExpGamma.mul_(expGamma).squeeze(-1));
+        dGamma.narrow(-1, c - 1, 1).add_(dGammaLast);
+        var dG = dGamma.flip(-1).cumsum(-1).flip(-1);                          // [B, H, n, c]
+
+        return
+        [
+            FromChunks(dQ, t.Length), FromChunks(dK, t.Length), FromChunks(dV, t.Length),
+            FromChunks(dBeta, t.Length).squeeze(-1),                           // [B, H, T, 1] -> [B, H, T]
+            FromChunks(dG.unsqueeze(-1), t.Length).squeeze(-1),                // [B, H, n, c] -> [B, H, T]
+            dInitialState,
+        ];
+    }
+
+    /// <summary>Autograd node for <see cref="Chunked"/>: forward and hand-written backward.</summary>
+    internal sealed class ChunkedFunction : autograd.MultiTensorFunction<ChunkedFunction>
+    {
+        public override string Name => "GatedDeltaNetChunked";
+
+        // vars: q, k, v, beta, g, initial state, chunk size (int).
+        public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var (q, k, v, beta, g, state) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3], (Tensor)vars[4], (Tensor)vars[5]);
+            using var scope = NewDisposeScope();
+            var (output, finalState, statesBefore, t) = ChunkedForward(q, k, v, beta, g, state, (int)vars[6]);
+            var saved = new List<Tensor>
+            {
+                t.Q, t.K, t.V, t.Beta, t.Gamma, t.Decay, t.KeyKey, t.QueryKey, t.A, t.U, t.W, t.QueryToState, t.Transition, statesBefore,
+            };
+            ctx.save_for_backward(saved);
+            ctx.save_data("length", t.Length);
+            // Undefined output gradients stay undefined (treated as zero) instead of TorchSharp zero-filling them
+            // from cached outputs that live in the caller's dispose scope.
+            ctx.set_materialize_grads(false);
+            // Saved tensors are captured after forward returns, so they must outlive this scope too.
+            scope.MoveToOuter(saved.Append(output).Append(finalState));
+            return [output, finalState];
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)
+        {
+            using var scope = NewDisposeScope();
+            var s = ctx.get_saved_variables();
+            var terms = new ChunkTerms
+            {
+                Q = s[0], K = s[1], V = s[2], Beta = s[3], Gamma = s[4], Decay = s[5], KeyKey = s[6], QueryKey = s[7],
+                A = s[8], U = s[9], W = s[10], QueryToState = s[11], Transition = s[12], Length = (long)ctx.get_data("length"),
+            };
+            static Tensor? Defined(Tensor grad) => grad is null || grad.IsInvalid ? null : grad;
+            var grads = ChunkedBackward(terms, s[13], Defined(gradOutputs[0]), Defined(gradOutputs[1]));
+            scope.MoveToOuter(grads);
+            return [.. grads, null!];
+        }
+    }
+
+    /// <summary>
+    /// (I + M)^-1 for strictly lower-triangular M [..., c, c] (a unit-lower-triangular matrix), by
+    /// <c>torch.linalg.solve_triangular</c> against the identity, batched over all chunks. (Measured on this 2-core CPU
+    /// for [8, 128, 64, 64]: 28-40 ms, against 22-65 ms for a blocked product form and 75-118 ms for repeated squaring;
+    /// end to end within noise, so the exact LAPACK solve is the one kept.)
+    /// </summary>
+    internal static Tensor InvertUnitLower(Tensor m)
+    {
+        using var scope = NewDisposeScope();
+        long c = m.shape[^1];
+        var eye = torch.eye(c, dtype: m.dtype, device: m.device);              // [c, c]
+        return scope.MoveToOuter(linalg.solve_triangular(m + eye, eye.expand_as(m), upper: false, unitriangular: true));
+    }
+}
