@@ -154,6 +154,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         steps.Run(dataInputs, layout.Data, resumable: false, _ => synthetic
             ? ["corpus", "synth", "--recipe", data[0], "--out", layout.Data]
             : ["tokenize", "--model", teacher, .. data.SelectMany(d => new[] { "--input", d }), "--out", layout.Data]);
+        steps.AwaitOthers();
         string dataDigest = RunLayout.Digest(dataInputs);
 
         // stage 1
@@ -162,6 +163,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         steps.Run(stage1Inputs, layout.Stage1, resumable: true, resume =>
             ["distill", "stage1", "--teacher", teacher, "--data", layout.Data, "--recipe", recipe, "--out", layout.Stage1,
              .. SetArgs(sets[Stage.Stage1]), .. resume ? ["--resume"] : Array.Empty<string>(), .. device]);
+        steps.AwaitOthers();
         string stage1Digest = RunLayout.Digest(stage1Inputs);
 
         // scores
@@ -181,6 +183,8 @@ public sealed class RunCommand : Command<RunCommand.Settings>
                  "--plot-budget", ((double)budgets[^1].K / numLayers).ToString("0.######", System.Globalization.CultureInfo.InvariantCulture),
                  .. SetArgs(jobSets), .. device]);
         }
+
+        steps.AwaitOthers();
 
         // selection: each method's layers per budget
         var selections = new List<MethodSelection>();
@@ -215,6 +219,8 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             modelDigests[model] = RunLayout.Digest(inputs);
         }
 
+        steps.AwaitOthers();
+
         // evaluation: the teacher and every model on the same prompts
         string evalSettings = $"limit={s.EvalLimit} lengths={string.Join(",", lengths)} data={RunLayout.Fingerprint(evalData)} {string.Join(" ", filler)}";
         string lengthArg = string.Join(",", lengths);
@@ -226,6 +232,8 @@ public sealed class RunCommand : Command<RunCommand.Settings>
                 layout.Eval(model), resumable: false, _ =>
                 ["eval", "--model", layout.Model(model), "--teacher", teacher, "--name", model, "--tasks", "ppl,agree," + string.Join(",", RecallTaskList),
                  "--data", evalData, "--limit", s.EvalLimit.ToString(), "--lengths", lengthArg, .. filler, "--json", layout.Eval(model) + "/", .. device]);
+
+        steps.AwaitOthers();
 
         // decode speed and cache: the teacher and one model per K (seed 0), at contexts up to the teacher's
         var perK = plan.Models().Where(m => m.Seed == seeds[0]).GroupBy(m => m.Layers.Count).Select(g => g.First())
@@ -239,6 +247,8 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             var progress = new SyncProgress<string>(m => err.MarkupLineInterpolated($"[grey]  {m}...[/]"));
             ComparisonDecode.Run(teacher, perK, contexts, layout.BenchDecodeJson, progress, cancellation);
         });
+
+        steps.AwaitOthers();
 
         // summary and report
         var summary = ComparisonSummary.Build(layout, plan);
@@ -298,16 +308,27 @@ public sealed class RunCommand : Command<RunCommand.Settings>
 
         public void RunInProcess(StepInputs inputs, string output, string title, Action work) => Execute(inputs, output, false, _ => work());
 
+        // steps another process of the same run was doing when this one reached them
+        readonly List<(StepInputs Inputs, string Output, bool Resumable, Action<bool> Work)> deferred = [];
+
         void Execute(StepInputs inputs, string output, bool resumable, Action<bool> work)
         {
             if (interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
-            var check = layout.Check(inputs, output);
             var err = CliRunner.Stderr;
-            if (check.Status == StepStatus.Done)
+            if (layout.Check(inputs, output).Status == StepStatus.Done)
             {
                 err.MarkupLineInterpolated($"[grey]- {inputs.Step}: done, skipped[/]");
                 return;
             }
+            using var held = layout.TryLock(inputs.Step, out int? owner);
+            if (held is null)
+            {
+                err.MarkupLineInterpolated($"[grey]- {inputs.Step}: in progress in process {owner}; going on with the next step[/]");
+                deferred.Add((inputs, output, resumable, work));
+                return;
+            }
+            var check = layout.Check(inputs, output);                 // again: another process may have finished it
+            if (check.Status == StepStatus.Done) return;
             if (check.Status == StepStatus.Differs)
             {
                 if (!force)
@@ -324,6 +345,27 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             work(resume);
             layout.Record(inputs, finished: true, Math.Round(sw.Elapsed.TotalSeconds, 1));
             err.MarkupLineInterpolated($"[grey]  {inputs.Step} took {sw.Elapsed.TotalSeconds:F0} s[/]");
+        }
+
+        /// <summary>Waits for the steps other processes were doing (doing any that they left unfinished) before the steps that read them.</summary>
+        public void AwaitOthers()
+        {
+            while (deferred.Count > 0)
+            {
+                var pending = deferred.ToArray();
+                deferred.Clear();
+                foreach (var d in pending)
+                    if (layout.Check(d.Inputs, d.Output).Status != StepStatus.Done)
+                    {
+                        using var probe = layout.TryLock(d.Inputs.Step, out _);
+                        if (probe is null) { deferred.Add(d); continue; }
+                        probe.Dispose();
+                        Execute(d.Inputs, d.Output, d.Resumable, d.Work);
+                    }
+                if (deferred.Count == 0) break;
+                for (int i = 0; i < 50 && !interrupt.Token.IsCancellationRequested; i++) Thread.Sleep(100);
+                if (interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
+            }
         }
 
         static bool Exists(string path) => Directory.Exists(path) ? Directory.EnumerateFileSystemEntries(path).Any() : File.Exists(path);

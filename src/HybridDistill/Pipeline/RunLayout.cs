@@ -73,6 +73,57 @@ public sealed class RunLayout(string root)
         Checkpoints.AtomicFile.WriteAllBytes(StepRecordPath(inputs.Step), Encoding.UTF8.GetBytes(json.ToJsonString(Config.JsonOptions.Indented)));
     }
 
+    /// <summary>
+    /// Claims a step for this process (OUT/steps/STEP.lock, created exclusively, holding the process id), so that several
+    /// processes running the same comparison share its steps instead of doing one twice. Null when a live process
+    /// holds it (<paramref name="owner"/> its id); a lock whose process has died is taken over. Dispose to release.
+    /// </summary>
+    public IDisposable? TryLock(string step, out int? owner)
+    {
+        owner = null;
+        string path = StepRecordPath(step) + ".lock";
+        Directory.CreateDirectory(StepsDir);
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            try
+            {
+                var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
+                var id = Encoding.UTF8.GetBytes(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                stream.Write(id);
+                stream.Flush();
+                return new StepLock(stream, path);
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                int? holder = int.TryParse(ReadOrEmpty(path), out int pid) ? pid : null;
+                if (holder is int h && h != Environment.ProcessId && IsAlive(h)) { owner = h; return null; }
+                try { File.Delete(path); } catch (IOException) { } // a dead holder (or an unreadable lock): take it over
+            }
+        }
+        return null;
+    }
+
+    static string ReadOrEmpty(string path)
+    {
+        try { return File.ReadAllText(path).Trim(); } catch (IOException) { return ""; }
+    }
+
+    static bool IsAlive(int pid)
+    {
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+
+    sealed class StepLock(FileStream stream, string path) : IDisposable
+    {
+        public void Dispose()
+        {
+            stream.Dispose();
+            try { File.Delete(path); } catch (IOException) { }
+        }
+    }
+
     /// <summary>A short digest of a finished step's inputs, so the steps that read its output can record which one they read.</summary>
     public static string Digest(StepInputs inputs)
     {

@@ -6,7 +6,8 @@ using HybridDistill.Tests.Training;
 namespace HybridDistill.Tests.Cli;
 
 /// <summary>`hybrid run` as a child process: interrupted (Ctrl-C, then a kill) and rerun, it ends with the summary an
-/// uninterrupted run gives, without redoing finished steps; a changed setting is reported, not ignored.</summary>
+/// uninterrupted run gives, without redoing finished steps; two runs on one folder share its steps; a changed setting
+/// is reported, not ignored.</summary>
 public class RunCliTests
 {
     static string[] Args(string outDir, params string[] extra) =>
@@ -54,7 +55,7 @@ public class RunCliTests
             $"{r!["model"]} {r["method"]} {r["k"]} recall_avg={r["recall_avg"]} recall={r["recall"]!.ToJsonString()} kl={r["kl"]} ppl={r["ppl"]}");
 
     [Fact]
-    public void InterruptedAndKilled_RerunEndsWithTheSameSummary_AndAChangedSettingIsReported()
+    public async Task InterruptedAndKilled_RerunEndsWithTheSameSummary_AndAChangedSettingIsReported()
     {
         var dir = TestPaths.NewTempDir("run-cli");
         string reference = Path.Combine(dir, "reference"), interrupted = Path.Combine(dir, "interrupted");
@@ -79,6 +80,28 @@ public class RunCliTests
         Assert.Contains("- models/all-linear-s0: done, skipped", third.Err);
         Assert.Contains("- models/softmax-4-s0 (resuming)", third.Err);
         Assert.Equal(Figures(Path.Combine(reference, "summary.json")), Figures(Path.Combine(interrupted, "summary.json")));
+
+        // two processes on one folder share the steps (each done once) and end with the same summary
+        string shared = Path.Combine(dir, "shared");
+        using (var a = HybridProcess.Start(Args(shared)))
+        {
+            var errA = a.StandardError.ReadToEndAsync();
+            _ = a.StandardOutput.ReadToEndAsync();
+            Thread.Sleep(1500);
+            using var b = HybridProcess.Start(Args(shared));
+            var errB = b.StandardError.ReadToEndAsync();      // both drained at once: each may wait for the other's steps
+            _ = b.StandardOutput.ReadToEndAsync();
+            Assert.True(a.WaitForExit(300_000) && b.WaitForExit(300_000), "the two runs did not finish in 300 s");
+            var (resultA, resultB) = ((Code: a.ExitCode, Err: await errA), (Code: b.ExitCode, Err: await errB));
+            Assert.True(resultA.Code == 0, resultA.Err);
+            Assert.True(resultB.Code == 0, resultB.Err);
+            var doneA = resultA.Err.Split('\n').Where(l => l.Contains(" took ")).Select(l => l.Trim().Split(' ')[0]).ToHashSet();
+            var doneB = resultB.Err.Split('\n').Where(l => l.Contains(" took ")).Select(l => l.Trim().Split(' ')[0]).ToHashSet();
+            Assert.Empty(doneA.Intersect(doneB));
+            Assert.Contains("models/all-linear-s0", doneA.Union(doneB));
+            Assert.Contains("in progress in process", resultA.Err + resultB.Err);
+        }
+        Assert.Equal(Figures(Path.Combine(reference, "summary.json")), Figures(Path.Combine(shared, "summary.json")));
 
         // a changed setting stops the run at the first step it changes, naming the step and the setting
         var changed = HybridProcess.Run(Args(interrupted, "--set", "stage2.lr_attention=0.002"));
