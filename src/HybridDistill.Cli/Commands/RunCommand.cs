@@ -143,7 +143,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         string budgetText = string.Join(", ", budgets.Select(b => $"{b.Label} (K={b.K})"));
         err.MarkupLineInterpolated($"[bold]hybrid run[/]: teacher {teacher}; budgets {budgetText}; methods {string.Join(", ", rowMethods)}; seeds {s.Seeds}; output {layout.Root}");
         var total = Stopwatch.StartNew();
-        var steps = new StepRunner(layout, s.Force, interrupt);
+        var steps = new StepRunnerCli(layout, s.Force, interrupt);
         // Every stage-2 run here (scoring candidates and hybrids) reads the same batches: the frozen teacher runs once per batch.
         if (s.TeacherCacheMb > 0) TeacherOutputCache.EnableShared((long)s.TeacherCacheMb << 20);
 
@@ -275,108 +275,57 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         CliRunner.Stderr.Write(table);
     }
 
-    /// <summary>Runs steps as commands of this program, skipping finished ones and stopping on changed inputs (unless forced).</summary>
-    sealed class StepRunner(RunLayout layout, bool force, RunInterrupt interrupt)
+    /// <summary>The run's steps as commands of this program, through the library's <see cref="StepRunner"/> (skip, resume, redo, share).</summary>
+    sealed class StepRunnerCli(RunLayout layout, bool force, RunInterrupt interrupt)
     {
+        readonly StepRunner runner = new(layout, force, new SyncProgress<StepEvent>(Show), interrupt.Token);
+
         /// <param name="args">the command line; its argument is true when the step resumes</param>
         /// <param name="resumable">the step's command saves checkpoints and continues from them with --resume (it handles Ctrl-C itself)</param>
         public void Run(StepInputs inputs, string output, bool resumable, Func<bool, string[]> args) =>
-            Execute(inputs, output, resumable, resume =>
-            {
-                var argv = args(resume);
-                CliRunner.Stderr.MarkupLineInterpolated($"[grey]  hybrid {string.Join(' ', argv.Select(Quote))}[/]");
-                interrupt.StepHandlesInterrupt = argv[0] == "distill";
-                // the step's stdout (tables, paths) is for someone running it alone; the run's own output is its report
-                // (eval also prints its Markdown table to stderr: the run's report has it)
-                var (stdout, stderr) = (Console.Out, Console.Error);
-                int code;
-                try
-                {
-                    Console.SetOut(TextWriter.Null);
-                    if (argv[0] == "eval") Console.SetError(TextWriter.Null);
-                    code = CliApp.Create().Run(argv);
-                }
-                finally
-                {
-                    Console.SetOut(stdout);
-                    Console.SetError(stderr);
-                    interrupt.StepHandlesInterrupt = false;
-                }
-                if (code == 130 || interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
-                if (code != 0) throw new InputException($"step \"{inputs.Step}\" failed (exit code {code}); fix the cause above and run again: finished steps are skipped.");
-            });
+            runner.Run(inputs, output, resumable, resume => Invoke(inputs.Step, args(resume)));
 
-        public void RunInProcess(StepInputs inputs, string output, string title, Action work) => Execute(inputs, output, false, _ => work());
+        public void RunInProcess(StepInputs inputs, string output, string title, Action work) => runner.Run(inputs, output, false, _ => work());
 
-        // steps another process of the same run was doing when this one reached them
-        readonly List<(StepInputs Inputs, string Output, bool Resumable, Action<bool> Work)> deferred = [];
+        public void AwaitOthers() => runner.AwaitOthers();
 
-        void Execute(StepInputs inputs, string output, bool resumable, Action<bool> work)
+        void Invoke(string step, string[] argv)
         {
-            if (interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
+            CliRunner.Stderr.MarkupLineInterpolated($"[grey]  hybrid {string.Join(' ', argv.Select(Quote))}[/]");
+            interrupt.StepHandlesInterrupt = argv[0] == "distill";
+            // the step's stdout (tables, paths) is for someone running it alone; the run's own output is its report
+            // (eval also prints its Markdown table to stderr: the run's report has it)
+            var (stdout, stderr) = (Console.Out, Console.Error);
+            int code;
+            try
+            {
+                Console.SetOut(TextWriter.Null);
+                if (argv[0] == "eval") Console.SetError(TextWriter.Null);
+                code = CliApp.Create().Run(argv);
+            }
+            finally
+            {
+                Console.SetOut(stdout);
+                Console.SetError(stderr);
+                interrupt.StepHandlesInterrupt = false;
+            }
+            if (code == 130 || interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
+            if (code != 0) throw new InputException($"step \"{step}\" failed (exit code {code}); fix the cause above and run again: finished steps are skipped.");
+        }
+
+        static void Show(StepEvent e)
+        {
             var err = CliRunner.Stderr;
-            if (layout.Check(inputs, output).Status == StepStatus.Done)
+            switch (e.Kind)
             {
-                err.MarkupLineInterpolated($"[grey]- {inputs.Step}: done, skipped[/]");
-                return;
-            }
-            using var held = layout.TryLock(inputs.Step, out int? owner);
-            if (held is null)
-            {
-                err.MarkupLineInterpolated($"[grey]- {inputs.Step}: in progress in process {owner}; going on with the next step[/]");
-                deferred.Add((inputs, output, resumable, work));
-                return;
-            }
-            var check = layout.Check(inputs, output);                 // again: another process may have finished it
-            if (check.Status == StepStatus.Done) return;
-            if (check.Status == StepStatus.Differs)
-            {
-                if (!force)
-                    throw new InputException($"step \"{inputs.Step}\" was made with other inputs: {check.Key} was {Short(check.Recorded)}, now {Short(check.Current)}. " +
-                                             $"Rerun with --force to redo it (and the steps that read it), or use another --out.");
-                err.MarkupLineInterpolated($"[yellow]- {inputs.Step}: {check.Key} changed; --force: redoing it[/]");
-                Clear(output);
-            }
-            bool resume = check.Status == StepStatus.Started && resumable && Exists(output);
-            if (check.Status == StepStatus.Started && !resume) Clear(output);
-            err.MarkupLineInterpolated($"[bold blue]- {inputs.Step}[/]{(resume ? " (resuming)" : "")}");
-            layout.Record(inputs, finished: false);
-            var sw = Stopwatch.StartNew();
-            work(resume);
-            layout.Record(inputs, finished: true, Math.Round(sw.Elapsed.TotalSeconds, 1));
-            err.MarkupLineInterpolated($"[grey]  {inputs.Step} took {sw.Elapsed.TotalSeconds:F0} s[/]");
-        }
-
-        /// <summary>Waits for the steps other processes were doing (doing any that they left unfinished) before the steps that read them.</summary>
-        public void AwaitOthers()
-        {
-            while (deferred.Count > 0)
-            {
-                var pending = deferred.ToArray();
-                deferred.Clear();
-                foreach (var d in pending)
-                    if (layout.Check(d.Inputs, d.Output).Status != StepStatus.Done)
-                    {
-                        using var probe = layout.TryLock(d.Inputs.Step, out _);
-                        if (probe is null) { deferred.Add(d); continue; }
-                        probe.Dispose();
-                        Execute(d.Inputs, d.Output, d.Resumable, d.Work);
-                    }
-                if (deferred.Count == 0) break;
-                for (int i = 0; i < 50 && !interrupt.Token.IsCancellationRequested; i++) Thread.Sleep(100);
-                if (interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
+                case StepEventKind.Skipped: err.MarkupLineInterpolated($"[grey]- {e.Step}: done, skipped[/]"); break;
+                case StepEventKind.HeldElsewhere: err.MarkupLineInterpolated($"[grey]- {e.Step}: in progress in process {e.Detail}; going on with the next step[/]"); break;
+                case StepEventKind.Redoing: err.MarkupLineInterpolated($"[yellow]- {e.Step}: {e.Detail} changed; --force: redoing it[/]"); break;
+                case StepEventKind.Started: err.MarkupLineInterpolated($"[bold blue]- {e.Step}[/]"); break;
+                case StepEventKind.Resuming: err.MarkupLineInterpolated($"[bold blue]- {e.Step}[/] (resuming)"); break;
+                case StepEventKind.Finished: err.MarkupLineInterpolated($"[grey]  {e.Step} took {e.Seconds:F0} s[/]"); break;
             }
         }
-
-        static bool Exists(string path) => Directory.Exists(path) ? Directory.EnumerateFileSystemEntries(path).Any() : File.Exists(path);
-
-        static void Clear(string path)
-        {
-            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
-            else if (File.Exists(path)) File.Delete(path);
-        }
-
-        static string Short(string? text) => text is null ? "(none)" : text.Length <= 80 ? text : text[..77] + "...";
     }
 
     /// <summary>A step was interrupted (Ctrl-C / SIGTERM); the step's own checkpoint is saved.</summary>
