@@ -42,7 +42,7 @@ public static class ComparisonReport
                 {
                     var d = PairedComparison.Compare(layout, summary.RecallLength,
                         plan.Seeds.Select(s => (g.First(r => r.Seed == s).Model, ComparisonMethods.ModelId(kl.SoftmaxLayers, s))).ToArray());
-                    vsKl = g[0].SoftmaxLayers.SequenceEqual(kl.SoftmaxLayers) ? "same layers" : $"{d.Difference:+0.000;-0.000} [{d.Lo:+0.000;-0.000}, {d.Hi:+0.000;-0.000}]";
+                    vsKl = g[0].SoftmaxLayers.SequenceEqual(kl.SoftmaxLayers) ? "same layers" : $"{Signed(d.Difference)} [{Signed(d.Lo)}, {Signed(d.Hi)}]";
                 }
                 md.AppendLine($"| {group.Key} | {string.Join(",", g[0].SoftmaxLayers)} | {MeanSd(g.Select(r => r.RecallAvg))} | " +
                               $"{MeanSd(g.Select(r => r.Kl), "F3")} | {MeanSd(g.Select(r => r.Ppl), "F2")} | {Times(g[0].DecodeSpeedup)} | {Percent(g[0].CacheShare)} | {vsKl} |");
@@ -150,6 +150,13 @@ public static class ComparisonReport
     }
 
     static string MeanSd(IEnumerable<double> values, string format = "F3") => MeanSd(values.Select(v => (double?)v), format);
+
+    /// <summary>+0.012 / -0.034, with a value that rounds to zero shown as +0.000 (never "-+0.000" or "-0.000").</summary>
+    static string Signed(double x)
+    {
+        double r = Math.Round(x, 3);
+        return (r == 0 ? 0 : r).ToString("+0.000;-0.000;+0.000", CultureInfo.InvariantCulture);
+    }
 
     static string Times(double? x) => x is double v ? v.ToString("F2", CultureInfo.InvariantCulture) + "x" : "-";
     static string Percent(double? x) => x is double v ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) + "%" : "-";
