@@ -8,18 +8,7 @@ public class LmEvalResultsTests
     static readonly HybridDistill.Tokenization.ITextTokenizer Tok = EvalTokenizers.CharLevel;
 
     /// <summary>The unigram model of MultipleChoiceTests: p(▁) = 0.2, p(a) = 0.1, p(b) = p(c) = 0.05.</summary>
-    static TableModel Unigram()
-    {
-        int v = Tok.VocabSize;
-        var p = new double[v];
-        Array.Fill(p, 0.6 / (v - 4));
-        p[Tok.TokenToId("▁")!.Value] = 0.2;
-        p[Tok.TokenToId("a")!.Value] = 0.1;
-        p[Tok.TokenToId("b")!.Value] = 0.05;
-        p[Tok.TokenToId("c")!.Value] = 0.05;
-        var logits = p.Select(x => (float)Math.Log(x)).ToArray();
-        return new TableModel(v, _ => logits);
-    }
+    static TableModel Unigram() => MultipleChoiceTests.Unigram();
 
     [Theory]
     [InlineData(1, 3, 0.3333333333)]      // sqrt((1/3)(2/3) / 2) = 1/3

@@ -9,7 +9,7 @@ public class MultipleChoiceTests
     static readonly HybridDistill.Tokenization.ITextTokenizer Tok = EvalTokenizers.CharLevel;
 
     /// <summary>A unigram model: p(▁) = 0.2, p(a) = 0.1, p(b) = p(c) = 0.05, the rest shared evenly.</summary>
-    static TableModel Unigram()
+    internal static TableModel Unigram()
     {
         int v = Tok.VocabSize;
         var p = new double[v];
