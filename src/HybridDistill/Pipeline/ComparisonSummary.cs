@@ -107,7 +107,7 @@ public sealed record ComparisonSummary(string Teacher, string Data, string Recip
 {
     public static ComparisonSummary Build(RunLayout layout, ComparisonPlan plan)
     {
-        var decode = DecodeFigures(layout.BenchDecodeJson);
+        var (decode, context) = DecodeFigures(layout.BenchDecodeJson);
         var rows = new List<SummaryRow>();
         SummaryRow Row(string model, string method, int k, IReadOnlyList<int> layers, int seed)
         {
@@ -129,15 +129,14 @@ public sealed record ComparisonSummary(string Teacher, string Data, string Recip
             foreach (var s in plan.Selections.Where(s => s.Budget.K == budget.K).OrderBy(s => ComparisonMethods.RowOrder.ToList().IndexOf(s.Method)))
                 foreach (int seed in plan.Seeds)
                     rows.Add(Row(ComparisonMethods.ModelId(s.SoftmaxLayers, seed), s.Method, budget.K, s.SoftmaxLayers, seed));
-        int context = decode.Count > 0 ? DecodeContextOf(layout.BenchDecodeJson) : 0;
         return new ComparisonSummary(plan.Teacher, plan.Data, plan.Recipe, plan.RecallLength, context, rows);
     }
 
-    /// <summary>Per K (the teacher's is L): speed-up and cache share against the teacher at the longest context.</summary>
-    static Dictionary<int, (double? Speedup, double? CacheShare)> DecodeFigures(string path)
+    /// <summary>Per K: speed-up and cache share against the teacher at the longest context (also returned; 0 without a benchmark).</summary>
+    static (Dictionary<int, (double? Speedup, double? CacheShare)> Figures, int Context) DecodeFigures(string path)
     {
         var figures = new Dictionary<int, (double?, double?)>();
-        if (!File.Exists(path)) return figures;
+        if (!File.Exists(path)) return (figures, 0);
         var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
         var rows = json["rows"]!.AsArray().Select(r => r!.AsObject()).ToArray();
         int context = rows.Max(r => r["context"]!.GetValue<int>());
@@ -152,11 +151,8 @@ public sealed record ComparisonSummary(string Teacher, string Data, string Recip
             figures[k!.GetValue<int>()] = (t["ms_per_token"]!.GetValue<double>() / r["ms_per_token"]!.GetValue<double>(),
                 tCache == 0 ? null : r["cache_bytes"]!.GetValue<long>() / tCache);
         }
-        return figures;
+        return (figures, context);
     }
-
-    static int DecodeContextOf(string path) =>
-        JsonNode.Parse(File.ReadAllText(path))!["rows"]!.AsArray().Max(r => r!["context"]!.GetValue<int>());
 
     public JsonObject ToJson() => new()
     {
