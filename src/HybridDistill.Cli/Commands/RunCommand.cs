@@ -199,7 +199,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         string Shown(string path) => path.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? Path.GetRelativePath(root, path) : path;
         var plan = new ComparisonPlan(Shown(teacher), string.Join(",", data.Select(Shown)), Shown(recipe), numLayers, recallLength, seeds, budgets,
             selections.OrderBy(x => x.Budget.K).ThenBy(x => ComparisonMethods.RowOrder.ToList().IndexOf(x.Method)).ToArray());
-        Checkpoints.AtomicFile.WriteAllBytes(layout.Selection, System.Text.Encoding.UTF8.GetBytes(plan.ToJson().ToJsonString(JsonOptions.Indented)));
+        plan.Save(layout.Selection);
         foreach (var budget in budgets)
             err.MarkupLineInterpolated($"[grey]  K={budget.K}: {string.Join("; ", plan.Selections.Where(x => x.Budget.K == budget.K).Select(x => $"{x.Method} {{{string.Join(",", x.SoftmaxLayers)}}}"))}[/]");
 
@@ -252,7 +252,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
 
         // summary and report
         var summary = ComparisonSummary.Build(layout, plan);
-        Checkpoints.AtomicFile.WriteAllBytes(layout.Summary, System.Text.Encoding.UTF8.GetBytes(summary.ToJson().ToJsonString(JsonOptions.Indented)));
+        summary.Save(layout.Summary);
         Checkpoints.AtomicFile.WriteAllBytes(layout.Report, System.Text.Encoding.UTF8.GetBytes(ComparisonReport.Render(summary, plan, layout)));
         ShowTable(summary, plan);
         if (TeacherOutputCache.Shared is { Hits: > 0 } cache)

@@ -1,5 +1,5 @@
-using System.Text;
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Evaluation;
 using HybridDistill.Models;
@@ -23,17 +23,9 @@ public static class ComparisonDecode
             foreach (var m in models) loaded.Add((m.Name, HfCheckpoint.Load(m.Dir)));
             foreach (var (_, model) in loaded) model.eval();
             var rows = DecodeBenchmark.Run(loaded, contexts, progress: progress, cancellation: cancellation);
-            var json = new JsonObject
-            {
-                ["reference"] = ComparisonMethods.Teacher,
-                ["k"] = new JsonObject(models.Select(m => KeyValuePair.Create(m.Name, (JsonNode?)m.K))),
-                ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
-                {
-                    ["model"] = r.Model, ["context"] = r.Context, ["ms_per_token"] = r.MsPerToken,
-                    ["cache_bytes"] = r.CacheBytes, ["weight_bytes"] = r.WeightBytes,
-                }).ToArray()),
-            };
-            AtomicFile.WriteAllBytes(jsonPath, Encoding.UTF8.GetBytes(json.ToJsonString(Config.JsonOptions.Indented)));
+            var file = new DecodeBenchFile(ComparisonMethods.Teacher, models.ToDictionary(m => m.Name, m => m.K),
+                rows.Select(r => new DecodeBenchRow(r.Model, r.Context, r.MsPerToken, r.CacheBytes, r.WeightBytes)).ToArray());
+            ArtifactJson.Write(jsonPath, file, ArtifactJson.Types.DecodeBenchFile);
         }
         finally
         {
@@ -41,3 +33,13 @@ public static class ComparisonDecode
         }
     }
 }
+
+/// <summary>
+/// The comparison's bench_decode.json: <c>{"reference": model, "k": {model: K}, "rows": [{"model", "context",
+/// "ms_per_token", "cache_bytes", "weight_bytes"}]}</c> (a plain decode benchmark's file has rows only).
+/// </summary>
+public sealed record DecodeBenchFile(string? Reference, IReadOnlyDictionary<string, int>? K, [property: JsonRequired] IReadOnlyList<DecodeBenchRow> Rows);
+
+public sealed record DecodeBenchRow(
+    [property: JsonRequired] string Model, [property: JsonRequired] int Context, [property: JsonRequired] double MsPerToken,
+    [property: JsonRequired] long CacheBytes, long WeightBytes);

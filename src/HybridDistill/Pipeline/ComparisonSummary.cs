@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 using HybridDistill.Evaluation;
 
 namespace HybridDistill.Pipeline;
@@ -55,42 +57,46 @@ public sealed record ComparisonPlan(
         return layouts.SelectMany(l => Seeds.Select(seed => (l, seed, ComparisonMethods.ModelId(l, seed)))).ToArray();
     }
 
-    public JsonObject ToJson() => new()
-    {
-        ["teacher"] = Teacher, ["data"] = Data, ["recipe"] = Recipe, ["num_layers"] = NumLayers, ["recall_length"] = RecallLength,
-        ["seeds"] = new JsonArray(Seeds.Select(s => (JsonNode)s).ToArray()),
-        ["budgets"] = new JsonArray(Budgets.Select(b => (JsonNode)new JsonObject { ["label"] = b.Label, ["k"] = b.K }).ToArray()),
-        ["selections"] = new JsonArray(Selections.Select(s => (JsonNode)new JsonObject
-        {
-            ["method"] = s.Method, ["budget"] = s.Budget.Label, ["k"] = s.Budget.K,
-            ["softmax_layers"] = new JsonArray(s.SoftmaxLayers.Select(l => (JsonNode)l).ToArray()),
-        }).ToArray()),
-        ["models"] = new JsonArray(Models().Select(m => (JsonNode)new JsonObject
-        {
-            ["model"] = m.Model, ["seed"] = m.Seed, ["softmax_layers"] = new JsonArray(m.Layers.Select(l => (JsonNode)l).ToArray()),
-        }).ToArray()),
-    };
+    /// <summary>selection.json's content: the plan and the models it distills.</summary>
+    public ComparisonPlanFile ToFile() => new(Teacher, Data, Recipe, NumLayers, RecallLength, Seeds,
+        Budgets.Select(b => new BudgetEntry(b.Label, b.K)).ToArray(),
+        Selections.Select(s => new SelectionEntry(s.Method, s.Budget.Label, s.Budget.K, s.SoftmaxLayers)).ToArray(),
+        Models().Select(m => new PlannedModel(m.Model, m.Seed, m.Layers)).ToArray());
+
+    public JsonObject ToJson() => ArtifactJson.ToNode(ToFile(), ArtifactJson.Types.ComparisonPlanFile);
+
+    /// <summary>Writes selection.json (atomically).</summary>
+    public void Save(string path) => ArtifactJson.Write(path, ToFile(), ArtifactJson.Types.ComparisonPlanFile);
 
     public static ComparisonPlan Load(string path)
     {
-        try
-        {
-            var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-            var budgets = json["budgets"]!.AsArray().Select(b => new ComparisonBudget(b!["label"]!.GetValue<string>(), b["k"]!.GetValue<int>())).ToArray();
-            var selections = json["selections"]!.AsArray().Select(s => new MethodSelection(
-                s!["method"]!.GetValue<string>(),
-                budgets.First(b => b.K == s["k"]!.GetValue<int>()),
-                s["softmax_layers"]!.AsArray().Select(l => l!.GetValue<int>()).ToArray())).ToArray();
-            return new ComparisonPlan(json["teacher"]!.GetValue<string>(), json["data"]!.GetValue<string>(), json["recipe"]!.GetValue<string>(),
-                json["num_layers"]!.GetValue<int>(), json["recall_length"]!.GetValue<int>(),
-                json["seeds"]!.AsArray().Select(s => s!.GetValue<int>()).ToArray(), budgets, selections);
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or FormatException)
-        {
-            throw new InputException($"{path}: not a comparison's selection.json ({e.Message}).", e);
-        }
+        var file = ArtifactJson.Read(path, ArtifactJson.Types.ComparisonPlanFile, "a comparison's selection.json", "run hybrid run again to write it");
+        var budgets = file.Budgets.Select(b => new ComparisonBudget(b.Label, b.K)).ToArray();
+        var selections = file.Selections.Select(s => new MethodSelection(s.Method,
+            budgets.FirstOrDefault(b => b.K == s.K) ?? throw new InputException($"{path}: selection {s.Method} has k = {s.K}, which no budget has; run hybrid run again to write it."),
+            s.SoftmaxLayers)).ToArray();
+        return new ComparisonPlan(file.Teacher, file.Data, file.Recipe, file.NumLayers, file.RecallLength, file.Seeds, budgets, selections);
     }
 }
+
+/// <summary>
+/// selection.json: <c>{"teacher", "data", "recipe", "num_layers", "recall_length", "seeds": [s], "budgets": [{"label", "k"}],
+/// "selections": [{"method", "budget", "k", "softmax_layers"}], "models": [{"model", "seed", "softmax_layers"}]}</c>
+/// (models: what <see cref="ComparisonPlan.Models"/> derives, written for the reader; not read back).
+/// </summary>
+public sealed record ComparisonPlanFile(
+    [property: JsonRequired] string Teacher, [property: JsonRequired] string Data, [property: JsonRequired] string Recipe,
+    [property: JsonRequired] int NumLayers, [property: JsonRequired] int RecallLength, [property: JsonRequired] IReadOnlyList<int> Seeds,
+    [property: JsonRequired] IReadOnlyList<BudgetEntry> Budgets, [property: JsonRequired] IReadOnlyList<SelectionEntry> Selections,
+    IReadOnlyList<PlannedModel>? Models);
+
+public sealed record BudgetEntry([property: JsonRequired] string Label, [property: JsonRequired] int K);
+
+/// <param name="Budget">the budget's label</param>
+public sealed record SelectionEntry(
+    [property: JsonRequired] string Method, string Budget, [property: JsonRequired] int K, [property: JsonRequired] IReadOnlyList<int> SoftmaxLayers);
+
+public sealed record PlannedModel(string Model, int Seed, IReadOnlyList<int> SoftmaxLayers);
 
 /// <summary>One row of summary.json: one model (under one method's name) and one distillation seed.</summary>
 public sealed record SummaryRow(string Model, string Method, double Budget, int K, IReadOnlyList<int> SoftmaxLayers, int Seed,
@@ -137,34 +143,26 @@ public sealed record ComparisonSummary(string Teacher, string Data, string Recip
     {
         var figures = new Dictionary<int, (double?, double?)>();
         if (!File.Exists(path)) return (figures, 0);
-        var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-        var rows = json["rows"]!.AsArray().Select(r => r!.AsObject()).ToArray();
-        int context = rows.Max(r => r["context"]!.GetValue<int>());
-        var ks = json["k"]?.AsObject() ?? throw new InputException($"{path}: no \"k\" map (model -> softmax layers); rerun the benchmark step.");
-        string teacher = json["reference"]!.GetValue<string>();
-        var at = rows.Where(r => r["context"]!.GetValue<int>() == context).ToDictionary(r => r["model"]!.GetValue<string>());
-        var t = at[teacher];
+        const string fix = "rerun the benchmark step";
+        var file = ArtifactJson.Read(path, ArtifactJson.Types.DecodeBenchFile, "a comparison's decode benchmark", fix);
+        if (file.Rows.Count == 0) throw new InputException($"{path}: no rows; {fix}.");
+        int context = file.Rows.Max(r => r.Context);
+        var ks = file.K ?? throw new InputException($"{path}: no \"k\" map (model -> softmax layers); {fix}.");
+        string teacher = file.Reference ?? throw new InputException($"{path}: no \"reference\" model; {fix}.");
+        var at = file.Rows.Where(r => r.Context == context).ToDictionary(r => r.Model);
+        DecodeBenchRow Row(string model) => at.GetValueOrDefault(model) ?? throw new InputException($"{path}: no row of {model} at context {context}; {fix}.");
+        var t = Row(teacher);
         foreach (var (model, k) in ks)
         {
-            var r = at[model];
-            double tCache = t["cache_bytes"]!.GetValue<long>();
-            figures[k!.GetValue<int>()] = (t["ms_per_token"]!.GetValue<double>() / r["ms_per_token"]!.GetValue<double>(),
-                tCache == 0 ? null : r["cache_bytes"]!.GetValue<long>() / tCache);
+            var r = Row(model);
+            double tCache = t.CacheBytes;
+            figures[k] = (t.MsPerToken / r.MsPerToken, tCache == 0 ? null : r.CacheBytes / tCache);
         }
         return (figures, context);
     }
 
-    public JsonObject ToJson() => new()
-    {
-        ["teacher"] = Teacher, ["data"] = Data, ["recipe"] = Recipe,
-        ["recall_length"] = RecallLength, ["decode_context"] = DecodeContext,
-        ["rows"] = new JsonArray(Rows.Select(r => (JsonNode)new JsonObject
-        {
-            ["model"] = r.Model, ["method"] = r.Method, ["budget"] = r.Budget, ["k"] = r.K,
-            ["softmax_layers"] = new JsonArray(r.SoftmaxLayers.Select(l => (JsonNode)l).ToArray()),
-            ["seed"] = r.Seed, ["recall_avg"] = r.RecallAvg,
-            ["recall"] = new JsonObject(r.Recall.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
-            ["kl"] = r.Kl, ["ppl"] = r.Ppl, ["decode_speedup"] = r.DecodeSpeedup, ["cache_share"] = r.CacheShare,
-        }).ToArray()),
-    };
+    public JsonObject ToJson() => ArtifactJson.ToNode(this, ArtifactJson.Types.ComparisonSummary);
+
+    /// <summary>Writes summary.json (atomically).</summary>
+    public void Save(string path) => ArtifactJson.Write(path, this, ArtifactJson.Types.ComparisonSummary);
 }

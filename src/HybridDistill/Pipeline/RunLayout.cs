@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Pipeline;
 
@@ -63,14 +63,8 @@ public sealed class RunLayout(string root)
     /// <param name="seconds">wall time of the sitting that finished the step (a resumed step: its last sitting only)</param>
     public void Record(StepInputs inputs, bool finished, double? seconds = null)
     {
-        var json = new JsonObject
-        {
-            ["step"] = inputs.Step,
-            ["finished"] = finished,
-            ["seconds"] = seconds,
-            ["inputs"] = new JsonObject(inputs.Values.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
-        };
-        Checkpoints.AtomicFile.WriteAllBytes(StepRecordPath(inputs.Step), Encoding.UTF8.GetBytes(json.ToJsonString(Config.JsonOptions.Indented)));
+        var record = new StepRecord(inputs.Step, finished, seconds, inputs.Values);
+        ArtifactJson.Write(StepRecordPath(inputs.Step), record, ArtifactJson.Types.StepRecord);
     }
 
     /// <summary>
@@ -162,22 +156,12 @@ public sealed record StepInputs(string Step, SortedDictionary<string, string> Va
         new(step, new SortedDictionary<string, string>(values.ToDictionary(v => v.Key, v => v.Value), StringComparer.Ordinal));
 }
 
-/// <summary>The content of a step's record.</summary>
-public sealed record StepRecord(string Step, bool Finished, IReadOnlyDictionary<string, string> Inputs, double? Seconds = null)
+/// <summary>The content of a step's record (OUT/steps/STEP.json): <c>{"step", "finished", "seconds", "inputs": {key: text}}</c>.</summary>
+/// <param name="Seconds">wall time of the sitting that finished the step; null before it finishes</param>
+public sealed record StepRecord(
+    [property: JsonRequired] string Step, [property: JsonRequired] bool Finished, double? Seconds,
+    [property: JsonRequired] IReadOnlyDictionary<string, string> Inputs)
 {
-    public static StepRecord Load(string path)
-    {
-        try
-        {
-            var json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InputException($"{path}: expected a JSON object.");
-            var inputs = (json["inputs"] as JsonObject ?? new JsonObject())
-                .ToDictionary(p => p.Key, p => p.Value?.GetValue<string>() ?? "");
-            return new StepRecord(json["step"]?.GetValue<string>() ?? "", json["finished"]?.GetValue<bool>() ?? false, inputs,
-                json["seconds"]?.GetValue<double>());
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
-        {
-            throw new InputException($"{path}: unreadable step record ({e.Message}); delete it or rerun with --force.", e);
-        }
-    }
+    public static StepRecord Load(string path) =>
+        ArtifactJson.Read(path, ArtifactJson.Types.StepRecord, "a step record", "delete it or rerun with --force");
 }

@@ -1,0 +1,56 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using HybridDistill.Checkpoints;
+using HybridDistill.Pipeline;
+
+namespace HybridDistill.Artifacts;
+
+/// <summary>
+/// The one source-generated serializer of the files the library writes and reads back (step records,
+/// selection.json, summary.json, bench_decode.json, ...): each file's schema is a typed record in its home file,
+/// listed here once. snake_case names, two-space indentation, nulls written as null unless a property says
+/// otherwise ([JsonIgnore(Condition = WhenWritingNull)] for optional keys), doubles as their shortest round-trip
+/// text: byte for byte what the hand-built <see cref="JsonObject"/>s wrote before.
+/// </summary>
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(StepRecord))]
+[JsonSerializable(typeof(ComparisonPlanFile))]
+[JsonSerializable(typeof(ComparisonSummary))]
+[JsonSerializable(typeof(DecodeBenchFile))]
+internal sealed partial class ArtifactJsonContext : JsonSerializerContext;
+
+/// <summary>Writing and reading artifacts through <see cref="ArtifactJsonContext"/>.</summary>
+internal static class ArtifactJson
+{
+    public static ArtifactJsonContext Types => ArtifactJsonContext.Default;
+
+    /// <summary>The file's bytes (UTF-8, indented; <paramref name="trailingNewline"/> for the files that end with one).</summary>
+    public static byte[] Bytes<T>(T value, JsonTypeInfo<T> type, bool trailingNewline = false)
+    {
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(value, type);
+        return trailingNewline ? [.. bytes, (byte)'\n'] : bytes;
+    }
+
+    /// <summary>Writes PATH atomically (a kill leaves the old file or the new one).</summary>
+    public static void Write<T>(string path, T value, JsonTypeInfo<T> type, bool trailingNewline = false) =>
+        AtomicFile.WriteAllBytes(path, Bytes(value, type, trailingNewline));
+
+    public static JsonObject ToNode<T>(T value, JsonTypeInfo<T> type) => JsonSerializer.SerializeToNode(value, type)!.AsObject();
+
+    /// <summary>
+    /// Reads PATH as <typeparamref name="T"/>; a missing file, invalid JSON, a wrong type or a missing required key
+    /// is one <see cref="InputException"/> naming the file, what it should be and <paramref name="fix"/>.
+    /// </summary>
+    public static T Read<T>(string path, JsonTypeInfo<T> type, string what, string fix)
+    {
+        if (!File.Exists(path)) throw new InputException($"{path}: {what} not found; {fix}.");
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), type)
+                ?? throw new InputException($"{path}: holds null, not {what}; {fix}.");
+        }
+        catch (JsonException e) { throw new InputException($"{path}: not {what} ({e.Message}); {fix}.", e); }
+    }
+}

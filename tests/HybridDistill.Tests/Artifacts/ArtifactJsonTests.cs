@@ -1,0 +1,84 @@
+using System.Text;
+using HybridDistill.Artifacts;
+using HybridDistill.Pipeline;
+
+namespace HybridDistill.Tests.Artifacts;
+
+/// <summary>
+/// The typed records write the very bytes the hand-built JSON wrote: every artifact committed under docs/results/
+/// (written before the records existed) reads back into its record and serializes to the same file, byte for byte.
+/// </summary>
+public class ArtifactJsonTests
+{
+    static readonly string[] Studies = ["teacher", "stories260K"];
+
+    static IEnumerable<string> Committed(string relative, string pattern = "*.json") =>
+        Studies.SelectMany(s => Directory.EnumerateFiles(Path.Combine(TestPaths.RepoRoot, "docs", "results", s, relative), pattern))
+            .Order(StringComparer.Ordinal);
+
+    static void AssertSameBytes(string path, byte[] written) =>
+        Assert.True(File.ReadAllBytes(path).AsSpan().SequenceEqual(written),
+            $"{path} differs when rewritten:\n{Encoding.UTF8.GetString(written)}");
+
+    [Fact]
+    public void StepRecords_RewriteByteIdentical()
+    {
+        var files = Committed("steps").ToArray();
+        Assert.True(files.Length > 100, $"only {files.Length} step records");
+        foreach (var file in files)
+            AssertSameBytes(file, ArtifactJson.Bytes(StepRecord.Load(file), ArtifactJson.Types.StepRecord));
+    }
+
+    [Fact]
+    public void StepRecord_ReadsItsFields()
+    {
+        var record = StepRecord.Load(Path.Combine(TestPaths.RepoRoot, "docs", "results", "stories260K", "steps", "data.json"));
+        Assert.Equal(("data", true, 0.8), (record.Step, record.Finished, record.Seconds));
+        Assert.Equal(["kind", "sources", "teacher"], record.Inputs.Keys);
+        Assert.Equal("fded3356aac4cd03", record.Inputs["sources"]);
+    }
+
+    [Fact]
+    public void SelectionAndSummary_RewriteByteIdentical()
+    {
+        foreach (var study in Studies)
+        {
+            var layout = new RunLayout(Path.Combine(TestPaths.RepoRoot, "docs", "results", study));
+            var plan = ComparisonPlan.Load(layout.Selection);
+            AssertSameBytes(layout.Selection, ArtifactJson.Bytes(plan.ToFile(), ArtifactJson.Types.ComparisonPlanFile));
+            // summary.json recomputed from the committed eval.json files and the decode benchmark
+            AssertSameBytes(layout.Summary, ArtifactJson.Bytes(ComparisonSummary.Build(layout, plan), ArtifactJson.Types.ComparisonSummary));
+            var bench = ArtifactJson.Read(layout.BenchDecodeJson, ArtifactJson.Types.DecodeBenchFile, "a decode benchmark", "-");
+            AssertSameBytes(layout.BenchDecodeJson, ArtifactJson.Bytes(bench, ArtifactJson.Types.DecodeBenchFile));
+        }
+    }
+
+    [Fact]
+    public void SummaryRow_NullsAreWrittenAsNull()
+    {
+        var row = new SummaryRow("m", "kl", 0.25, 1, [3], 0, 0.5, new SortedDictionary<string, double> { ["copy"] = 0.5 }, null, 1.5, null, null);
+        var text = Encoding.UTF8.GetString(ArtifactJson.Bytes(new ComparisonSummary("t", "d", "r", 256, 0, [row]), ArtifactJson.Types.ComparisonSummary));
+        Assert.Contains("\"kl\": null,\n      \"ppl\": 1.5,\n      \"decode_speedup\": null,\n      \"cache_share\": null\n", text);
+    }
+
+    [Fact]
+    public void MalformedFiles_NameTheFileAndTheFix()
+    {
+        var dir = Directory.CreateTempSubdirectory("artifact-json-").FullName;
+        try
+        {
+            string step = Path.Combine(dir, "step.json");
+            File.WriteAllText(step, "{\"step\": \"data\", \"finished\": \"yes\", \"inputs\": {}}");
+            var e = Assert.Throws<InputException>(() => StepRecord.Load(step));
+            Assert.StartsWith($"{step}: not a step record (", e.Message);
+            Assert.EndsWith("; delete it or rerun with --force.", e.Message);
+
+            string selection = Path.Combine(dir, "selection.json");
+            File.WriteAllText(selection, "{\"teacher\": \"t\"}");
+            e = Assert.Throws<InputException>(() => ComparisonPlan.Load(selection));
+            Assert.StartsWith($"{selection}: not a comparison's selection.json (", e.Message);
+            Assert.Contains("data", e.Message); // the missing key is named
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
