@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using HybridDistill.Checkpoints;
 using HybridDistill.Pipeline;
+using HybridDistill.Selection;
 
 namespace HybridDistill.Artifacts;
 
@@ -19,6 +20,10 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(ComparisonPlanFile))]
 [JsonSerializable(typeof(ComparisonSummary))]
 [JsonSerializable(typeof(DecodeBenchFile))]
+[JsonSerializable(typeof(LayerScoresFile))]
+[JsonSerializable(typeof(LayerResultFile))]
+[JsonSerializable(typeof(KlCurves.StopRule))]
+[JsonSerializable(typeof(KlCurves.EarlyStopReport))]
 internal sealed partial class ArtifactJsonContext : JsonSerializerContext;
 
 /// <summary>Writing and reading artifacts through <see cref="ArtifactJsonContext"/>.</summary>
@@ -40,17 +45,18 @@ internal static class ArtifactJson
     public static JsonObject ToNode<T>(T value, JsonTypeInfo<T> type) => JsonSerializer.SerializeToNode(value, type)!.AsObject();
 
     /// <summary>
-    /// Reads PATH as <typeparamref name="T"/>; a missing file, invalid JSON, a wrong type or a missing required key
-    /// is one <see cref="InputException"/> naming the file, what it should be and <paramref name="fix"/>.
+    /// Reads PATH as <typeparamref name="T"/>. A missing file, invalid JSON, something other than an object, a value of
+    /// the wrong type or a missing required key is one <see cref="InputException"/> naming the file, what it should be,
+    /// the key (the serializer's message carries the JSON path or the missing property) and <paramref name="fix"/>.
     /// </summary>
     public static T Read<T>(string path, JsonTypeInfo<T> type, string what, string fix)
     {
         if (!File.Exists(path)) throw new InputException($"{path}: {what} not found; {fix}.");
-        try
-        {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), type)
-                ?? throw new InputException($"{path}: holds null, not {what}; {fix}.");
-        }
+        JsonNode? node;
+        try { node = JsonNode.Parse(File.ReadAllBytes(path)); }
+        catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}); {fix}.", e); }
+        if (node is not JsonObject) throw new InputException($"{path}: expected a JSON object ({what}); {fix}.");
+        try { return JsonSerializer.Deserialize(node, type)!; }
         catch (JsonException e) { throw new InputException($"{path}: not {what} ({e.Message}); {fix}.", e); }
     }
 }

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Selection;
 
@@ -96,9 +98,10 @@ public static class KlCurves
     }
 
     /// <summary>The stopping rule's settings (kl's min_fraction, stable_window, margin_z, last_n).</summary>
-    public sealed record StopRule(double MinFraction = 0.3, int Window = 3, double MarginZ = 2.0, int LastN = 3)
+    public sealed record StopRule(double MinFraction = 0.3, [property: JsonPropertyName("stable_window")] int Window = 3, double MarginZ = 2.0, int LastN = 3)
     {
-        public JsonObject ToJson() => new() { ["min_fraction"] = MinFraction, ["stable_window"] = Window, ["margin_z"] = MarginZ, ["last_n"] = LastN };
+        /// <summary><c>{"min_fraction", "stable_window", "margin_z", "last_n"}</c></summary>
+        public JsonObject ToJson() => ArtifactJson.ToNode(this, ArtifactJson.Types.StopRule);
     }
 
     /// <summary>
@@ -144,15 +147,17 @@ public static class KlCurves
         /// <summary>Fraction of each run's full-budget tokens not trained when stopping here.</summary>
         public double SavedFraction => FullTokens > 0 ? 1 - (double)StopTokens / FullTokens : 0;
 
-        public JsonObject ToJson() => new()
-        {
-            ["k"] = K, ["stop_point"] = StopPoint, ["stop_tokens"] = StopTokens, ["full_tokens"] = FullTokens,
-            ["saved_fraction"] = Math.Round(SavedFraction, 4),
-            ["early_top_k"] = new JsonArray(EarlyTopK.Select(l => (JsonNode)l).ToArray()),
-            ["full_top_k"] = new JsonArray(FullTopK.Select(l => (JsonNode)l).ToArray()),
-            ["same"] = Same, ["jaccard"] = Math.Round(Jaccard, 4),
-        };
+        /// <summary>As reported, with saved_fraction and jaccard rounded to 4 digits.</summary>
+        public KComparisonEntry ToEntry() =>
+            new(K, StopPoint, StopTokens, FullTokens, Math.Round(SavedFraction, 4), EarlyTopK, FullTopK, Same, Math.Round(Jaccard, 4));
     }
+
+    public sealed record KComparisonEntry(int K, int? StopPoint, long StopTokens, long FullTokens, double SavedFraction,
+        IReadOnlyList<int> EarlyTopK, IReadOnlyList<int> FullTopK, bool Same, double Jaccard);
+
+    /// <summary>Early stopping against the full budget (provenance.early_stop_vs_full of kl's scores.json).</summary>
+    public sealed record EarlyStopReport(StopRule Rule, long FullTokens, IReadOnlyList<int> StopKs, long AllStopTokens, double SavedFraction,
+        IReadOnlyList<KComparisonEntry> ByK);
 
     /// <summary>
     /// Early stopping against the full budget, from full curves: for every K in 1..L-1, the point where the rule stops
@@ -182,14 +187,7 @@ public static class KlCurves
         long full = fullTokens ?? curves.Values.Min(c => c.Count == 0 ? 0 : c[^1].Tokens);
         var all = StopPoint(curves, ks, full, rule);
         long allTokens = all is int p ? curves.Values.First()[p - 1].Tokens : full;
-        return new JsonObject
-        {
-            ["rule"] = rule.ToJson(),
-            ["full_tokens"] = full,
-            ["stop_ks"] = new JsonArray(ks.Select(k => (JsonNode)k).ToArray()),
-            ["all_stop_tokens"] = allTokens,
-            ["saved_fraction"] = full > 0 ? Math.Round(1 - (double)allTokens / full, 4) : 0,
-            ["by_k"] = new JsonArray(Compare(curves, rule, full).Select(c => (JsonNode)c.ToJson()).ToArray()),
-        };
+        return ArtifactJson.ToNode(new EarlyStopReport(rule, full, ks, allTokens, full > 0 ? Math.Round(1 - (double)allTokens / full, 4) : 0,
+            Compare(curves, rule, full).Select(c => c.ToEntry()).ToArray()), ArtifactJson.Types.EarlyStopReport);
     }
 }

@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using HybridDistill.Checkpoints;
-using HybridDistill.Config;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Selection;
 
@@ -124,19 +123,9 @@ public sealed class LayerResultStore(string outDir)
 
     public void Write(LayerResult result, string method, int numLayers, JsonObject provenance, string runKey, double seconds)
     {
-        var json = new JsonObject
-        {
-            ["method"] = method,
-            ["num_layers"] = numLayers,
-            ["layer"] = result.Layer,
-            ["score"] = result.Score,
-            ["metrics"] = result.Metrics.DeepClone(),
-        };
-        if (result.Curve is not null) json["curve"] = LayerScores.CurveToJson(result.Curve);
-        json["seconds"] = Math.Round(seconds, 3);
-        json["run_key"] = runKey;
-        json["provenance"] = provenance.DeepClone();
-        AtomicFile.WriteAllBytes(PathOf(result.Layer), System.Text.Encoding.UTF8.GetBytes(json.ToJsonString(JsonOptions.Indented)));
+        var file = new LayerResultFile(method, numLayers, result.Layer, result.Score, (JsonObject)result.Metrics.DeepClone(), result.Curve,
+            Math.Round(seconds, 3), runKey, (JsonObject)provenance.DeepClone());
+        ArtifactJson.Write(PathOf(result.Layer), file, ArtifactJson.Types.LayerResultFile);
     }
 
     /// <summary>The earlier result for a layer, or null; a file from another job (method, layer count or run key) is an error, never reused.</summary>
@@ -214,22 +203,16 @@ public sealed class LayerResultStore(string outDir)
 
     static LayerFile ReadFile(string path)
     {
-        JsonObject json;
-        try { json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InputException($"{path}: expected a JSON object."); }
-        catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}); delete it to score that layer again.", e); }
-        try
-        {
-            int layer = json["layer"]!.GetValue<int>();
-            var curve = json["curve"] is null ? null : LayerScores.CurveFromJson(json["curve"], "curve");
-            var result = new LayerResult(layer, json["score"]!.GetValue<double>(),
-                json["metrics"] as JsonObject is { } m ? (JsonObject)m.DeepClone() : new JsonObject(), curve);
-            return new LayerFile(path, json["method"]!.GetValue<string>(), json["num_layers"]!.GetValue<int>(), json["run_key"]!.GetValue<string>(),
-                result, json["seconds"]?.GetValue<double>() ?? 0, json["provenance"] as JsonObject is { } p ? (JsonObject)p.DeepClone() : new JsonObject());
-        }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
-        {
-            throw new InputException($"{path}: not a layer result (needs method, num_layers, layer, score, run_key); delete it to score that layer again.", e);
-        }
-        catch (InputException e) { throw new InputException($"{path}: {e.Message}", e); }
+        var file = ArtifactJson.Read(path, ArtifactJson.Types.LayerResultFile,
+            "a layer result (needs method, num_layers, layer, score, run_key)", "delete it to score that layer again");
+        var result = new LayerResult(file.Layer, file.Score, file.Metrics ?? new JsonObject(), file.Curve);
+        return new LayerFile(path, file.Method, file.NumLayers, file.RunKey, result, file.Seconds, file.Provenance ?? new JsonObject());
     }
 }
+
+/// <summary>OUT/layers/layer-{l}.json: one layer's result of a per-layer scoring job (curve left out when there is none).</summary>
+public sealed record LayerResultFile(
+    [property: JsonRequired] string Method, [property: JsonRequired] int NumLayers, [property: JsonRequired] int Layer,
+    [property: JsonRequired] double Score, JsonObject? Metrics,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<CurvePoint>? Curve,
+    double Seconds, [property: JsonRequired] string RunKey, JsonObject? Provenance);

@@ -1,6 +1,8 @@
 using System.Text;
 using HybridDistill.Artifacts;
+using System.Text.Json.Nodes;
 using HybridDistill.Pipeline;
+using HybridDistill.Selection;
 
 namespace HybridDistill.Tests.Artifacts;
 
@@ -50,6 +52,28 @@ public class ArtifactJsonTests
             AssertSameBytes(layout.Summary, ArtifactJson.Bytes(ComparisonSummary.Build(layout, plan), ArtifactJson.Types.ComparisonSummary));
             var bench = ArtifactJson.Read(layout.BenchDecodeJson, ArtifactJson.Types.DecodeBenchFile, "a decode benchmark", "-");
             AssertSameBytes(layout.BenchDecodeJson, ArtifactJson.Bytes(bench, ArtifactJson.Types.DecodeBenchFile));
+        }
+    }
+
+    [Fact]
+    public void ScoresFiles_RewriteByteIdentical()
+    {
+        var files = Studies.SelectMany(s => Directory.EnumerateFiles(Path.Combine(TestPaths.RepoRoot, "docs", "results", s, "scores"), "scores*.json", SearchOption.AllDirectories)).ToArray();
+        Assert.Equal(2 * 9, files.Length);
+        foreach (var file in files)
+            AssertSameBytes(file, ArtifactJson.Bytes(LayerScores.Load(file).ToFile(), ArtifactJson.Types.LayerScoresFile));
+    }
+
+    [Fact]
+    public void EarlyStopReport_IsRecomputedFromTheCommittedCurves()
+    {
+        foreach (var study in Studies)
+        {
+            var kl = LayerScores.Load(Path.Combine(TestPaths.RepoRoot, "docs", "results", study, "scores", "kl", "scores-full.json"));
+            var committed = kl.Provenance["early_stop_vs_full"]!.AsObject();
+            var (rule, ks, _) = KlScorer.RuleOf(kl.Provenance)!.Value;
+            var recomputed = KlCurves.CompareReport(kl.Curves!, rule, ks, (long)committed["full_tokens"]!)!;
+            Assert.Equal(committed.ToJsonString(), recomputed.ToJsonString());
         }
     }
 

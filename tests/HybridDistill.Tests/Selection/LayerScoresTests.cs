@@ -32,13 +32,13 @@ public class LayerScoresTests
     [Theory]
     [InlineData("{not json", "not valid JSON")]
     [InlineData("[1, 2]", "expected a JSON object")]
-    [InlineData("""{"num_layers": 2, "scores": [1, 2], "ranking": [1, 0]}""", "\"method\"")]
+    [InlineData("""{"num_layers": 2, "scores": [1, 2], "ranking": [1, 0]}""", "'method'")]
     [InlineData("""{"method": "x", "num_layers": 3, "scores": [1, 2], "ranking": [1, 0, 2]}""", "\"scores\" has 2 entries")]
     [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, 2], "ranking": [1, 1]}""", "\"ranking\" must list every layer")]
-    [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, "a"], "ranking": [1, 0]}""", "\"scores\" should be a list of numbers")]
+    [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, "a"], "ranking": [1, 0]}""", "$.scores[1]")]
     [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, 2], "ranking": [1, 0], "layouts": {"2": [0]}}""", "must list 2 distinct layers")]
     [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, 2], "ranking": [1, 0], "layouts": {"3": [0, 1, 2]}}""", "not a layer count between 1 and 2")]
-    [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, 2], "ranking": [1, 0], "curves": {"0": [{"tokens": 1}]}}""", "\"curves.0\"")]
+    [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, 2], "ranking": [1, 0], "curves": {"0": [{"tokens": 1}]}}""", "'kl'")]
     public void BadFilesGiveAnErrorNamingTheFileAndKey(string text, string expected)
     {
         var path = Path.Combine(TestPaths.NewTempDir("scores-bad"), "scores.json");
