@@ -24,6 +24,19 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(LayerResultFile))]
 [JsonSerializable(typeof(KlCurves.StopRule))]
 [JsonSerializable(typeof(KlCurves.EarlyStopReport))]
+[JsonSerializable(typeof(RuleProvenance))]
+[JsonSerializable(typeof(UniformProvenance))]
+[JsonSerializable(typeof(AblationProvenance))]
+[JsonSerializable(typeof(PplLayerMetrics))]
+[JsonSerializable(typeof(Stage1LayerDetail))]
+[JsonSerializable(typeof(Stage1Provenance))]
+[JsonSerializable(typeof(RecallAblationProvenance))]
+[JsonSerializable(typeof(RecallAblationMetrics))]
+[JsonSerializable(typeof(KlProvenance))]
+[JsonSerializable(typeof(KlMethodSettings))]
+[JsonSerializable(typeof(KlLayerMetrics))]
+[JsonSerializable(typeof(FullBudgetDetail))]
+[JsonSerializable(typeof(KlRunConfig))]
 internal sealed partial class ArtifactJsonContext : JsonSerializerContext;
 
 /// <summary>Writing and reading artifacts through <see cref="ArtifactJsonContext"/>.</summary>

@@ -1,3 +1,5 @@
+using HybridDistill.Artifacts;
+using System.Text.Json.Serialization;
 // ar / ar-multihop (the diagnostic baseline of method.md section 7, as the reference code defines it): ablate one
 // teacher layer at a time (its attention output zeroed; the residual skips it, its MLP still runs) and measure the
 // drop in greedy exact-match accuracy on the evaluation suite's multi-key recall prompts (kv-recall; kv-multihop for
@@ -49,40 +51,40 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
         var config = context.TeacherConfig();
         var tokenizer = TokenizerLoader.Load(teacherDir);
         var vocab = RecallVocabulary.Build(tokenizer);
-        var provenance = new JsonObject { ["teacher"] = context.TeacherFingerprint(), ["task"] = Task, ["measure"] = measure };
+        int? pairs = null;
+        string? lengthFrom = null;
+        int promptLength;
         IReadOnlyList<RecallItem> items;
         if (accuracy)
         {
             int length = Stage2Length(context, config.MaxPositionEmbeddings);
             var suite = new RecallSuite(vocab, null, new RecallSuiteOptions { Queries = queries });
             items = suite.Generate(Task, length, prompts, seed);
-            provenance["length"] = length;
-            provenance["length_from"] = context.Set.ContainsKey("seq_len") ? "--set seq_len" : context.RecipePath is not null ? "recipe stage2.seq_len" : "teacher context";
+            promptLength = length;
+            lengthFrom = context.Set.ContainsKey("seq_len") ? "--set seq_len" : context.RecipePath is not null ? "recipe stage2.seq_len" : "teacher context";
         }
         else
         {
-            int pairs = Math.Min(context.SettingInt("pairs", min: 1), vocab.Keys.Count);
+            int pairCount = Math.Min(context.SettingInt("pairs", min: 1), vocab.Keys.Count);
             // the kv-recall prompt of that many pairs sets the length; fewer pairs until it fits the context
             while (true)
             {
-                var recall = new RecallSuite(vocab, null, new RecallSuiteOptions { Pairs = pairs, Queries = queries });
+                var recall = new RecallSuite(vocab, null, new RecallSuiteOptions { Pairs = pairCount, Queries = queries });
                 int length = recall.KvRecall(0, new Random(0)).Length;
-                if (length <= config.MaxPositionEmbeddings || pairs <= 1)
+                if (length <= config.MaxPositionEmbeddings || pairCount <= 1)
                 {
                     var suite = multihop ? new RecallSuite(vocab, null, new RecallSuiteOptions { Queries = queries }) : recall;
                     items = suite.Generate(Task, Math.Min(length, config.MaxPositionEmbeddings), prompts, seed);
                     break;
                 }
-                pairs--;
+                pairCount--;
             }
-            provenance["pairs"] = pairs;
-            provenance["length"] = items[0].Length;
+            pairs = pairCount;
+            promptLength = items[0].Length;
         }
-        provenance["prompts"] = items.Count;
-        provenance["answers"] = items.Sum(i => i.Answers.Count);
-        provenance["seed"] = seed;
-        provenance["settings"] = context.ResolvedSettings();
-        provenance["ablation"] = "attention output zeroed (residual skips it), one layer at a time";
+        var provenance = ArtifactJson.ToNode(new RecallAblationProvenance(context.TeacherFingerprint(), Task, measure, pairs, promptLength, lengthFrom,
+            items.Count, items.Sum(i => i.Answers.Count), seed, context.ResolvedSettings(),
+            "attention output zeroed (residual skips it), one layer at a time"), ArtifactJson.Types.RecallAblationProvenance);
         var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);      // CausalLMLogits brings logits back to the CPU
         teacher.eval();
         return new ArRun(teacher, items, batch, accuracy, provenance);
@@ -109,7 +111,7 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
         return (outcomes.Average(o => o.LogProb), new Proportion(outcomes.Count(o => o.Correct), outcomes.Count));
     }
 
-    static JsonArray Interval((double Lo, double Hi) i) => [Math.Round(i.Lo, 6), Math.Round(i.Hi, 6)];
+    static double[] Interval((double Lo, double Hi) i) => [Math.Round(i.Lo, 6), Math.Round(i.Hi, 6)];
 
     sealed class ArRun(HybridCausalLM teacher, IReadOnlyList<RecallItem> items, int batch, bool accuracy, JsonObject provenance) : IPerLayerRun
     {
@@ -125,16 +127,21 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
             var (logProb, acc) = Measure(teacher, items, new HashSet<int> { layer }, batch);
             double accuracyDrop = baseAccuracy.Accuracy - acc.Accuracy;
             var dropInterval = Proportion.DifferenceInterval(baseAccuracy, acc);
-            return new LayerResult(layer, accuracy ? accuracyDrop : baseLogProb - logProb, new JsonObject
-            {
-                ["accuracy"] = acc.Accuracy, ["accuracy_wilson"] = Interval(acc.Wilson), ["correct"] = acc.Correct, ["answers"] = acc.Count,
-                ["base_accuracy"] = baseAccuracy.Accuracy, ["base_accuracy_wilson"] = Interval(baseAccuracy.Wilson), ["base_correct"] = baseAccuracy.Correct,
-                ["accuracy_drop"] = accuracyDrop, ["accuracy_drop_interval"] = Interval(dropInterval),
-                ["drop_exceeds_interval"] = dropInterval.Lo > 0,
-                ["log_prob"] = logProb, ["base_log_prob"] = baseLogProb, ["log_prob_drop"] = baseLogProb - logProb,
-            });
+            var metrics = new RecallAblationMetrics(acc.Accuracy, Interval(acc.Wilson), acc.Correct, acc.Count,
+                baseAccuracy.Accuracy, Interval(baseAccuracy.Wilson), baseAccuracy.Correct, accuracyDrop, Interval(dropInterval), dropInterval.Lo > 0,
+                logProb, baseLogProb, baseLogProb - logProb);
+            return new LayerResult(layer, accuracy ? accuracyDrop : baseLogProb - logProb, ArtifactJson.ToNode(metrics, ArtifactJson.Types.RecallAblationMetrics));
         }
 
         public void Dispose() => teacher.Dispose();
     }
 }
+
+/// <summary>ar's provenance: the task and measure, the prompts (pairs for kv tasks, length and where it came from), seed and settings.</summary>
+public sealed record RecallAblationProvenance(ModelFingerprint Teacher, string Task, string Measure, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Pairs, int Length,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? LengthFrom, int Prompts, int Answers, int Seed, IReadOnlyDictionary<string, string> Settings, string Ablation);
+
+/// <summary>ar's measurement of one layer: recall accuracy and answer log-probability with the layer ablated and without (intervals rounded to 6 digits).</summary>
+public sealed record RecallAblationMetrics(double Accuracy, IReadOnlyList<double> AccuracyWilson, int Correct, int Answers,
+    double BaseAccuracy, IReadOnlyList<double> BaseAccuracyWilson, int BaseCorrect, double AccuracyDrop, IReadOnlyList<double> AccuracyDropInterval,
+    bool DropExceedsInterval, double LogProb, double BaseLogProb, double LogProbDrop);

@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Selection;
 
@@ -15,7 +15,7 @@ public sealed class EndsScorer : ILayerScorer
         int numLayers = context.TeacherConfig().NumHiddenLayers;
         return Build(numLayers) with
         {
-            Provenance = new JsonObject { ["teacher"] = context.TeacherFingerprint(), ["rule"] = "0, L-1, 1, L-2, ..." },
+            Provenance = ArtifactJson.ToNode(new RuleProvenance(context.TeacherFingerprint(), null, "0, L-1, 1, L-2, ..."), ArtifactJson.Types.RuleProvenance),
         };
     }
 
@@ -30,3 +30,8 @@ public sealed class EndsScorer : ILayerScorer
         return LayerScores.FromScores("ends", scores);
     }
 }
+
+/// <summary>Provenance of a rule-based method (ends, random): the teacher, the seed (random) and the rule.</summary>
+public sealed record RuleProvenance(ModelFingerprint Teacher,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] long? Seed,
+    string Rule);

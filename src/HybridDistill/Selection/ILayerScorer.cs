@@ -143,23 +143,21 @@ public sealed class ScoringContext
     }
 
     /// <summary>Every setting with its resolved value (for provenance).</summary>
-    public JsonObject ResolvedSettings()
+    public IReadOnlyDictionary<string, string> ResolvedSettings()
     {
-        var json = new JsonObject();
-        foreach (var s in settings) json[s.Key] = Setting(s.Key);
-        return json;
+        var resolved = new Dictionary<string, string>();
+        foreach (var s in settings) resolved[s.Key] = Setting(s.Key);
+        return resolved;
     }
 
     /// <summary>The teacher's identity for provenance: its directory, config.json's sha256 and its weight files' total size.</summary>
-    public JsonObject TeacherFingerprint()
-    {
-        var dir = HfCheckpoint.ResolveModelDirectory(RequireTeacher());
-        long weightBytes = Directory.EnumerateFiles(dir, "*.safetensors").Sum(f => new FileInfo(f).Length);
-        return new JsonObject
-        {
-            ["path"] = dir,
-            ["config_sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(dir, "config.json")))),
-            ["weights_bytes"] = weightBytes,
-        };
-    }
+    public ModelFingerprint TeacherFingerprint() => ModelFingerprint.Of(HfCheckpoint.ResolveModelDirectory(RequireTeacher()));
+}
+
+/// <summary>A model directory's identity for provenance: the directory, config.json's sha256 and its weight files' total size.</summary>
+public sealed record ModelFingerprint(string Path, string ConfigSha256, long WeightsBytes)
+{
+    public static ModelFingerprint Of(string dir) => new(dir,
+        Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(System.IO.Path.Combine(dir, "config.json")))),
+        Directory.EnumerateFiles(dir, "*.safetensors").Sum(f => new FileInfo(f).Length));
 }

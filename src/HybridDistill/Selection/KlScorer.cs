@@ -1,3 +1,5 @@
+using HybridDistill.Artifacts;
+using System.Text.Json.Serialization;
 // kl (GA-S2, method.md section 6) and removal (GR-S2, one round): one short stage 2 per candidate layer l,
 // every candidate on identical batches in identical order (one seed), through the shared TrainLoop:
 //   kl:      student = stage-1 weights with the teacher's softmax attention restored at layer l only;
@@ -97,27 +99,11 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         try { data.CheckFits(teacherConfig.VocabSize, config.SeqLen, teacherDir); }
         catch { data.Dispose(); throw; }
 
-        var provenance = new JsonObject
-        {
-            ["teacher"] = context.TeacherFingerprint(),
-            ["stage1"] = Fingerprint(stage1Dir),
-            ["data"] = new JsonObject
-            {
-                ["kind"] = "tokens", ["path"] = data.Directory,
-                ["sources"] = new JsonArray(data.Manifest.Sources.Select(src => (JsonNode)src.Sha256).ToArray()),
-                ["train_tokens"] = data.Manifest.Train.Tokens, ["val_tokens"] = data.Manifest.Val.Tokens,
-            },
-            ["budget_tokens"] = budget,
-            ["seed"] = seed,
-            ["train_config"] = config.ToJson(Stage.Stage2),
-            ["method"] = new JsonObject
-            {
-                ["last_n"] = lastN, ["curve"] = curve, ["early_stop"] = earlyStop, ["min_fraction"] = rule.MinFraction,
-                ["stable_window"] = rule.Window, ["margin_z"] = rule.MarginZ, ["stable_budgets"] = stableBudgets,
-                ["stop_ks"] = new JsonArray(stopKs.Select(k => (JsonNode)k).ToArray()), ["full_budget"] = fullBudget,
-            },
-            ["student"] = Removal ? "teacher with layer l linear (stage-1 weights)" : "stage-1 weights with teacher softmax at layer l",
-        };
+        var provenance = ArtifactJson.ToNode(new KlProvenance(context.TeacherFingerprint(), ModelFingerprint.Of(stage1Dir),
+            new TokenDataDescription("tokens", data.Directory, data.Manifest.Sources.Select(src => src.Sha256).ToArray(), data.Manifest.Train.Tokens, data.Manifest.Val.Tokens),
+            budget, seed, config.ToJson(Stage.Stage2),
+            new KlMethodSettings(lastN, curve, earlyStop, rule.MinFraction, rule.Window, rule.MarginZ, stableBudgets, stopKs, fullBudget),
+            Removal ? "teacher with layer l linear (stage-1 weights)" : "stage-1 weights with teacher softmax at layer l"), ArtifactJson.Types.KlProvenance);
         string runKey = LayerResultStore.RunKey(provenance);
         bool ownsRoot = context.OutDir is null;
         string root = ownsRoot ? Path.Combine(Path.GetTempPath(), $"hybrid-{Name}-{Guid.NewGuid():N}") : Path.Combine(Path.GetFullPath(context.OutDir!), RunsDir);
@@ -146,9 +132,9 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     /// <summary>The stopping rule and its K recorded in a kl job's provenance; null for other jobs.</summary>
     public static (KlCurves.StopRule Rule, int[] Ks, bool FullBudget)? RuleOf(JsonObject provenance)
     {
-        if (provenance["method"] is not JsonObject m || m["min_fraction"] is null || m["stop_ks"] is not JsonArray ks) return null;
-        var rule = new KlCurves.StopRule((double)m["min_fraction"]!, (int)m["stable_window"]!, (double)m["margin_z"]!, (int)m["last_n"]!);
-        return (rule, ks.Select(k => (int)k!).ToArray(), m["full_budget"] is JsonValue fb && (bool)fb);
+        if (provenance["method"] is not JsonObject m || m["min_fraction"] is null || m["stop_ks"] is not JsonArray) return null;
+        var s = JsonSerializer.Deserialize(m, ArtifactJson.Types.KlMethodSettings)!;
+        return (new KlCurves.StopRule(s.MinFraction, s.StableWindow, s.MarginZ, s.LastN), s.StopKs.ToArray(), s.FullBudget);
     }
 
     /// <summary>
@@ -162,10 +148,8 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         var curves = early.Curves;
         int lastN = RuleOf(early.Provenance)!.Value.Rule.LastN;
         var scores = Enumerable.Range(0, early.NumLayers).Select(l => KlCurves.LateMeanScore(curves[l], lastN)).ToArray();
-        var details = Enumerable.Range(0, early.NumLayers).Select(l => (JsonObject?)new JsonObject
-        {
-            ["late_kl"] = -scores[l], ["final_kl"] = curves[l][^1].Kl, ["tokens_used"] = curves[l][^1].Tokens,
-        }).ToArray();
+        var details = Enumerable.Range(0, early.NumLayers).Select(l => (JsonObject?)ArtifactJson.ToNode(
+            new FullBudgetDetail(-scores[l], curves[l][^1].Kl, curves[l][^1].Tokens), ArtifactJson.Types.FullBudgetDetail)).ToArray();
         var provenance = (JsonObject)early.Provenance.DeepClone();
         provenance["scored_from"] = "the whole curves of the kl job (full budget); scores.json holds the early-stopped scores";
         return LayerScores.FromScores(FullMethod, scores, provenance) with { Details = details, Curves = curves };
@@ -178,13 +162,6 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         try { return (JsonNode.Parse(File.ReadAllText(path)) as JsonObject)?["recipe"] as JsonObject is { } r ? (JsonObject)r.DeepClone() : new JsonObject(); }
         catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}); pass --recipe FILE instead.", e); }
     }
-
-    static JsonObject Fingerprint(string dir) => new()
-    {
-        ["path"] = dir,
-        ["config_sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(dir, "config.json")))),
-        ["weights_bytes"] = Directory.EnumerateFiles(dir, "*.safetensors").Sum(f => new FileInfo(f).Length),
-    };
 
     /// <summary>The layer types of candidate <paramref name="layer"/>'s student.</summary>
     public IReadOnlyList<string> StudentLayerTypes(ModelConfig stage1, int layer) =>
@@ -229,23 +206,14 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         }
 
         /// <summary>The layer's result: scored from <paramref name="scored"/> (the curve up to the stop point), keeping <paramref name="curve"/> (all it ran).</summary>
-        LayerResult Result(int layer, IReadOnlyList<CurvePoint> scored, IReadOnlyList<CurvePoint> kept, long tokens, bool earlyStopped, JsonObject? extra = null)
+        LayerResult Result(int layer, IReadOnlyList<CurvePoint> scored, IReadOnlyList<CurvePoint> kept, long tokens, bool earlyStopped, LockStepRecord? lockStep = null)
         {
             if (KlCurves.AfterStepZero(scored).Length == 0)
                 throw new InputException($"layer {layer}: the scoring run logged no {curve} KL after step 0; lower log_every/eval_every or raise --budget-tokens.");
             double late = -KlCurves.LateMeanScore(scored, rule.LastN);
-            var metrics = new JsonObject
-            {
-                ["late_kl"] = late,
-                ["final_kl"] = scored[^1].Kl,
-                ["first_kl"] = scored[0].Kl,
-                ["tokens_used"] = tokens,
-                ["budget_tokens"] = config.TotalSteps * config.TokensPerStep,
-                ["early_stopped"] = earlyStopped,
-            };
-            if (kept.Count > scored.Count) metrics["full_late_kl"] = -KlCurves.LateMeanScore(kept, rule.LastN);
-            if (extra is not null) foreach (var (k, v) in extra) metrics[k] = v?.DeepClone();
-            return new LayerResult(layer, scorer.Removal ? late : -late, metrics, kept.ToArray());
+            var metrics = new KlLayerMetrics(late, scored[^1].Kl, scored[0].Kl, tokens, config.TotalSteps * config.TokensPerStep, earlyStopped,
+                kept.Count > scored.Count ? -KlCurves.LateMeanScore(kept, rule.LastN) : null, lockStep);
+            return new LayerResult(layer, scorer.Removal ? late : -late, ArtifactJson.ToNode(metrics, ArtifactJson.Types.KlLayerMetrics), kept.ToArray());
         }
 
         string RunDir(int layer) => Path.Combine(root, $"layer-{layer}");
@@ -273,7 +241,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             var objective = new Stage2Distillation(teacher, student, config) { TeacherKey = teacherKey };
             using var pause = CancellationTokenSource.CreateLinkedTokenSource(context.Cancellation);
             var progress = new StepWatch(untilStep, pause);
-            var runConfig = new JsonObject { ["teacher"] = provenance["teacher"]?["path"]?.DeepClone(), ["layer"] = layer, ["run_key"] = runKey };
+            var runConfig = ArtifactJson.ToNode(new KlRunConfig(provenance["teacher"]?["path"]?.GetValue<string>(), layer, runKey), ArtifactJson.Types.KlRunConfig);
             var result = TrainLoop.Run(objective, data, config, dir, runConfig, resume: true, progress, pause.Token);
             context.Cancellation.ThrowIfCancellationRequested();
             if (result.Completed) AtomicFile.WriteAllBytes(doneFile, System.Text.Encoding.UTF8.GetBytes(result.Tokens.ToString(System.Globalization.CultureInfo.InvariantCulture)));
@@ -300,8 +268,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             long budget = config.TotalSteps * config.TokensPerStep;
             long step = 0;
             long? stopStep = null;
-            var history = new JsonArray();
-            var culture = System.Globalization.CultureInfo.InvariantCulture;
+            var history = new List<LockStepRound>();
             while (step < config.TotalSteps)
             {
                 round++;
@@ -315,13 +282,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
                 int points = curves.Values.Min(c => c.Count);
                 var stops = ks.ToDictionary(k => k, k => KlCurves.Stops(curves, k, points, budget, rule));
                 var tops = ks.ToDictionary(k => k, k => KlCurves.AfterStepZero(curves.Values.First()).Length == 0 ? [] : KlCurves.TopK(curves, k, points, rule.LastN));
-                history.Add(new JsonObject
-                {
-                    ["round"] = round, ["tokens"] = step * config.TokensPerStep,
-                    ["top_k"] = new JsonObject(tops.Select(t => KeyValuePair.Create(t.Key.ToString(culture),
-                        (JsonNode?)new JsonArray(t.Value.Select(x => (JsonNode)x).ToArray())))),
-                    ["stops"] = new JsonObject(stops.Select(t => KeyValuePair.Create(t.Key.ToString(culture), (JsonNode?)t.Value))),
-                });
+                history.Add(new LockStepRound(round, step * config.TokensPerStep, tops.ToDictionary(t => t.Key, t => (IReadOnlyList<int>)t.Value), stops));
                 context.Progress?.Report($"round {round} ({step * config.TokensPerStep} tokens): " +
                     string.Join(" ", tops.Select(t => $"K={t.Key}:[{string.Join(",", t.Value)}]{(stops[t.Key] ? " stops" : "")}")));
                 if (ks.Length > 0 && stops.Values.All(x => x) && step < config.TotalSteps)
@@ -332,25 +293,12 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             }
             long stopTokens = (stopStep ?? config.TotalSteps) * config.TokensPerStep;
             long used = fullBudget ? stopTokens * layers.Count : tokens.Values.Sum();
-            var summary = new JsonObject
-            {
-                ["lock_step_rounds"] = round,
-                ["stop_ks"] = new JsonArray(ks.Select(k => (JsonNode)k).ToArray()),
-                ["rule"] = rule.ToJson(),
-                ["stopped_early"] = stopStep is not null,
-                ["stop_step"] = stopStep ?? config.TotalSteps,
-                ["stopped_at_tokens"] = stopTokens,
-                ["budget_tokens"] = budget,
-                ["all_runs_tokens_used"] = used,
-                ["all_runs_tokens_budget"] = budget * layers.Count,
-                ["tokens_saved_fraction"] = Math.Round(1 - (double)used / (budget * layers.Count), 4),
-                ["full_budget"] = fullBudget,
-                ["rounds"] = history,
-            };
+            var summary = new LockStepRecord(round, ks, rule, stopStep is not null, stopStep ?? config.TotalSteps, stopTokens, budget, used,
+                budget * layers.Count, Math.Round(1 - (double)used / (budget * layers.Count), 4), fullBudget, history);
             return layers.ToDictionary(l => l, l =>
             {
                 var cut = curves[l].Where(p => p.Tokens <= stopTokens).ToArray();
-                return Result(l, cut, curves[l], Math.Min(tokens[l], stopTokens), stopStep is not null, new JsonObject { ["lock_step"] = summary.DeepClone() });
+                return Result(l, cut, curves[l], Math.Min(tokens[l], stopTokens), stopStep is not null, summary);
             });
         }
 
@@ -362,3 +310,31 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         }
     }
 }
+
+/// <summary>The token directory a kl job trains on: its sources' sha256 and split sizes.</summary>
+public sealed record TokenDataDescription(string Kind, string Path, IReadOnlyList<string> Sources, long TrainTokens, long ValTokens);
+
+/// <summary>kl's method settings as recorded (provenance.method); <see cref="KlScorer.RuleOf"/> reads the stopping rule back.</summary>
+public sealed record KlMethodSettings(int LastN, string Curve, string EarlyStop, double MinFraction, int StableWindow, double MarginZ,
+    string StableBudgets, IReadOnlyList<int> StopKs, bool FullBudget);
+
+/// <summary>kl's provenance (also what its run_key hashes, paths left out): teacher, stage 1, data, budget, seed, the resolved stage-2 config, the method's settings.</summary>
+public sealed record KlProvenance(ModelFingerprint Teacher, ModelFingerprint Stage1, TokenDataDescription Data, long BudgetTokens, long Seed,
+    JsonObject TrainConfig, KlMethodSettings Method, string Student);
+
+/// <summary>kl's measurement of one candidate (late_kl: mean KL of the last points scored; full_late_kl: of the whole curve when it ran past the stop).</summary>
+public sealed record KlLayerMetrics(double LateKl, double FinalKl, double FirstKl, long TokensUsed, long BudgetTokens, bool EarlyStopped,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? FullLateKl, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] LockStepRecord? LockStep);
+
+/// <summary>Where the lock-step rounds of a kl job stopped, and the tokens that saved; rounds: each round's top-K and stops per K.</summary>
+public sealed record LockStepRecord(int LockStepRounds, IReadOnlyList<int> StopKs, KlCurves.StopRule Rule, bool StoppedEarly, long StopStep,
+    long StoppedAtTokens, long BudgetTokens, long AllRunsTokensUsed, long AllRunsTokensBudget, double TokensSavedFraction, bool FullBudget,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<LockStepRound>? Rounds);
+
+public sealed record LockStepRound(int Round, long Tokens, IReadOnlyDictionary<int, IReadOnlyList<int>> TopK, IReadOnlyDictionary<int, bool> Stops);
+
+/// <summary>kl-full's per-layer detail: scored from the whole curve.</summary>
+public sealed record FullBudgetDetail(double LateKl, double FinalKl, long TokensUsed);
+
+/// <summary>What a candidate's training run records as its run config: the teacher, the candidate layer and the job's run_key.</summary>
+public sealed record KlRunConfig(string? Teacher, int Layer, string RunKey);

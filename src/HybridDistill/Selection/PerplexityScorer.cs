@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
 using HybridDistill.Models;
@@ -34,14 +36,8 @@ public sealed class PerplexityScorer : PerLayerScorer
         if (window > config.MaxPositionEmbeddings)
             throw new InputException($"--set window={window} exceeds the teacher's context ({config.MaxPositionEmbeddings}); pick a window up to {config.MaxPositionEmbeddings}.");
         var windows = source.Open(teacherDir, window, budget);
-        var provenance = new JsonObject
-        {
-            ["teacher"] = context.TeacherFingerprint(),
-            ["data"] = windows.Describe(),
-            ["budget_tokens"] = budget,
-            ["settings"] = context.ResolvedSettings(),
-            ["ablation"] = "attention output zeroed (residual skips it), one layer at a time",
-        };
+        var provenance = ArtifactJson.ToNode(new AblationProvenance(context.TeacherFingerprint(), windows.Describe(), budget, context.ResolvedSettings(),
+            "attention output zeroed (residual skips it), one layer at a time"), ArtifactJson.Types.AblationProvenance);
         var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);
         return new PplRun(teacher, windows, batch, provenance, context);
     }
@@ -57,12 +53,8 @@ public sealed class PerplexityScorer : PerLayerScorer
         {
             baseline ??= MeanNll(teacher, windows, null, batch, context.Cancellation);
             double nll = MeanNll(teacher, windows, new HashSet<int> { layer }, batch, context.Cancellation);
-            return new LayerResult(layer, nll - baseline.Value, new JsonObject
-            {
-                ["nll"] = nll, ["ppl"] = Math.Exp(nll),
-                ["base_nll"] = baseline.Value, ["base_ppl"] = Math.Exp(baseline.Value),
-                ["tokens"] = (long)windows.Count * (windows.Length - 1),
-            });
+            var metrics = new PplLayerMetrics(nll, Math.Exp(nll), baseline.Value, Math.Exp(baseline.Value), (long)windows.Count * (windows.Length - 1));
+            return new LayerResult(layer, nll - baseline.Value, ArtifactJson.ToNode(metrics, ArtifactJson.Types.PplLayerMetrics));
         }
 
         public void Dispose() => teacher.Dispose();
@@ -90,3 +82,10 @@ public sealed class PerplexityScorer : PerLayerScorer
         return sum / count;
     }
 }
+
+/// <summary>ppl's provenance: teacher, windows, tokens per pass, settings and what the ablation does.</summary>
+public sealed record AblationProvenance(ModelFingerprint Teacher, WindowsDescription Data, long BudgetTokens,
+    IReadOnlyDictionary<string, string> Settings, string Ablation);
+
+/// <summary>ppl's measurement of one layer: held-out NLL and perplexity with the layer ablated and without.</summary>
+public sealed record PplLayerMetrics(double Nll, double Ppl, double BaseNll, double BasePpl, long Tokens);

@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Selection;
 
@@ -20,7 +20,7 @@ public sealed class RandomScorer : ILayerScorer
         int numLayers = context.TeacherConfig().NumHiddenLayers;
         return Build(numLayers, seed) with
         {
-            Provenance = new JsonObject { ["teacher"] = context.TeacherFingerprint(), ["seed"] = seed, ["rule"] = "Fisher-Yates with SplitMix64(seed)" },
+            Provenance = ArtifactJson.ToNode(new RuleProvenance(context.TeacherFingerprint(), seed, "Fisher-Yates with SplitMix64(seed)"), ArtifactJson.Types.RuleProvenance),
         };
     }
 

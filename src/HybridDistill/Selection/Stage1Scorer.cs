@@ -1,3 +1,4 @@
+using HybridDistill.Artifacts;
 // stage1 (GA-S1, method.md section 7): each layer's own stage-1 alignment error, measured on held-out windows
 // with the finished stage-1 student (teacher-forced per layer, as stage 1 trained it):
 //   err_l = mean over tokens of ||o_teacher_l - Attn_student_l(n_l)||_2 / sqrt(d_model)      (Stage1Alignment)
@@ -58,22 +59,20 @@ public sealed class Stage1Scorer : ILayerScorer
             weight += n;
         }
         var scores = new double[config.NumHiddenLayers];
-        var details = new JsonObject?[config.NumHiddenLayers];
-        for (int l = 0; l < scores.Length; l++) details[l] = new JsonObject { ["alignment_error"] = 0.0, ["kind"] = student.Config.LayerTypes[l] };
-        for (int i = 0; i < trained.Count; i++)
-        {
-            scores[trained[i]] = sums[i] / weight;
-            details[trained[i]]!["alignment_error"] = sums[i] / weight;
-        }
-        var provenance = new JsonObject
-        {
-            ["teacher"] = context.TeacherFingerprint(),
-            ["stage1"] = new JsonObject { ["path"] = stage1Dir, ["layer_types"] = new JsonArray(student.Config.LayerTypes.Select(t => (JsonNode)t).ToArray()) },
-            ["data"] = windows.Describe(),
-            ["budget_tokens"] = budget,
-            ["settings"] = context.ResolvedSettings(),
-            ["mean_zero_output_error"] = baseline / weight,
-        };
-        return LayerScores.FromScores(Name, scores, provenance) with { Details = details };
+        for (int i = 0; i < trained.Count; i++) scores[trained[i]] = sums[i] / weight;
+        var details = Enumerable.Range(0, config.NumHiddenLayers).Select(l =>
+            (JsonObject?)ArtifactJson.ToNode(new Stage1LayerDetail(scores[l], student.Config.LayerTypes[l]), ArtifactJson.Types.Stage1LayerDetail)).ToArray();
+        var provenance = new Stage1Provenance(context.TeacherFingerprint(), new Stage1Run(stage1Dir, student.Config.LayerTypes.ToArray()),
+            windows.Describe(), budget, context.ResolvedSettings(), baseline / weight);
+        return LayerScores.FromScores(Name, scores, ArtifactJson.ToNode(provenance, ArtifactJson.Types.Stage1Provenance)) with { Details = details };
     }
 }
+
+/// <summary>stage1's measurement of one layer: its alignment error (0 for a layer stage 1 did not train) and its kind.</summary>
+public sealed record Stage1LayerDetail(double AlignmentError, string Kind);
+
+public sealed record Stage1Run(string Path, IReadOnlyList<string> LayerTypes);
+
+/// <summary>stage1's provenance; mean_zero_output_error: the error of an attention output of zeros, for scale.</summary>
+public sealed record Stage1Provenance(ModelFingerprint Teacher, Stage1Run Stage1, WindowsDescription Data, long BudgetTokens,
+    IReadOnlyDictionary<string, string> Settings, double MeanZeroOutputError);

@@ -1,5 +1,6 @@
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 using System.Security.Cryptography;
-using System.Text.Json.Nodes;
 using HybridDistill.Config;
 using HybridDistill.Data;
 using HybridDistill.Tokenization;
@@ -19,7 +20,7 @@ public interface ITokenWindows
     /// <summary>Windows start .. start + count - 1 as ids [count, T] int64.</summary>
     Tensor Batch(int start, int count);
     /// <summary>What the windows are (kind, file, sha256, window length and count), for provenance.</summary>
-    JsonObject Describe();
+    WindowsDescription Describe();
 }
 
 /// <summary>Where windows come from: a text file, or the packed token directory of <c>hybrid tokenize</c>.</summary>
@@ -74,14 +75,8 @@ public sealed class TextFileWindowSource(string path) : ITokenWindowSource
             throw new InputException($"{Path}: {tokens.Count} tokens, less than one scoring window of {length}; pass more text with --data or a smaller window (--set window=N).");
         var windows = new int[count][];
         for (int i = 0; i < count; i++) windows[i] = tokens.GetRange(i * length, length).ToArray();
-        var describe = new JsonObject
-        {
-            ["kind"] = "text",
-            ["path"] = Path,
-            ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(bytes)),
-            ["tokenizer"] = tokenizer.Kind,
-            ["bos_per_document"] = bos is not null,
-        };
+        var describe = new WindowsDescription("text", Path, Sha256: Convert.ToHexStringLower(SHA256.HashData(bytes)),
+            Tokenizer: tokenizer.Kind, BosPerDocument: bos is not null);
         return new InMemoryTokenWindows(windows, describe);
     }
 }
@@ -106,15 +101,8 @@ public sealed class TokenDirectoryWindowSource(string dir) : ITokenWindowSource
         using var ids = data.Val.Windows(Enumerable.Range(0, count).Select(i => (long)i).ToArray(), length - 1);   // [count, T]
         var flat = ids.data<long>().ToArray();
         var windows = Enumerable.Range(0, count).Select(i => flat.AsSpan(i * length, length).ToArray().Select(t => (int)t).ToArray()).ToArray();
-        var describe = new JsonObject
-        {
-            ["kind"] = "tokens",
-            ["path"] = Directory,
-            ["split"] = "val",
-            ["sources"] = new JsonArray(data.Manifest.Sources.Select(src => (JsonNode)src.Sha256).ToArray()),
-            ["val_tokens"] = data.Manifest.Val.Tokens,
-            ["tokenizer"] = data.Manifest.TokenizerKind,
-        };
+        var describe = new WindowsDescription("tokens", Directory, Split: "val", Sources: data.Manifest.Sources.Select(src => src.Sha256).ToArray(),
+            ValTokens: data.Manifest.Val.Tokens, Tokenizer: data.Manifest.TokenizerKind);
         return new InMemoryTokenWindows(windows, describe);
     }
 }
@@ -123,15 +111,15 @@ public sealed class TokenDirectoryWindowSource(string dir) : ITokenWindowSource
 public sealed class InMemoryTokenWindows : ITokenWindows, ITokenWindowSource
 {
     private readonly int[][] windows;
-    private readonly JsonObject description;
+    private readonly WindowsDescription description;
 
-    public InMemoryTokenWindows(IReadOnlyList<int[]> windows, JsonObject? description = null)
+    public InMemoryTokenWindows(IReadOnlyList<int[]> windows, WindowsDescription? description = null)
     {
         if (windows.Count == 0) throw new ArgumentException("no windows", nameof(windows));
         Length = windows[0].Length;
         if (windows.Any(w => w.Length != Length)) throw new ArgumentException("windows must have equal lengths", nameof(windows));
         this.windows = windows.ToArray();
-        this.description = description ?? new JsonObject { ["kind"] = "in-memory" };
+        this.description = description ?? new WindowsDescription("in-memory");
         // content hash, so runs over different windows never share per-layer results
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var w in this.windows) sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()));
@@ -148,15 +136,8 @@ public sealed class InMemoryTokenWindows : ITokenWindows, ITokenWindowSource
         return tensor(flat, [flat.Length / Length, Length]);                      // [count * T] -> [count, T]
     }
 
-    public JsonObject Describe()
-    {
-        var json = (JsonObject)description.DeepClone();
-        json["window"] = Length;
-        json["windows"] = Count;
-        json["tokens"] = (long)Length * Count;
-        json["tokens_sha256"] = TokensSha256;
-        return json;
-    }
+    public WindowsDescription Describe() =>
+        description with { Window = Length, Windows = Count, Tokens = (long)Length * Count, TokensSha256 = TokensSha256 };
 
     /// <summary>The same windows whatever is asked (the caller's length must match; the count is capped by maxTokens).</summary>
     public ITokenWindows Open(string teacherDir, int length, long maxTokens)
@@ -166,3 +147,14 @@ public sealed class InMemoryTokenWindows : ITokenWindows, ITokenWindowSource
         return count == Count ? this : new InMemoryTokenWindows(windows[..count], description);
     }
 }
+
+/// <summary>
+/// What scoring windows are, for provenance: their kind (text, tokens, in-memory), where they come from (file and
+/// sha256, or token directory, split, sources and size; the tokenizer), then the windows themselves (length, count,
+/// tokens, sha256 of the ids). Parts a kind does not have are left out.
+/// </summary>
+public sealed record WindowsDescription(string Kind,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Path = null, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Sha256 = null, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Split = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Sources = null, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? ValTokens = null, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Tokenizer = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? BosPerDocument = null, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Window = null, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Windows = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? Tokens = null, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? TokensSha256 = null);

@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Selection;
 
@@ -25,12 +25,8 @@ public sealed class UniformScorer : ILayerScorer
         var scores = Build(numLayers, anchor);
         return scores with
         {
-            Provenance = new JsonObject
-            {
-                ["teacher"] = context.TeacherFingerprint(),
-                ["anchor"] = anchor,
-                ["rule"] = anchor == Last ? "layers L-1-floor(i*L/K), i=0..K-1" : "layers floor(i*L/K), i=0..K-1",
-            },
+            Provenance = ArtifactJson.ToNode(new UniformProvenance(context.TeacherFingerprint(), anchor,
+                anchor == Last ? "layers L-1-floor(i*L/K), i=0..K-1" : "layers floor(i*L/K), i=0..K-1"), ArtifactJson.Types.UniformProvenance),
         };
     }
 
@@ -57,3 +53,5 @@ public sealed class UniformScorer : ILayerScorer
         return (anchor == First ? fromStart : fromStart.Select(o => numLayers - 1 - o)).Order().ToArray();
     }
 }
+
+public sealed record UniformProvenance(ModelFingerprint Teacher, string Anchor, string Rule);

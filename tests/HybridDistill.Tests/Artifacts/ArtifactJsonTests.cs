@@ -1,6 +1,8 @@
 using System.Text;
 using HybridDistill.Artifacts;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using HybridDistill.Pipeline;
 using HybridDistill.Selection;
 
@@ -74,6 +76,39 @@ public class ArtifactJsonTests
             var (rule, ks, _) = KlScorer.RuleOf(kl.Provenance)!.Value;
             var recomputed = KlCurves.CompareReport(kl.Curves!, rule, ks, (long)committed["full_tokens"]!)!;
             Assert.Equal(committed.ToJsonString(), recomputed.ToJsonString());
+        }
+    }
+
+    /// <summary>The part of <paramref name="json"/> that <typeparamref name="T"/> describes (without the keys added later) reads into it and writes back unchanged.</summary>
+    static void AssertRecordWrites<T>(JsonObject json, JsonTypeInfo<T> type, string where, params string[] addedLater)
+    {
+        var own = (JsonObject)json.DeepClone();
+        foreach (var key in addedLater) own.Remove(key);
+        var rewritten = ArtifactJson.ToNode(JsonSerializer.Deserialize(own, type)!, type);
+        Assert.True(own.ToJsonString() == rewritten.ToJsonString(), $"{where}:\n{own.ToJsonString()}\nvs\n{rewritten.ToJsonString()}");
+    }
+
+    [Fact]
+    public void ScorerProvenanceAndDetails_AreWhatTheRecordsWrite()
+    {
+        foreach (var study in Studies)
+        {
+            string dir = Path.Combine(TestPaths.RepoRoot, "docs", "results", study, "scores");
+            var kl = LayerScores.Load(Path.Combine(dir, "kl", "scores.json"));
+            AssertRecordWrites(kl.Provenance, ArtifactJson.Types.KlProvenance, $"{study} kl provenance", "run_key", "early_stopping", "early_stop_vs_full");
+            foreach (var d in kl.Details!) AssertRecordWrites(d!, ArtifactJson.Types.KlLayerMetrics, $"{study} kl details", "seconds");
+            Assert.True(kl.Details!.All(d => d!["lock_step"] is JsonObject));   // the lock-step record (rounds and all) is covered
+            var full = LayerScores.Load(Path.Combine(dir, "kl", "scores-full.json"));
+            foreach (var d in full.Details!) AssertRecordWrites(d!, ArtifactJson.Types.FullBudgetDetail, $"{study} kl-full details");
+            var ar = LayerScores.Load(Path.Combine(dir, "ar", "scores.json"));
+            AssertRecordWrites(ar.Provenance, ArtifactJson.Types.RecallAblationProvenance, $"{study} ar provenance", "run_key");
+            foreach (var d in ar.Details!) AssertRecordWrites(d!, ArtifactJson.Types.RecallAblationMetrics, $"{study} ar details", "seconds");
+            var stage1 = LayerScores.Load(Path.Combine(dir, "stage1", "scores.json"));
+            AssertRecordWrites(stage1.Provenance, ArtifactJson.Types.Stage1Provenance, $"{study} stage1 provenance");
+            foreach (var d in stage1.Details!) AssertRecordWrites(d!, ArtifactJson.Types.Stage1LayerDetail, $"{study} stage1 details");
+            foreach (var anchor in new[] { "uniform-first", "uniform-last" })
+                AssertRecordWrites(LayerScores.Load(Path.Combine(dir, anchor, "scores.json")).Provenance, ArtifactJson.Types.UniformProvenance, $"{study} {anchor}");
+            AssertRecordWrites(LayerScores.Load(Path.Combine(dir, "random-s1", "scores.json")).Provenance, ArtifactJson.Types.RuleProvenance, $"{study} random");
         }
     }
 

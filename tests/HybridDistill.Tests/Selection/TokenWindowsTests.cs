@@ -28,9 +28,9 @@ public class TokenWindowsTests
         Assert.Equal([2L, 64L], batch.shape);
         Assert.Equal(expected, batch[0].data<long>().ToArray()[..expected.Length]);
         var d = windows.Describe();
-        Assert.Equal("text", d["kind"]!.GetValue<string>());
-        Assert.Equal(320, d["tokens"]!.GetValue<long>());
-        Assert.Equal(64, d["sha256"]!.GetValue<string>().Length);
+        Assert.Equal("text", d.Kind);
+        Assert.Equal(320, d.Tokens);
+        Assert.Equal(64, d.Sha256!.Length);
     }
 
     [Fact]
@@ -45,7 +45,7 @@ public class TokenWindowsTests
         val.Read(2 * 63, expected);                                             // window 2: 63 inputs + the last target
         using var batch = windows.Batch(2, 1);                                  // [1, 64]
         Assert.Equal(expected.Select(t => (long)t), batch.data<long>().ToArray());
-        Assert.Equal("tokens", windows.Describe()["kind"]!.GetValue<string>());
+        Assert.Equal("tokens", windows.Describe().Kind);
 
         // ids of a 512-piece tokenizer do not fit babyllama's 105-id vocabulary
         var e = Assert.Throws<InputException>(() => TokenWindowSources.FromPath(dir).Open(TestPaths.Assets("babyllama-tok105"), 64, 256));
