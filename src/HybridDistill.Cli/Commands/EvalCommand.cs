@@ -1,3 +1,4 @@
+using HybridDistill.Artifacts;
 using System.ComponentModel;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
@@ -116,11 +117,11 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
         var result = Evaluator.Run(name, s.Model, new CausalLMLogits(model), tokenizer, s.Teacher,
             teacher is null ? null : new CausalLMLogits(teacher), options, progress);
 
-        var json = result.ToJson();
-        string markdown = EvalReport.Markdown([new EvalEntry(name, s.Json ?? "-", json)], [], title: $"Evaluation of {name}");
+        var file = result.ToFile();
+        string markdown = EvalReport.Markdown([new EvalEntry(name, s.Json ?? "-", file)], [], title: $"Evaluation of {name}");
         Console.Error.WriteLine();
         Console.Error.WriteLine(markdown);
-        string text = json.ToJsonString(JsonOptions.Indented);
+        string text = System.Text.Encoding.UTF8.GetString(ArtifactJson.Bytes(file, ArtifactJson.Types.EvalFile));
         if (s.Json is null)
         {
             Console.Out.WriteLine(text);

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using HybridDistill.Checkpoints;
+using HybridDistill.Evaluation;
 using HybridDistill.Pipeline;
 using HybridDistill.Selection;
 
@@ -37,6 +38,11 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(KlLayerMetrics))]
 [JsonSerializable(typeof(FullBudgetDetail))]
 [JsonSerializable(typeof(KlRunConfig))]
+[JsonSerializable(typeof(EvalFile))]
+[JsonSerializable(typeof(PplEntry))]
+[JsonSerializable(typeof(AgreeEntry))]
+[JsonSerializable(typeof(McEntry))]
+[JsonSerializable(typeof(IReadOnlyDictionary<string, RecallLengthEntry>))]
 internal sealed partial class ArtifactJsonContext : JsonSerializerContext;
 
 /// <summary>Writing and reading artifacts through <see cref="ArtifactJsonContext"/>.</summary>

@@ -1,14 +1,13 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Evaluation;
 
 /// <summary>One model's <c>eval.json</c> in a report.</summary>
-public sealed record EvalEntry(string Name, string Path, JsonObject Json)
+public sealed record EvalEntry(string Name, string Path, EvalFile File)
 {
-    public JsonObject Tasks => Json["tasks"] as JsonObject ?? [];
+    public EvalTaskResults Tasks => File.TaskResults;
 }
 
 
@@ -45,9 +44,8 @@ public static class EvalReport
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var file in evalFiles.Distinct())
         {
-            var json = ReadObject(file);
-            if (json["tasks"] is not JsonObject) throw new InputException($"'{file}' has no \"tasks\" object; is it an eval.json written by hybrid eval?");
-            string name = json["name"]?.GetValue<string>() ?? json["model"]?.GetValue<string>() ?? System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(file))!;
+            var json = EvalFile.Load(file);
+            string name = json.Name ?? json.Model ?? System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(file))!;
             string unique = name;
             for (int i = 2; !names.Add(unique); i++) unique = $"{name} ({i})";
             evals.Add(new EvalEntry(unique, file, json));
@@ -55,39 +53,14 @@ public static class EvalReport
         var rows = new List<DecodeRow>();
         foreach (var file in decodeFiles.Distinct())
         {
-            var json = ReadObject(file);
-            if (json["rows"] is not JsonArray array) throw new InputException($"'{file}' has no \"rows\" array; expected {{\"rows\": [{{\"model\", \"context\", \"ms_per_token\", \"cache_bytes\"}}]}}.");
-            foreach (var row in array.OfType<JsonObject>())
-            {
-                try
-                {
-                    rows.Add(new DecodeRow(row["model"]!.GetValue<string>(), row["context"]!.GetValue<int>(),
-                        row["ms_per_token"]!.GetValue<double>(), row["cache_bytes"]!.GetValue<long>(),
-                        row["weight_bytes"] is JsonNode w ? w.GetValue<long>() : 0));
-                }
-                catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
-                {
-                    throw new InputException($"'{file}': a row lacks model (string), context (int), ms_per_token (number) or cache_bytes (int): {row.ToJsonString()}");
-                }
-            }
+            var json = ArtifactJson.Read(file, ArtifactJson.Types.DecodeBenchFile, "a decode benchmark",
+                "expected {\"rows\": [{\"model\", \"context\", \"ms_per_token\", \"cache_bytes\"}]}");
+            rows.AddRange(json.Rows.Select(r => new DecodeRow(r.Model, r.Context, r.MsPerToken, r.CacheBytes, r.WeightBytes)));
         }
         return (evals, rows);
     }
 
-    static JsonObject ReadObject(string file)
-    {
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(file)) as JsonObject ?? throw new InputException($"'{file}' is not a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InputException($"'{file}' is not valid JSON: {e.Message}");
-        }
-    }
-
     static string F(double x, string format = "0.000") => x.ToString(format, CultureInfo.InvariantCulture);
-    static double D(JsonNode? n) => n is null ? double.NaN : n.GetValue<double>();
 
     /// <summary>The Markdown tables; <paramref name="images"/> are PNG file names (relative to the Markdown) to embed.</summary>
     public static string Markdown(IReadOnlyList<EvalEntry> evals, IReadOnlyList<DecodeRow> decode, IReadOnlyList<string>? images = null, string title = "Evaluation report")
@@ -99,17 +72,17 @@ public static class EvalReport
             md.AppendLine("## Models").AppendLine();
             md.AppendLine("| name | model | teacher | seed | tasks |").AppendLine("|---|---|---|---|---|");
             foreach (var e in evals)
-                md.AppendLine($"| {e.Name} | {e.Json["model"]} | {e.Json["teacher"]?.ToString() ?? "-"} | {e.Json["seed"]} | " +
-                              $"{string.Join(", ", (e.Json["settings"]?["tasks"] as JsonArray)?.Select(t => t!.ToString()) ?? [])} |");
+                md.AppendLine($"| {e.Name} | {e.File.Model} | {e.File.Teacher ?? "-"} | {e.File.Seed.ToString(CultureInfo.InvariantCulture)} | " +
+                              $"{string.Join(", ", e.File.Settings?.Tasks ?? [])} |");
             md.AppendLine();
             string header = "| | " + string.Join(" | ", evals.Select(e => e.Name)) + " |";
             string rule = "|---|" + string.Concat(evals.Select(_ => "---|"));
 
-            var lm = new List<(string Label, Func<JsonObject, string?> Cell)>
+            var lm = new List<(string Label, Func<EvalTaskResults, string?> Cell)>
             {
-                ("ppl", t => t["ppl"] is JsonObject p ? $"{F(D(p["ppl"]), "0.00")} (NLL {F(D(p["nll"]))}, {p["tokens"]} tokens)" : null),
-                ("agree: KL(teacher ‖ model)", t => t["agree"] is JsonObject a ? F(D(a["kl"]), "0.0000") : null),
-                ("agree: top-1", t => t["agree"] is JsonObject a ? F(D(a["top1"])) : null),
+                ("ppl", t => t.Ppl is { } p ? $"{F(p.Ppl, "0.00")} (NLL {F(p.Nll)}, {p.Tokens.ToString(CultureInfo.InvariantCulture)} tokens)" : null),
+                ("agree: KL(teacher ‖ model)", t => t.Agree is { } a ? F(a.Kl, "0.0000") : null),
+                ("agree: top-1", t => t.Agree is { } a ? F(a.Top1) : null),
             };
             var lmRows = lm.Where(r => evals.Any(e => r.Cell(e.Tasks) is not null)).ToList();
             if (lmRows.Count > 0)
@@ -120,7 +93,7 @@ public static class EvalReport
                 md.AppendLine();
             }
 
-            var recallTasks = RecallTasks.All.Where(t => evals.Any(e => e.Tasks[t] is JsonObject)).ToList();
+            var recallTasks = RecallTasks.All.Where(t => evals.Any(e => e.Tasks.RecallTask(t) is not null)).ToList();
             if (recallTasks.Count > 0)
             {
                 md.AppendLine("## Recall").AppendLine();
@@ -132,11 +105,11 @@ public static class EvalReport
                     md.AppendLine($"### {task}").AppendLine().AppendLine(header.Replace("| |", "| length |")).AppendLine(rule);
                     foreach (int length in Lengths(evals, task))
                     {
-                        var cells = evals.Select(e => e.Tasks[task]?[length.ToString()] is JsonObject r
-                            ? $"{F(D(r["acc"]), "0.00")} [{F(D(r["lo"]), "0.00")}, {F(D(r["hi"]), "0.00")}] n={r["n"]}" +
-                              (r["first_acc"] is { } first ? $"; first {F(D(first), "0.00")}" : "") +
-                              (r["by_label"] is JsonObject labels && task == RecallTasks.KvMultihop
-                                  ? "; " + string.Join(", ", labels.Select(l => $"{l.Key} {F(D(l.Value!["acc"]), "0.00")}")) : "")
+                        var cells = evals.Select(e => e.Tasks.RecallAt(task, length) is { } r
+                            ? $"{F(r.Acc, "0.00")} [{F(r.Lo, "0.00")}, {F(r.Hi, "0.00")}] n={r.N.ToString(CultureInfo.InvariantCulture)}" +
+                              (r.FirstAcc is { } first ? $"; first {F(first, "0.00")}" : "") +
+                              (r.ByLabel is { } labels && task == RecallTasks.KvMultihop
+                                  ? "; " + string.Join(", ", labels.Select(l => $"{l.Key} {F(l.Value.Acc, "0.00")}")) : "")
                             : "-");
                         md.AppendLine($"| {length} | " + string.Join(" | ", cells) + " |");
                     }
@@ -144,14 +117,14 @@ public static class EvalReport
                 }
             }
 
-            var mcKeys = evals.SelectMany(e => e.Tasks.Select(t => t.Key)).Where(k => k.StartsWith("mc/")).Distinct().Order(StringComparer.Ordinal).ToList();
+            var mcKeys = evals.SelectMany(e => e.Tasks.Mc.Select(m => "mc/" + m.Name)).Distinct().Order(StringComparer.Ordinal).ToList();
             if (mcKeys.Count > 0)
             {
                 md.AppendLine("## Multiple choice").AppendLine().AppendLine("acc / acc_norm (count); cloze sets have acc only.").AppendLine();
                 md.AppendLine(header).AppendLine(rule);
                 foreach (var key in mcKeys)
-                    md.AppendLine($"| {key[3..]} | " + string.Join(" | ", evals.Select(e => e.Tasks[key] is JsonObject m
-                        ? F(D(m["acc"])) + (m["acc_norm"] is { } norm ? " / " + F(D(norm)) : "") + $" ({m["n"]})" : "-")) + " |");
+                    md.AppendLine($"| {key[3..]} | " + string.Join(" | ", evals.Select(e => e.Tasks.Mc.FirstOrDefault(m => "mc/" + m.Name == key)?.Result is { } m
+                        ? F(m.Acc) + (m.AccNorm is { } norm ? " / " + F(norm) : "") + $" ({m.N.ToString(CultureInfo.InvariantCulture)})" : "-")) + " |");
                 md.AppendLine();
             }
         }
@@ -176,7 +149,7 @@ public static class EvalReport
     }
 
     static IEnumerable<int> Lengths(IEnumerable<EvalEntry> evals, string task) =>
-        evals.SelectMany(e => (e.Tasks[task] as JsonObject)?.Select(kv => int.TryParse(kv.Key, out int l) ? l : -1) ?? [])
+        evals.SelectMany(e => e.Tasks.RecallTask(task)?.Keys.Select(key => int.TryParse(key, out int l) ? l : -1) ?? [])
              .Where(l => l > 0).Distinct().Order();
 
     static string Bytes(long bytes) => bytes switch
@@ -191,12 +164,12 @@ public static class EvalReport
     public static List<string> Plots(IReadOnlyList<EvalEntry> evals, IReadOnlyList<DecodeRow> decode, string directory, string stem)
     {
         var files = new List<string>();
-        foreach (var task in RecallTasks.All.Where(t => evals.Any(e => e.Tasks[t] is JsonObject)))
+        foreach (var task in RecallTasks.All.Where(t => evals.Any(e => e.Tasks.RecallTask(t) is not null)))
         {
-            var series = evals.Where(e => e.Tasks[task] is JsonObject).Select(e =>
+            var series = evals.Where(e => e.Tasks.RecallTask(task) is not null).Select(e =>
             {
                 var lengths = Lengths([e], task).ToArray();
-                return (e.Name, X: lengths.Select(l => (double)l).ToArray(), Y: lengths.Select(l => D(e.Tasks[task]![l.ToString()]!["acc"])).ToArray());
+                return (e.Name, X: lengths.Select(l => (double)l).ToArray(), Y: lengths.Select(l => e.Tasks.RecallAt(task, l)!.Acc).ToArray());
             }).ToList();
             files.Add(LinePlot(directory, $"{stem}-recall-{task}.png", $"{task}: accuracy vs context length", "context length (tokens)",
                 task == RecallTasks.Copy ? "top-1 accuracy (repeated span)" : "exact-match accuracy", series, yLimits: (-0.03, 1.05)));

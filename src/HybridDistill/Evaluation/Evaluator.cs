@@ -1,3 +1,4 @@
+using HybridDistill.Artifacts;
 using System.Text.Json.Nodes;
 using HybridDistill.Tokenization;
 
@@ -46,94 +47,33 @@ public sealed record EvalResult(
     RecallVocabulary? Vocabulary)
 {
     /// <summary>The machine-readable form (<c>eval.json</c>): { model, name, teacher, seed, settings, tasks: {...} }.</summary>
-    public JsonObject ToJson()
+    public EvalFile ToFile()
     {
-        var tasks = new JsonObject();
-        if (Ppl is { } p)
-            tasks[EvalTasks.Ppl] = new JsonObject
-            {
-                ["nll"] = p.Nll, ["ppl"] = p.Ppl, ["tokens"] = p.Tokens, ["windows"] = p.Windows, ["window"] = p.WindowLength,
-            };
-        if (Agree is { } a)
-            tasks[EvalTasks.Agree] = new JsonObject
-            {
-                ["kl"] = a.Kl, ["top1"] = a.Top1, ["tokens"] = a.Tokens, ["windows"] = a.Windows, ["window"] = a.WindowLength,
-            };
-        foreach (var task in Recall)
+        var recall = Recall.Select(task => new RecallTaskEntry(task.Task, task.Lengths.ToDictionary(r => r.Length.ToString(), r =>
         {
-            var perLength = new JsonObject();
-            foreach (var r in task.Lengths)
-            {
-                var entry = ProportionJson(r.Accuracy);
-                entry["prompts"] = r.Prompts;
-                entry["mean_answer_logprob"] = r.MeanAnswerLogProb;
-                if (r.FirstOccurrence is { } f)
-                {
-                    var (flo, fhi) = f.Wilson;
-                    entry["first_acc"] = f.Accuracy; entry["first_lo"] = flo; entry["first_hi"] = fhi; entry["first_n"] = f.Count;
-                }
-                if (r.ByLabel.Count > 0)
-                {
-                    var labels = new JsonObject();
-                    foreach (var (label, prop) in r.ByLabel) labels[label] = ProportionJson(prop);
-                    entry["by_label"] = labels;
-                }
+            var (acc, first) = (ProportionEntry.Of(r.Accuracy), r.FirstOccurrence is { } f ? ProportionEntry.Of(f) : null);
+            return new RecallLengthEntry(acc.Acc, acc.Lo, acc.Hi, acc.N, r.Prompts, r.MeanAnswerLogProb, first?.Acc, first?.Lo, first?.Hi, first?.N,
+                r.ByLabel.Count > 0 ? r.ByLabel.ToDictionary(p => p.Key, p => ProportionEntry.Of(p.Value)) : null,
                 // [correct, count] of each prompt, in prompt order (the same prompts for every model of one seed)
-                entry["per_prompt"] = new JsonArray(r.PerPrompt.Select(q => (JsonNode)new JsonArray(q.Correct, q.Count)).ToArray());
-                perLength[r.Length.ToString()] = entry;
-            }
-            tasks[task.Task] = perLength;
-        }
-        foreach (var m in Mc)
+                r.PerPrompt.Select(q => (IReadOnlyList<int>)[q.Correct, q.Count]).ToArray());
+        }))).ToArray();
+        var mc = Mc.Select(m =>
         {
             var (lo, hi) = m.Acc.Wilson;
-            var entry = new JsonObject { ["acc"] = m.Acc.Accuracy, ["acc_lo"] = lo, ["acc_hi"] = hi };
-            if (m.AccNorm is { } norm) entry["acc_norm"] = norm.Accuracy;
-            if (m.MeanNll is double nll) entry["nll"] = nll;
-            entry["n"] = m.N;
-            entry["layout"] = m.Layout.ToString();
-            tasks["mc/" + m.Name] = entry;
-        }
-
-        var recall = new JsonObject
-        {
-            ["queries"] = Options.Recall.Queries, ["pairs"] = Options.Recall.Pairs, ["passkey_digits"] = Options.Recall.PasskeyDigits,
-            ["copy_span"] = Options.Recall.CopySpan, ["depths"] = new JsonArray(Options.Recall.Depths.Select(d => (JsonNode)d).ToArray()),
-        };
-        if (Options.StockFiller) recall["filler"] = "stock";
-        if (Vocabulary is { } v)
-        {
-            recall["tokenizer"] = v.Tokenizer.Kind;
-            recall["keys"] = v.Keys.Count;
-            recall["values"] = v.Values.Count;
-            recall["separator"] = v.Separator;
-        }
-        return new JsonObject
-        {
-            ["model"] = Model,
-            ["name"] = Name,
-            ["teacher"] = Teacher,
-            ["seed"] = Options.Seed,
-            ["settings"] = new JsonObject
-            {
-                ["tasks"] = new JsonArray(Tasks.Select(t => (JsonNode)t).ToArray()),
-                ["data"] = Options.DataPath,
-                ["mc"] = new JsonArray(Options.McPaths.Select(m => (JsonNode)m).ToArray()),
-                ["lengths"] = new JsonArray(Lengths.Select(l => (JsonNode)l).ToArray()),
-                ["limit"] = Options.Limit,
-                ["window"] = Ppl?.WindowLength ?? Agree?.WindowLength ?? Options.Window,
-                ["stride"] = Options.Stride,
-                ["recall"] = recall,
-            },
-            ["tasks"] = tasks,
-        };
+            return new McTaskEntry(m.Name, new McEntry(m.Acc.Accuracy, lo, hi, m.AccNorm?.Accuracy, m.MeanNll, m.N, m.Layout.ToString()));
+        }).ToArray();
+        var tasks = new EvalTaskResults(
+            Ppl is { } p ? new PplEntry(p.Nll, p.Ppl, p.Tokens, p.Windows, p.WindowLength) : null,
+            Agree is { } a ? new AgreeEntry(a.Kl, a.Top1, a.Tokens, a.Windows, a.WindowLength) : null, recall, mc);
+        var recallSettings = new RecallSettings(Options.Recall.Queries, Options.Recall.Pairs, Options.Recall.PasskeyDigits, Options.Recall.CopySpan,
+            Options.Recall.Depths, Options.StockFiller ? "stock" : null,
+            Vocabulary?.Tokenizer.Kind, Vocabulary?.Keys.Count, Vocabulary?.Values.Count, Vocabulary?.Separator);
+        var settings = new EvalSettings(Tasks, Options.DataPath, Options.McPaths, Lengths, Options.Limit,
+            Ppl?.WindowLength ?? Agree?.WindowLength ?? Options.Window, Options.Stride, recallSettings);
+        return new EvalFile(Model, Name, Teacher, Options.Seed, settings, tasks);
     }
 
-    static JsonObject ProportionJson(Proportion p)
-    {
-        var (lo, hi) = p.Wilson;
-        return new JsonObject { ["acc"] = p.Accuracy, ["lo"] = lo, ["hi"] = hi, ["n"] = p.Count };
-    }
+    public JsonObject ToJson() => ArtifactJson.ToNode(ToFile(), ArtifactJson.Types.EvalFile);
 }
 
 /// <summary>Runs the requested tasks on one model (and its teacher for <c>agree</c>).</summary>

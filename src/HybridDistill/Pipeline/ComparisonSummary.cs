@@ -17,26 +17,24 @@ public static class RecallAverage
     public static IReadOnlyList<string> Tasks { get; } = [RecallTasks.Passkey, RecallTasks.KvRecall, RecallTasks.KvMultihop, RecallTasks.Copy];
 
     /// <summary>Each recall task's accuracy at <paramref name="length"/> in an eval.json; an error naming the file when one is missing.</summary>
-    public static IReadOnlyDictionary<string, double> PerTask(JsonObject eval, int length, string source)
+    public static IReadOnlyDictionary<string, double> PerTask(EvalFile eval, int length, string source)
     {
         var result = new SortedDictionary<string, double>(StringComparer.Ordinal);
         foreach (var task in Tasks)
-        {
-            var acc = eval["tasks"]?[task]?[length.ToString()]?["acc"]
+            result[task] = eval.TaskResults.RecallAt(task, length)?.Acc
                 ?? throw new InputException($"{source}: no {task} accuracy at length {length}; evaluate with --tasks recall and a length of {length}.");
-            result[task] = acc.GetValue<double>();
-        }
         return result;
     }
 
     public static double Of(IReadOnlyDictionary<string, double> perTask) => Tasks.Average(t => perTask[t]);
 
     /// <summary>Each prompt's [correct, count] of one task at one length, in prompt order.</summary>
-    public static IReadOnlyList<Proportion> PerPrompt(JsonObject eval, string task, int length, string source)
+    public static IReadOnlyList<Proportion> PerPrompt(EvalFile eval, string task, int length, string source)
     {
-        var list = eval["tasks"]?[task]?[length.ToString()]?["per_prompt"] as JsonArray
+        var list = eval.TaskResults.RecallAt(task, length)?.PerPrompt
             ?? throw new InputException($"{source}: no per-prompt results of {task} at length {length} (an eval.json from before per_prompt was recorded); evaluate again.");
-        return list.Select(p => new Proportion(p![0]!.GetValue<int>(), p[1]!.GetValue<int>())).ToArray();
+        return list.Select(p => p.Count == 2 ? new Proportion(p[0], p[1])
+            : throw new InputException($"{source}: per_prompt entries of {task} at length {length} must be [correct, count]; evaluate again.")).ToArray();
     }
 }
 
@@ -119,12 +117,12 @@ public sealed record ComparisonSummary(string Teacher, string Data, string Recip
         {
             string path = layout.EvalJson(model);
             if (!File.Exists(path)) throw new InputException($"{path}: missing; evaluate {model} first (hybrid run resumes there).");
-            var eval = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            var eval = EvalFile.Load(path);
             var recall = RecallAverage.PerTask(eval, plan.RecallLength, path);
             // the teacher is the reference of the benchmark: 1x its own speed and cache
             var d = method == ComparisonMethods.Teacher ? (decode.Count > 0 ? (1.0, 1.0) : (null, null)) : decode.GetValueOrDefault(k);
             return new SummaryRow(model, method, (double)k / plan.NumLayers, k, layers, seed, RecallAverage.Of(recall), recall,
-                eval["tasks"]?["agree"]?["kl"]?.GetValue<double>(), eval["tasks"]?["ppl"]?["ppl"]?.GetValue<double>(),
+                eval.TaskResults.Agree?.Kl, eval.TaskResults.Ppl?.Ppl,
                 d.Speedup, d.CacheShare);
         }
         var all = Enumerable.Range(0, plan.NumLayers).ToArray();

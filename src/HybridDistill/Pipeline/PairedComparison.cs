@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using HybridDistill.Data;
 using HybridDistill.Evaluation;
 
@@ -63,6 +62,6 @@ public static class PairedComparison
     {
         string path = layout.EvalJson(model);
         if (!File.Exists(path)) throw new InputException($"{path}: missing; evaluate {model} first.");
-        return RecallAverage.PerPrompt(JsonNode.Parse(File.ReadAllText(path))!.AsObject(), task, length, path);
+        return RecallAverage.PerPrompt(EvalFile.Load(path), task, length, path);
     }
 }

@@ -3,6 +3,7 @@ using HybridDistill.Artifacts;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization.Metadata;
+using HybridDistill.Evaluation;
 using HybridDistill.Pipeline;
 using HybridDistill.Selection;
 
@@ -77,6 +78,20 @@ public class ArtifactJsonTests
             var recomputed = KlCurves.CompareReport(kl.Curves!, rule, ks, (long)committed["full_tokens"]!)!;
             Assert.Equal(committed.ToJsonString(), recomputed.ToJsonString());
         }
+    }
+
+    [Fact]
+    public void EvalFiles_RewriteByteIdentical()
+    {
+        var files = Studies.SelectMany(s => Directory.EnumerateFiles(Path.Combine(TestPaths.RepoRoot, "docs", "results", s, "eval"), "eval.json", SearchOption.AllDirectories)).ToArray();
+        Assert.Equal(77, files.Length);
+        foreach (var file in files)
+            AssertSameBytes(file, ArtifactJson.Bytes(EvalFile.Load(file), ArtifactJson.Types.EvalFile, trailingNewline: true));
+        // every part of the schema occurs in them: ppl, the four recall tasks with per-prompt results, copy's first occurrences
+        var teacher = EvalFile.Load(Path.Combine(TestPaths.RepoRoot, "docs", "results", "teacher", "eval", "teacher", "eval.json"));
+        Assert.NotNull(teacher.TaskResults.Ppl);
+        Assert.Equal(["passkey", "kv-recall", "kv-multihop", "copy"], teacher.TaskResults.Recall.Select(r => r.Task));
+        Assert.NotNull(teacher.TaskResults.RecallAt("copy", 256)!.FirstAcc);
     }
 
     /// <summary>The part of <paramref name="json"/> that <typeparamref name="T"/> describes (without the keys added later) reads into it and writes back unchanged.</summary>
