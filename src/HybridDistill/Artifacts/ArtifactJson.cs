@@ -39,6 +39,7 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(FullBudgetDetail))]
 [JsonSerializable(typeof(KlRunConfig))]
 [JsonSerializable(typeof(EvalFile))]
+[JsonSerializable(typeof(HybridDistill.Data.CorpusManifestFile))]
 [JsonSerializable(typeof(PplEntry))]
 [JsonSerializable(typeof(AgreeEntry))]
 [JsonSerializable(typeof(McEntry))]

@@ -1,6 +1,6 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using HybridDistill.Config;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Data;
 
@@ -16,10 +16,11 @@ public static class DocumentSeparator
 }
 
 /// <summary>One input file of a corpus: its path as given, its content hash and what it contributed.</summary>
-public sealed record CorpusSource(string Path, string Sha256, long Bytes, long Documents, long Tokens);
+public sealed record CorpusSource([property: JsonRequired] string Path, [property: JsonRequired] string Sha256,
+    [property: JsonRequired] long Bytes, [property: JsonRequired] long Documents, [property: JsonRequired] long Tokens);
 
 /// <summary>One split of a corpus: its token file (relative to the corpus directory) and counts.</summary>
-public sealed record CorpusSplit(string File, long Tokens, long Documents);
+public sealed record CorpusSplit([property: JsonRequired] string File, [property: JsonRequired] long Tokens, [property: JsonRequired] long Documents);
 
 /// <summary>
 /// manifest.json of a tokenized corpus directory: which tokenizer made the ids, how documents are separated,
@@ -50,84 +51,53 @@ public sealed record CorpusManifest
     /// <summary>The recipe a synthetic corpus was generated from (null for tokenized text).</summary>
     public JsonObject? Synthetic { get; init; }
 
-    public JsonObject ToJson()
-    {
-        var json = Common();
-        if (LossClasses) json["loss_classes"] = new JsonObject { ["train"] = Data.LossClasses.TrainFile, ["val"] = Data.LossClasses.ValFile };
-        if (Synthetic is not null) json["synthetic"] = Synthetic.DeepClone();
-        return json;
-    }
+    /// <summary>manifest.json's content.</summary>
+    public CorpusManifestFile ToFile() => new(Format, "uint32", "little",
+        new TokenizerEntry(TokenizerKind, TokenizerModelDir, TokenizerVocabSize, BosId, EosId),
+        Separator, DocumentSplit, Seed, ValFraction, MinValTokens, MaxTokenId, Train.Tokens + Val.Tokens, Train.Documents + Val.Documents,
+        Train, Val, Sources, LossClasses ? new LossClassFiles(Data.LossClasses.TrainFile, Data.LossClasses.ValFile) : null,
+        (JsonObject?)Synthetic?.DeepClone());
 
-    JsonObject Common() => new()
-    {
-        ["format"] = Format,
-        ["dtype"] = "uint32",
-        ["byte_order"] = "little",
-        ["tokenizer"] = new JsonObject
-        {
-            ["kind"] = TokenizerKind, ["model_dir"] = TokenizerModelDir, ["vocab_size"] = TokenizerVocabSize,
-            ["bos_id"] = BosId, ["eos_id"] = EosId,
-        },
-        ["separator"] = Separator,
-        ["document_split"] = DocumentSplit,
-        ["seed"] = Seed,
-        ["val_fraction"] = ValFraction,
-        ["min_val_tokens"] = MinValTokens,
-        ["max_token_id"] = MaxTokenId,
-        ["tokens"] = Train.Tokens + Val.Tokens,
-        ["documents"] = Train.Documents + Val.Documents,
-        ["train"] = SplitJson(Train),
-        ["val"] = SplitJson(Val),
-        ["sources"] = new JsonArray(Sources.Select(s => (JsonNode)new JsonObject
-        {
-            ["path"] = s.Path, ["sha256"] = s.Sha256, ["bytes"] = s.Bytes, ["documents"] = s.Documents, ["tokens"] = s.Tokens,
-        }).ToArray()),
-    };
-
-    static JsonObject SplitJson(CorpusSplit s) => new() { ["file"] = s.File, ["tokens"] = s.Tokens, ["documents"] = s.Documents };
+    public JsonObject ToJson() => ArtifactJson.ToNode(ToFile(), ArtifactJson.Types.CorpusManifestFile);
 
     public static CorpusManifest Load(string dir)
     {
         var path = System.IO.Path.Combine(dir, FileName);
         if (!File.Exists(path))
             throw new InputException($"{path}: not found. Make a token directory with `hybrid tokenize --model DIR --input PATH --out {dir}`.");
-        try
+        const string fix = "Re-run `hybrid tokenize` into a fresh directory";
+        var file = ArtifactJson.Read(path, ArtifactJson.Types.CorpusManifestFile, "a valid token manifest", fix);
+        if (file.Format != Format)
+            throw new InputException($"{path}: not a valid token manifest (format is \"{file.Format}\", expected \"{Format}\"). {fix}.");
+        return new CorpusManifest
         {
-            var json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InputException("expected a JSON object");
-            if ((string?)json["format"] != Format)
-                throw new InputException($"format is \"{json["format"]}\", expected \"{Format}\"");
-            var tok = (JsonObject)json["tokenizer"]!;
-            return new CorpusManifest
-            {
-                TokenizerKind = (string)tok["kind"]!,
-                TokenizerModelDir = (string)tok["model_dir"]!,
-                TokenizerVocabSize = (int)tok["vocab_size"]!,
-                BosId = (int?)tok["bos_id"],
-                EosId = (int?)tok["eos_id"],
-                Separator = (string)json["separator"]!,
-                DocumentSplit = (string)json["document_split"]!,
-                Seed = (long)json["seed"]!,
-                ValFraction = (double)json["val_fraction"]!,
-                MinValTokens = (long)json["min_val_tokens"]!,
-                MaxTokenId = (long)json["max_token_id"]!,
-                Train = ReadSplit(json["train"]!),
-                Val = ReadSplit(json["val"]!),
-                Sources = ((JsonArray)json["sources"]!).Select(s => new CorpusSource(
-                    (string)s!["path"]!, (string)s["sha256"]!, (long)s["bytes"]!, (long)s["documents"]!, (long)s["tokens"]!)).ToList(),
-                LossClasses = json["loss_classes"] is JsonObject,
-                Synthetic = json["synthetic"] as JsonObject,
-            };
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or InvalidCastException
-                                      or FormatException or InputException)
-        {
-            throw new InputException($"{path}: not a valid token manifest ({e.Message}). Re-run `hybrid tokenize` into a fresh directory.", e);
-        }
+            TokenizerKind = file.Tokenizer.Kind, TokenizerModelDir = file.Tokenizer.ModelDir, TokenizerVocabSize = file.Tokenizer.VocabSize,
+            BosId = file.Tokenizer.BosId, EosId = file.Tokenizer.EosId,
+            Separator = file.Separator, DocumentSplit = file.DocumentSplit, Seed = file.Seed, ValFraction = file.ValFraction,
+            MinValTokens = file.MinValTokens, MaxTokenId = file.MaxTokenId, Train = file.Train, Val = file.Val, Sources = file.Sources,
+            LossClasses = file.LossClasses is not null, Synthetic = file.Synthetic,
+        };
     }
 
-    static CorpusSplit ReadSplit(JsonNode n) => new((string)n["file"]!, (long)n["tokens"]!, (long)n["documents"]!);
-
     public void Save(string dir) =>
-        Checkpoints.AtomicFile.WriteAllBytes(System.IO.Path.Combine(dir, FileName),
-            System.Text.Encoding.UTF8.GetBytes(ToJson().ToJsonString(JsonOptions.Indented) + "\n"));
+        ArtifactJson.Write(System.IO.Path.Combine(dir, FileName), ToFile(), ArtifactJson.Types.CorpusManifestFile, trailingNewline: true);
 }
+
+/// <summary>
+/// manifest.json as stored: format, dtype and byte order of the token files, the tokenizer, document separation,
+/// split settings and counts, the sources; loss_classes and synthetic only for a synthetic corpus.
+/// </summary>
+public sealed record CorpusManifestFile(
+    [property: JsonRequired] string Format, string Dtype, string ByteOrder, [property: JsonRequired] TokenizerEntry Tokenizer,
+    [property: JsonRequired] string Separator, [property: JsonRequired] string DocumentSplit, [property: JsonRequired] long Seed,
+    [property: JsonRequired] double ValFraction, [property: JsonRequired] long MinValTokens, [property: JsonRequired] long MaxTokenId,
+    long Tokens, long Documents, [property: JsonRequired] CorpusSplit Train, [property: JsonRequired] CorpusSplit Val,
+    [property: JsonRequired] IReadOnlyList<CorpusSource> Sources,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] LossClassFiles? LossClasses,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JsonObject? Synthetic);
+
+public sealed record TokenizerEntry([property: JsonRequired] string Kind, [property: JsonRequired] string ModelDir,
+    [property: JsonRequired] int VocabSize, int? BosId, int? EosId);
+
+/// <summary>The loss-class files of a synthetic corpus (relative to its directory).</summary>
+public sealed record LossClassFiles(string Train, string Val);
