@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
+using HybridDistill.Selection;
 
 namespace HybridDistill.Pipeline;
 
@@ -102,7 +105,7 @@ public static class ComparisonReport
         md.AppendLine();
         md.AppendLine("| scores | wall time | training tokens |");
         md.AppendLine("|---|---|---|");
-        JsonObject? comparison = null;
+        KlCurves.EarlyStopReport? comparison = null;
         foreach (var dir in Directory.EnumerateDirectories(scoresRoot).Order(StringComparer.Ordinal))
         {
             string folder = Path.GetFileName(dir);
@@ -110,33 +113,39 @@ public static class ComparisonReport
             double? seconds = File.Exists(record) ? StepRecord.Load(record).Seconds : null;
             string tokens = "-";
             var scoresFile = Path.Combine(dir, Selection.LayerScores.FileName);
-            if (File.Exists(scoresFile) && JsonNode.Parse(File.ReadAllText(scoresFile)) is JsonObject scores)
+            if (File.Exists(scoresFile))
             {
-                var lockStep = scores["details"]?[0]?["lock_step"];
-                if (lockStep?["all_runs_tokens_used"] is JsonValue used)
-                    tokens = $"{used.GetValue<long>():N0} of {lockStep["all_runs_tokens_budget"]!.GetValue<long>():N0} " +
-                             $"(stopped at {lockStep["stopped_at_tokens"]!.GetValue<long>():N0} per candidate)";
+                var scores = LayerScores.Load(scoresFile);
+                if (scores.Details?[0]?["lock_step"] is JsonObject lockStepJson)
+                {
+                    var lockStep = lockStepJson.Deserialize(ArtifactJson.Types.LockStepRecord)!;
+                    tokens = $"{lockStep.AllRunsTokensUsed:N0} of {lockStep.AllRunsTokensBudget:N0} (stopped at {lockStep.StoppedAtTokens:N0} per candidate)";
+                }
                 var fullFile = Path.Combine(dir, ComparisonMethods.KlFullScoresFile);
-                if (File.Exists(fullFile) && JsonNode.Parse(File.ReadAllText(fullFile))?["provenance"]?["early_stop_vs_full"] is JsonObject c) comparison = c;
-                comparison ??= scores["provenance"]?["early_stop_vs_full"] as JsonObject;
+                if (EarlyStopReport(File.Exists(fullFile) ? LayerScores.Load(fullFile) : null) is { } c) comparison = c;
+                comparison ??= EarlyStopReport(scores);
             }
             md.AppendLine($"| {folder} | {(seconds is double x ? $"{x:F0} s" : "-")} | {tokens} |");
         }
         md.AppendLine();
-        if (comparison?["by_k"] is JsonArray byK)
+        if (comparison is not null)
         {
             md.AppendLine("kl's early stopping against its full budget, for every K (the stopping rule applied to K alone, on the full-budget curves):");
             md.AppendLine();
             md.AppendLine("| K | stopped at tokens | early top-K | full top-K | same | tokens saved |");
             md.AppendLine("|---|---|---|---|---|---|");
-            foreach (var k in byK.OfType<JsonObject>())
-                md.AppendLine($"| {k["k"]} | {k["stop_tokens"]} of {k["full_tokens"]} | {Layers(k["early_top_k"])} | {Layers(k["full_top_k"])} | " +
-                              $"{((bool)k["same"]! ? "yes" : "no")} | {100 * (double)k["saved_fraction"]!:F0}% |");
+            foreach (var k in comparison.ByK)
+                md.AppendLine($"| {k.K} | {k.StopTokens} of {k.FullTokens} | {Layers(k.EarlyTopK)} | {Layers(k.FullTopK)} | " +
+                              $"{(k.Same ? "yes" : "no")} | {100 * k.SavedFraction:F0}% |");
             md.AppendLine();
         }
     }
 
-    static string Layers(JsonNode? list) => list is JsonArray a ? string.Join(",", a.Select(n => n!.ToString())) : "-";
+    static string Layers(IReadOnlyList<int>? list) => list is null ? "-" : string.Join(",", list);
+
+    /// <summary>kl's early stopping against the full budget, as recorded in a scores file's provenance (null when absent).</summary>
+    static KlCurves.EarlyStopReport? EarlyStopReport(LayerScores? scores) =>
+        scores?.Provenance["early_stop_vs_full"] is JsonObject report ? report.Deserialize(ArtifactJson.Types.EarlyStopReport) : null;
 
     static string MeanSd(IEnumerable<double?> values, string format = "F3")
     {

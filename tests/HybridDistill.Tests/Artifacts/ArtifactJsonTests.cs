@@ -128,6 +128,18 @@ public class ArtifactJsonTests
     }
 
     [Fact]
+    public void CommittedReports_AreRenderedAgainFromTheTypedFiles()
+    {
+        foreach (var study in Studies)
+        {
+            var layout = new RunLayout(Path.Combine(TestPaths.RepoRoot, "docs", "results", study));
+            var plan = ComparisonPlan.Load(layout.Selection);
+            string rendered = ComparisonReport.Render(ComparisonSummary.Build(layout, plan), plan, layout);
+            Assert.Equal(File.ReadAllText(layout.Report), rendered);
+        }
+    }
+
+    [Fact]
     public void SummaryRow_NullsAreWrittenAsNull()
     {
         var row = new SummaryRow("m", "kl", 0.25, 1, [3], 0, 0.5, new SortedDictionary<string, double> { ["copy"] = 0.5 }, null, 1.5, null, null);
