@@ -40,6 +40,7 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(KlRunConfig))]
 [JsonSerializable(typeof(EvalFile))]
 [JsonSerializable(typeof(HybridDistill.Data.CorpusManifestFile))]
+[JsonSerializable(typeof(HybridDistill.Data.SynthRecipeRecord))]
 [JsonSerializable(typeof(PplEntry))]
 [JsonSerializable(typeof(AgreeEntry))]
 [JsonSerializable(typeof(McEntry))]

@@ -1,12 +1,13 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Data;
 
 /// <summary>An inclusive integer range [Min, Max] of a recipe, written as [min, max] (or one number for both).</summary>
 public readonly record struct IntRange(int Min, int Max)
 {
-    public JsonArray ToJson() => [Min, Max];
+    public int[] ToArray() => [Min, Max];
     public override string ToString() => $"[{Min}, {Max}]";
 }
 
@@ -166,25 +167,16 @@ public sealed record SynthRecipe
         : null;
 
     /// <summary>The recipe as recorded in manifest.json (absolute paths): equal recipes make equal corpora.</summary>
-    public JsonObject ToJson() => new()
-    {
-        ["tokenizer"] = Tokenizer,
-        ["text"] = Text,
-        ["seed"] = Seed,
-        ["seq_len"] = SeqLen,
-        ["train_windows"] = TrainWindows,
-        ["val_windows"] = ValWindows,
-        ["heldout_fraction"] = HeldoutFraction,
-        ["heldout_seed"] = HeldoutSeed,
-        ["mix"] = new JsonObject(Mix.OrderBy(m => m.Key).Select(m => KeyValuePair.Create(LossClasses.Name(m.Key), (JsonNode?)m.Value))),
-        ["episode_min"] = MinEpisode,
-        ["repeat_keys"] = RepeatKeys.ToJson(),
-        ["copy_span"] = CopySpan.ToJson(),
-        ["copy_text_fraction"] = CopyTextFraction,
-        ["passkey_digits"] = PasskeyDigits.ToJson(),
-        ["passkey_stock_fraction"] = PasskeyStockFraction,
-        ["kv_pairs"] = KvPairs.ToJson(),
-        ["kv_queries"] = KvQueries.ToJson(),
-        ["multihop_queries"] = MultihopQueries.ToJson(),
-    };
+    public SynthRecipeRecord ToRecord() => new(Tokenizer, Text, Seed, SeqLen, TrainWindows, ValWindows, HeldoutFraction, HeldoutSeed,
+        Mix.OrderBy(m => m.Key).ToDictionary(m => LossClasses.Name(m.Key), m => m.Value), MinEpisode,
+        RepeatKeys.ToArray(), CopySpan.ToArray(), CopyTextFraction, PasskeyDigits.ToArray(), PasskeyStockFraction,
+        KvPairs.ToArray(), KvQueries.ToArray(), MultihopQueries.ToArray());
+
+    public JsonObject ToJson() => ArtifactJson.ToNode(ToRecord(), ArtifactJson.Types.SynthRecipeRecord);
 }
+
+/// <summary>A synthetic corpus's recipe as recorded (manifest.json's "synthetic"): every setting resolved, paths absolute, ranges [min, max].</summary>
+public sealed record SynthRecipeRecord(string Tokenizer, string Text, long Seed, int SeqLen, long TrainWindows, int ValWindows,
+    double HeldoutFraction, long HeldoutSeed, IReadOnlyDictionary<string, double> Mix, int EpisodeMin,
+    IReadOnlyList<int> RepeatKeys, IReadOnlyList<int> CopySpan, double CopyTextFraction, IReadOnlyList<int> PasskeyDigits,
+    double PasskeyStockFraction, IReadOnlyList<int> KvPairs, IReadOnlyList<int> KvQueries, IReadOnlyList<int> MultihopQueries);
