@@ -44,6 +44,7 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(PplEntry))]
 [JsonSerializable(typeof(AgreeEntry))]
 [JsonSerializable(typeof(McEntry))]
+[JsonSerializable(typeof(McLine))]
 [JsonSerializable(typeof(IReadOnlyDictionary<string, RecallLengthEntry>))]
 internal sealed partial class ArtifactJsonContext : JsonSerializerContext;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Tokenization;
 using static TorchSharp.torch;
 
@@ -56,12 +57,20 @@ public static class MultipleChoice
             available++;                                                  // lines past --limit are counted, not parsed
             if (limit is int n && items.Count >= n) continue;
             string where = $"'{path}' line {lineNumber}";
-            JsonObject obj;
-            try { obj = JsonNode.Parse(line) as JsonObject ?? throw new InputException($"{where} is not a JSON object."); }
+            JsonNode? node;
+            try { node = JsonNode.Parse(line); }
             catch (JsonException e) { throw new InputException($"{where} is not valid JSON: {e.Message}"); }
-            var kind = obj.ContainsKey("choices") ? McLayout.QueryChoices
-                : obj.ContainsKey("context_options") ? McLayout.ContextOptions
-                : obj.ContainsKey("context") ? McLayout.Cloze
+            if (node is not JsonObject json) throw new InputException($"{where} is not a JSON object.");
+            McLine obj;
+            try { obj = json.Deserialize(ArtifactJson.Types.McLine)!; }
+            catch (JsonException e)
+            {
+                throw new InputException($"{where}: '{e.Path?.TrimStart('$', '.')}' has the wrong type ({e.Message}); query, continuation and context " +
+                                         "are strings, choices and context_options non-empty arrays of strings, gold an integer index.");
+            }
+            var kind = obj.Choices is not null ? McLayout.QueryChoices
+                : obj.ContextOptions is not null ? McLayout.ContextOptions
+                : obj.Context is not null ? McLayout.Cloze
                 : throw new InputException($"{where} has none of the keys 'choices', 'context_options' or 'context'; expected the layout " +
                                            "{query, choices, gold}, {context_options, continuation, gold} or {context, continuation}.");
             if (layout is not null && layout != kind)
@@ -69,9 +78,9 @@ public static class MultipleChoice
             layout = kind;
             items.Add(kind switch
             {
-                McLayout.QueryChoices => ChoiceItem(String(obj, "query", where), Strings(obj, "choices", where), Gold(obj, where)),
-                McLayout.ContextOptions => OptionsItem(Strings(obj, "context_options", where), String(obj, "continuation", where), Gold(obj, where)),
-                _ => new McItem([new McRequest(String(obj, "context", where), " " + String(obj, "continuation", where))], 0, []),
+                McLayout.QueryChoices => ChoiceItem(Required(obj.Query, "query", where), NonEmpty(obj.Choices, "choices", where), Gold(obj, where)),
+                McLayout.ContextOptions => OptionsItem(NonEmpty(obj.ContextOptions, "context_options", where), Required(obj.Continuation, "continuation", where), Gold(obj, where)),
+                _ => new McItem([new McRequest(obj.Context!, " " + Required(obj.Continuation, "continuation", where))], 0, []),
             });
             var last = items[^1];
             if (kind != McLayout.Cloze && (last.Gold < 0 || last.Gold >= last.Requests.Count))
@@ -81,22 +90,18 @@ public static class MultipleChoice
         return new McSet(System.IO.Path.GetFileNameWithoutExtension(path), path, layout!.Value, items, available);
     }
 
-    static McItem ChoiceItem(string query, List<string> choices, int gold) =>
+    static McItem ChoiceItem(string query, IReadOnlyList<string> choices, int gold) =>
         new(choices.Select(c => new McRequest(query, " " + c)).ToList(), gold, choices.Select(c => c.Length).ToList());
 
-    static McItem OptionsItem(List<string> options, string continuation, int gold) =>
+    static McItem OptionsItem(IReadOnlyList<string> options, string continuation, int gold) =>
         new(options.Select(o => new McRequest(o, " " + continuation)).ToList(), gold, options.Select(_ => continuation.Length).ToList());
 
-    static string String(JsonObject obj, string key, string where) =>
-        obj[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new InputException($"{where}: '{key}' must be a string.");
+    static string Required(string? value, string key, string where) => value ?? throw new InputException($"{where}: '{key}' must be a string.");
 
-    static List<string> Strings(JsonObject obj, string key, string where) =>
-        obj[key] is JsonArray a && a.Count > 0 && a.All(x => x is JsonValue v && v.TryGetValue<string>(out _))
-            ? a.Select(x => x!.GetValue<string>()).ToList()
-            : throw new InputException($"{where}: '{key}' must be a non-empty array of strings.");
+    static IReadOnlyList<string> NonEmpty(IReadOnlyList<string>? values, string key, string where) =>
+        values is { Count: > 0 } ? values : throw new InputException($"{where}: '{key}' must be a non-empty array of strings.");
 
-    static int Gold(JsonObject obj, string where) =>
-        obj["gold"] is JsonValue v && v.TryGetValue<int>(out var g) ? g : throw new InputException($"{where}: 'gold' must be an integer index.");
+    static int Gold(McLine line, string where) => line.Gold ?? throw new InputException($"{where}: 'gold' must be an integer index.");
 
     /// <summary>lm-evaluation-harness's pair encoding: [BOS] + ids(context), and the ids of context + continuation
     /// after the context's own. An empty context is BOS (or EOS) alone.</summary>
@@ -220,3 +225,8 @@ public static class MultipleChoice
         }
     }
 }
+
+/// <summary>One line of a multiple-choice .jsonl file, in one of three layouts: {query, choices, gold},
+/// {context_options, continuation, gold} (Winogrande) or {context, continuation} (cloze); other keys are ignored.</summary>
+public sealed record McLine(string? Query, IReadOnlyList<string>? Choices, int? Gold, IReadOnlyList<string>? ContextOptions,
+    string? Continuation, string? Context);

@@ -135,7 +135,7 @@ public class MultipleChoiceTests
     [Theory]
     [InlineData("""{"query": "q", "choices": ["a", "b"], "gold": 2}""", "not an index")]
     [InlineData("""{"question": "q"}""", "none of the keys")]
-    [InlineData("""{"query": "q", "choices": "a", "gold": 0}""", "'choices' must be")]
+    [InlineData("""{"query": "q", "choices": "a", "gold": 0}""", "'choices' has the wrong type")]
     [InlineData("not json", "not valid JSON")]
     public void BadFiles_NameTheFileAndLine(string line, string message)
     {
