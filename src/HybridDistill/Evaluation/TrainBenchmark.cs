@@ -1,5 +1,5 @@
-// Training-step throughput of stage 1 or stage 2 on a random-weight teacher, against this machine's matmul speed
-// measured in the same run. FLOPs per step = B*T x (teacher forward + 3 x student forward), per token:
+// Training-step throughput of stage 1 or stage 2 on a random-weight teacher, against this machine's sgemm peak
+// measured in the same run (MachineLimits; the model-shaped matmul is a second, named figure). FLOPs per step = B*T x (teacher forward + 3 x student forward), per token:
 //   teacher forward   2 (non-embedding params + lm_head params) + 2 L d T   (ForwardBenchmark.FlopsPerToken)
 //                     (stage 1 stops before the LM head: 2 x the decoder layers' params + 2 L d T)
 //   student forward   stage 2: the same formula over the student, counting only softmax layers in the 2 L d T
@@ -17,7 +17,14 @@ namespace HybridDistill.Evaluation;
 public sealed record TrainBenchmarkResult(
     int Stage, int Seq, int Batch, IReadOnlyList<string> LayerTypes, int Steps, double StepMs, double TokensPerSecond,
     IReadOnlyDictionary<string, double> PhaseMs, double TeacherGflopPerToken, double StudentForwardGflopPerToken,
-    double AchievedGflops, double MatmulGflops);
+    double AchievedGflops, double MatmulGflops, MachineLimits Limits)
+{
+    /// <summary>Step GFLOP/s over the same run's sgemm peak.</summary>
+    public double FractionOfSgemmPeak => AchievedGflops / Limits.SgemmPeakGflops;
+
+    /// <summary>The optimizer phase's share of the step (gradient clipping and the AdamW update).</summary>
+    public double OptimizerFraction => PhaseMs.GetValueOrDefault(PhaseTimes.Optimizer) / StepMs;
+}
 
 public static class TrainBenchmark
 {
@@ -70,7 +77,9 @@ public static class TrainBenchmark
             }
         }
 
-        progress?.Report("matmul reference");
+        progress?.Report("machine limits (sgemm peak, read bandwidth)");
+        var limits = MachineLimits.Measure(device);
+        progress?.Report("model-shape matmul");
         double matmul = Measure.MatmulGflops((long)batch * seq, teacherConfig.HiddenSize, teacherConfig.IntermediateSize, device: device);
         progress?.Report("warm-up step");
         Step();
@@ -97,7 +106,7 @@ public static class TrainBenchmark
         double stepFlops = (double)batch * seq * (teacherFlops + 3 * studentFlops);
         double achieved = stepFlops / (stepMs * 1e-3) / 1e9;
         return new TrainBenchmarkResult(stage, seq, batch, layerTypes, steps, stepMs, batch * seq / (stepMs * 1e-3), phases,
-            teacherFlops / 1e9, studentFlops / 1e9, achieved, matmul);
+            teacherFlops / 1e9, studentFlops / 1e9, achieved, matmul, limits);
     }
 
     /// <summary>Forward FLOPs per token of a hybrid: 2 x (non-embedding + lm_head params) + 2 x softmax layers x d x T.</summary>
