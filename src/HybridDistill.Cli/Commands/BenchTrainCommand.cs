@@ -56,7 +56,6 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var device = ComputeDevice.Resolve(s.Device);
-        NativeMemory.UseHugePagesForLargeTensors();
         var config = ModelConfig.Load(s.Config);
         if (s.Threads is int threads) TorchSharp.torch.set_num_threads(threads);
         var progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"));

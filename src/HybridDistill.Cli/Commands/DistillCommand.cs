@@ -74,7 +74,6 @@ public abstract class DistillCommand : Command<DistillSettings>
 
     public override int Execute(CommandContext context, DistillSettings s, CancellationToken cancellation)
     {
-        NativeMemory.UseHugePagesForLargeTensors();
         var request = new DistillRequest
         {
             Stage = Stage,

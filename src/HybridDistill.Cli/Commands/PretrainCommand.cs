@@ -40,7 +40,6 @@ public sealed class PretrainCommand : Command<PretrainCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        NativeMemory.UseHugePagesForLargeTensors();
         var err = CliRunner.Stderr;
         var request = new PretrainRequest
         {
