@@ -38,7 +38,7 @@ public static class ForwardBenchmark
     }
 
     public static ForwardBenchmarkResult Run(HybridCausalLM model, int tokens, int batch, IReadOnlyList<int> decodeContexts,
-        int decodeSteps = 16, IProgress<string>? progress = null)
+        int decodeSteps = 16, IProgress<string>? progress = null, MachineLimits? limits = null)
     {
         var c = model.Config;
         if (tokens > c.MaxPositionEmbeddings)
@@ -48,8 +48,11 @@ public static class ForwardBenchmark
         manual_seed(0);
         using var ids = randint(0, c.VocabSize, [batch, tokens], dtype: int64, device: device);
 
-        progress?.Report("machine limits (sgemm peak, read bandwidth)");
-        var limits = MachineLimits.Measure(device);
+        if (limits is null)
+        {
+            progress?.Report("machine limits (sgemm peak, read bandwidth)");
+            limits = MachineLimits.Measure(device);
+        }
         progress?.Report("model-shape matmul");
         double matmul = Measure.MatmulGflops((long)batch * tokens, c.HiddenSize, c.IntermediateSize, device: device);
         progress?.Report($"prefill {batch}x{tokens}");

@@ -34,9 +34,10 @@ public static class TrainBenchmark
 
     /// <summary>Times <paramref name="steps"/> training steps after a warm-up one, on <paramref name="device"/> (default: the CPU;
     /// models are built on the CPU and moved; on CUDA each step's clock is read after a synchronize). The per-phase split
-    /// (<see cref="PhaseTimes"/>) is not synchronised, so on CUDA it shows launch times rather than kernel times.</summary>
+    /// (<see cref="PhaseTimes"/>) is not synchronised, so on CUDA it shows launch times rather than kernel times.
+    /// <paramref name="limits"/>: the machine's ceilings, measured now when null.</summary>
     public static TrainBenchmarkResult Run(ModelConfig teacherConfig, int stage, int seq, int batch, int steps = 3,
-        IProgress<string>? progress = null, Device? device = null)
+        IProgress<string>? progress = null, Device? device = null, MachineLimits? limits = null)
     {
         if (stage is not (1 or 2)) throw new InputException($"--stage must be 1 or 2, got {stage}.");
         if (seq > teacherConfig.MaxPositionEmbeddings)
@@ -77,8 +78,11 @@ public static class TrainBenchmark
             }
         }
 
-        progress?.Report("machine limits (sgemm peak, read bandwidth)");
-        var limits = MachineLimits.Measure(device);
+        if (limits is null)
+        {
+            progress?.Report("machine limits (sgemm peak, read bandwidth)");
+            limits = MachineLimits.Measure(device);
+        }
         progress?.Report("model-shape matmul");
         double matmul = Measure.MatmulGflops((long)batch * seq, teacherConfig.HiddenSize, teacherConfig.IntermediateSize, device: device);
         progress?.Report("warm-up step");
