@@ -195,7 +195,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     /// <summary>(tokens, kl) points of a run's metrics.jsonl: the "kl" (train) or "val_kl" (val) of every line that has it.</summary>
     public static CurvePoint[] ReadCurve(string runDir, string curve)
     {
-        var path = Path.Combine(runDir, TrainLoop.MetricsFile);
+        var path = Path.Combine(runDir, TrainCheckpoint.MetricsFile);
         if (!File.Exists(path)) return [];
         string key = curve == "val" ? "val_kl" : "kl";
         var points = new List<CurvePoint>();
@@ -262,7 +262,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             var doneFile = Path.Combine(dir, "done");
             if (File.Exists(doneFile))
                 return (ReadCurve(dir, curve), long.Parse(File.ReadAllText(doneFile).Trim(), System.Globalization.CultureInfo.InvariantCulture));
-            if (untilStep < config.TotalSteps && TrainLoop.ListCheckpoints(dir).LastOrDefault()?.Step >= untilStep)
+            if (untilStep < config.TotalSteps && TrainCheckpoint.List(dir).LastOrDefault()?.Step >= untilStep)
                 return (ReadCurve(dir, curve), untilStep * config.TokensPerStep);
 
             using var student = StudentBuilder.Build(teacher, scorer.StudentLayerTypes(stage1Config, layer), stage1Dir, config.Seed,
@@ -285,7 +285,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         {
             public void Report(TrainProgress value)
             {
-                if (value.Event == "step" && value.Step >= untilStep) pause.Cancel();
+                if (value.Event == TrainEvent.Step && value.Step >= untilStep) pause.Cancel();
             }
         }
 
