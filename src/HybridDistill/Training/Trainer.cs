@@ -113,9 +113,7 @@ public sealed class Trainer : IDisposable
                 if (evaluate || StepNumber % config.LogEvery == 0)
                 {
                     Report(TrainEvent.Line, line: WriteLine(sums, evaluate));
-                    sums = new MetricSums();
-                    intervalStartTokens = Tokens;
-                    intervalStart = clock.Elapsed.TotalSeconds;
+                    NextInterval();
                 }
                 if (StepNumber % config.CheckpointEvery == 0 || last)
                 {
@@ -126,13 +124,7 @@ public sealed class Trainer : IDisposable
             if (StepNumber == TotalSteps) Report(TrainEvent.Done);
             return Result();
         }
-        catch (DiskFullException e)
-        {
-            // The file that did not fit was never renamed into place, so every complete checkpoint is intact; the
-            // half-made checkpoint directory goes at once to give its space back.
-            TrainCheckpoint.DeleteTemporary(runDir);
-            throw e.WithAdvice(TrainCheckpoint.ResumeAdvice(runDir));
-        }
+        catch (DiskFullException e) { throw Advised(e); }
         finally
         {
             if (config.Threads > 0) set_num_threads(threadsBefore);
@@ -146,6 +138,7 @@ public sealed class Trainer : IDisposable
     /// <summary>One optimizer step: grad_accum micro-batches forward and backward, clipping, AdamW. Returns the step's mean loss.</summary>
     public double Step()
     {
+        if (StepNumber >= TotalSteps) throw new InvalidOperationException($"the budget of {TotalSteps} steps is trained.");
         StepNumber++;
         double scale = LrSchedule.Scale(config.LrSchedule, StepNumber, TotalSteps, config.WarmupSteps, config.MinLrRatio);
         optimizer.ZeroGrad();
@@ -250,11 +243,7 @@ public sealed class Trainer : IDisposable
         var state = new TrainerState(StepNumber, Tokens, TotalSteps, optimizer.StepCount, sampler.Position, config.Seed,
             TrainCheckpoint.RngState(), sums, runConfig);
         try { LastCheckpoint = TrainCheckpoint.Write(runDir, objective.Student, optimizer, state, config.KeepCheckpoints); }
-        catch (DiskFullException e)
-        {
-            TrainCheckpoint.DeleteTemporary(runDir);
-            throw e.WithAdvice(TrainCheckpoint.ResumeAdvice(runDir));
-        }
+        catch (DiskFullException e) { throw Advised(e); }
         savedStep = StepNumber;
         return LastCheckpoint;
     }
@@ -286,6 +275,24 @@ public sealed class Trainer : IDisposable
     {
         if (resume && TrainCheckpoint.Latest(runDir) is string latest) Resume(latest);
         else StartOver();
+    }
+
+    /// <summary>
+    /// A full disk: the file that did not fit was never renamed into place, so every complete checkpoint is intact;
+    /// the half-made checkpoint directory goes at once to give its space back.
+    /// </summary>
+    DiskFullException Advised(DiskFullException e)
+    {
+        TrainCheckpoint.DeleteTemporary(runDir);
+        return e.WithAdvice(TrainCheckpoint.ResumeAdvice(runDir));
+    }
+
+    /// <summary>A metrics line was written: the next one averages from here.</summary>
+    void NextInterval()
+    {
+        sums = new MetricSums();
+        intervalStartTokens = Tokens;
+        intervalStart = clock.Elapsed.TotalSeconds;
     }
 
     void RestartClock()
