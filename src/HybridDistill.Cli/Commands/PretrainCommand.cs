@@ -52,7 +52,7 @@ public sealed class PretrainCommand : Command<PretrainCommand.Settings>
         var outcome = Pretraining.Run(request, events,
             phase => new SyncProgress<TrainProgress>(p =>
             {
-                if (p.Event == "line" && p.Line is { } line)
+                if (p.Event == TrainEvent.Line && p.Line is { } line)
                     err.WriteLine($"  {phase.Name} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}" +
                                   (line["val_loss"] is { } v ? $" val {(double)v:F4}" : "") +
                                   string.Concat(line.Where(kv => kv.Key.StartsWith("val_acc_")).Select(kv => $" {kv.Key[8..]} {(double)kv.Value!:F3}")) +

@@ -73,7 +73,7 @@ public static class TrainBenchmark
             objective.ForwardBackward(new Data.TrainingBatch(ids), 1.0);
             using (active.Time(PhaseTimes.Optimizer))
             {
-                TrainLoop.ClipGradients(trainable, config.GradClip);
+                Trainer.ClipGradients(trainable, config.GradClip);
                 optimizer.Step(1.0);
             }
         }
