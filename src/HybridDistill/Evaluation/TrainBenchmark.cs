@@ -73,8 +73,8 @@ public static class TrainBenchmark
             objective.ForwardBackward(new Data.TrainingBatch(ids), 1.0);
             using (active.Time(PhaseTimes.Optimizer))
             {
-                Trainer.ClipGradients(trainable, config.GradClip);
-                optimizer.Step(1.0);
+                var (_, clip) = Trainer.GradientNorm(trainable, config.GradClip);
+                optimizer.Step(1.0, gradScale: clip);
             }
         }
 

@@ -81,16 +81,23 @@ public sealed class AdamWOptimizer : IDisposable
     /// contiguous fp32 CPU tensor and the CPU has SIMD with fused multiply-add); false forces the tensor-op reference.</summary>
     public bool Fused { get; set; }
 
-    /// <summary>One update with every group's peak learning rate times <paramref name="lrScale"/>.</summary>
-    public void Step(double lrScale)
+    /// <summary>One update with every group's peak learning rate times <paramref name="lrScale"/>, the gradients multiplied
+    /// by <paramref name="gradScale"/> first (gradient clipping; exactly as grad.mul_(gradScale) before the step).</summary>
+    public void Step(double lrScale, double gradScale = 1.0)
     {
-        if (Fused) StepFused(lrScale);
-        else StepWithTensorOps(lrScale);
+        if (Fused) StepFused(lrScale, gradScale);
+        else StepWithTensorOps(lrScale, gradScale);
     }
 
-    /// <summary>The reference: the update as tensor operations (any device).</summary>
-    public void StepWithTensorOps(double lrScale)
+    /// <summary>The reference: the update as tensor operations (any device). Scales the gradients in place.</summary>
+    public void StepWithTensorOps(double lrScale, double gradScale = 1.0)
     {
+        if (gradScale != 1.0)
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            foreach (var p in Parameters) p.grad?.mul_(gradScale);
+        }
         StepCount++;
         double bc1 = 1 - Math.Pow(Beta1, StepCount);
         double bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
@@ -117,7 +124,7 @@ public sealed class AdamWOptimizer : IDisposable
         }
     }
 
-    void StepFused(double lrScale)
+    void StepFused(double lrScale, double gradScale)
     {
         StepCount++;
         double bc1 = 1 - Math.Pow(Beta1, StepCount);
@@ -130,7 +137,7 @@ public sealed class AdamWOptimizer : IDisposable
             double lr = Groups[gi].Lr * lrScale;
             currentLr[gi] = lr;
             var constants = new FusedAdamW.Constants(
-                Mixing: (float)(1 - Beta1), Beta2: (float)Beta2, SquareWeight: (float)(1 - Beta2),
+                GradScale: (float)gradScale, Mixing: (float)(1 - Beta1), Beta2: (float)Beta2, SquareWeight: (float)(1 - Beta2),
                 EpsScaled: (float)(Eps * bc2Sqrt), StepSize: (float)(-lr * bc2Sqrt / bc1), Decay: 1f);
             foreach (var (name, p) in Groups[gi].Parameters)
             {

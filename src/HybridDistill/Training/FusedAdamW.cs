@@ -1,6 +1,7 @@
 // The fused AdamW update: one pass over each parameter's p, g, m, v (fp32, contiguous, on the CPU), in slices of
 // SliceLength elements that the cores take in turn. Per element, the float expressions of AdamWOptimizer's tensor
 // path in torch's order (its AVX2 kernels use fused multiply-adds in lerp and in addcmul; written here the same way):
+//   g = g clip                                         g.mul_(clip)                  (when clipping; g itself stays as it was)
 //   m = fma(1 - b1, g - m, m)                          m.lerp_(g, 1 - b1)
 //   v = fma((1 - b2) g, g, v b2)                       v.mul_(b2).addcmul_(g, g, 1 - b2)
 //   p = p decay                                        p.mul_(1 - lr wd)             (decayed parameters only)
@@ -24,7 +25,7 @@ internal static class FusedAdamW
     public const int SliceLength = 1 << 16;
 
     /// <summary>The per-group constants of one step, each rounded to float once.</summary>
-    public readonly record struct Constants(float Mixing, float Beta2, float SquareWeight, float EpsScaled, float StepSize, float Decay);
+    public readonly record struct Constants(float GradScale, float Mixing, float Beta2, float SquareWeight, float EpsScaled, float StepSize, float Decay);
 
     /// <summary>One parameter's tensors for this step.</summary>
     public readonly record struct Slot(Tensor Parameter, Tensor Grad, Tensor M, Tensor V, Constants C, bool Decay);
@@ -65,6 +66,8 @@ internal static class FusedAdamW
             var gv = MemoryMarshal.Cast<float, Vector<float>>(g);
             var mv = MemoryMarshal.Cast<float, Vector<float>>(m);
             var vv = MemoryMarshal.Cast<float, Vector<float>>(v);
+            bool scaled = c.GradScale != 1f;
+            var gradScale = new Vector<float>(c.GradScale);
             var mixing = new Vector<float>(c.Mixing);
             var beta2 = new Vector<float>(c.Beta2);
             var squareWeight = new Vector<float>(c.SquareWeight);
@@ -73,7 +76,7 @@ internal static class FusedAdamW
             var decayBy = new Vector<float>(c.Decay);
             for (int k = 0; k < pv.Length; k++)
             {
-                var gk = gv[k];
+                var gk = scaled ? gv[k] * gradScale : gv[k];
                 var mk = Vector.FusedMultiplyAdd(mixing, gk - mv[k], mv[k]);
                 var vk = Vector.FusedMultiplyAdd(squareWeight * gk, gk, vv[k] * beta2);
                 mv[k] = mk;
@@ -85,8 +88,9 @@ internal static class FusedAdamW
         }
         for (; i < p.Length; i++)
         {
-            float mk = MathF.FusedMultiplyAdd(c.Mixing, g[i] - m[i], m[i]);
-            float vk = MathF.FusedMultiplyAdd(c.SquareWeight * g[i], g[i], v[i] * c.Beta2);
+            float gi = c.GradScale != 1f ? g[i] * c.GradScale : g[i];
+            float mk = MathF.FusedMultiplyAdd(c.Mixing, gi - m[i], m[i]);
+            float vk = MathF.FusedMultiplyAdd(c.SquareWeight * gi, gi, v[i] * c.Beta2);
             m[i] = mk;
             v[i] = vk;
             float pk = decay ? p[i] * c.Decay : p[i];

@@ -153,9 +153,10 @@ public sealed class Trainer : IDisposable
             sums.Add(report);
             stepLoss += report.Loss / config.GradAccum;
         }
-        sums.GradNorm += ClipGradients(trainable, config.GradClip);
+        var (norm, clip) = GradientNorm(trainable, config.GradClip);
+        sums.GradNorm += norm;
         sums.Steps++;
-        optimizer.Step(scale);
+        optimizer.Step(scale, gradScale: clip);                           // the clipping scale applied inside the update
         return stepLoss;
     }
 
@@ -185,20 +186,16 @@ public sealed class Trainer : IDisposable
         return first;
     }
 
-    /// <summary>Scales the gradients so their global L2 norm is at most <paramref name="maxNorm"/> (0: no clipping); returns the norm before.</summary>
-    public static double ClipGradients(IReadOnlyList<Tensor> parameters, double maxNorm)
+    /// <summary>The global L2 norm of the gradients and the factor that scales it to at most <paramref name="maxNorm"/>
+    /// (1 when it already is, or when <paramref name="maxNorm"/> is 0: no clipping).</summary>
+    public static (double Norm, double ClipScale) GradientNorm(IReadOnlyList<Tensor> parameters, double maxNorm)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
-        if (grads.Count == 0) return 0;
+        if (grads.Count == 0) return (0, 1);
         var norm = stack(grads.Select(g => linalg.vector_norm(g, 2, null, false)).ToArray()).pow(2).sum().sqrt().item<float>();
-        if (maxNorm > 0 && norm > maxNorm)
-        {
-            double coef = maxNorm / (norm + 1e-6);
-            foreach (var g in grads) g.mul_(coef);
-        }
-        return norm;
+        return (norm, maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1.0);
     }
 
     // ---- metrics lines, checkpoints, progress --------------------------------------------------------

@@ -67,8 +67,9 @@ public class OptimizerAndScheduleTests
             using (no_grad())
                 for (int i = 0; i < init.Length; i++) fused[i].copy_(reference[i]);   // the same state into each step
             var before = reference.Select(p => p.detach().clone()).ToArray();
-            fusedOpt.Step(lrScale);
-            referenceOpt.Step(lrScale);
+            double clip = step % 3 == 1 ? 0.37 : 1.0;                            // a gradient-clipping scale on some steps
+            fusedOpt.Step(lrScale, clip);
+            referenceOpt.Step(lrScale, clip);
             for (int i = 0; i < init.Length; i++)
             {
                 // two ulps of the larger of p and the update (|update| <= lr |m| / sqrt(v) < 10 lr here): a one-ulp
