@@ -65,8 +65,8 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
                 int last = config.NumHiddenLayers - 1;
                 var quarter = LayerLayout.FromSoftmaxLayers(config.NumHiddenLayers, [config.NumHiddenLayers / 2 - 1, last]);
                 var eighth = LayerLayout.FromSoftmaxLayers(config.NumHiddenLayers, [last]);
-                models.Add(("hybrid-25", HybridConversion.FromTeacher(teacher, quarter.LayerTypes)));
-                models.Add(("hybrid-12.5", HybridConversion.FromTeacher(teacher, eighth.LayerTypes)));
+                models.Add(("hybrid-25", StudentBuilder.Build(teacher, quarter.LayerTypes)));
+                models.Add(("hybrid-12.5", StudentBuilder.Build(teacher, eighth.LayerTypes)));
             }
             foreach (var (_, m) in models)
             {

@@ -78,7 +78,7 @@ public static class DistillRun
             var result = new TrainResult(config.TotalSteps, config.TotalSteps, config.TotalSteps * config.TokensPerStep, true, null, ckpt);
             return new DistillOutcome(runDir, result, layerTypes, AlreadyFinished: true);
         }
-        using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, Attention.WeightTransfer.ParseKvExpansion(config.KvExpand), config.DropQkvBias);
+        using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, config.KvExpand, config.DropQkvBias);
         if (!request.Device.IsCpu)
         {
             teacher.to(request.Device.Torch);

@@ -122,16 +122,27 @@ public class OptimizerAndScheduleTests
     public void Schedules_HaveTheDocumentedShape()
     {
         // cosine to 0 over 10 steps, no warmup: step 1 at the peak, then down, last step just above 0
-        Assert.Equal(1.0, LrSchedule.Scale("cosine", 1, 10, 0, 0.0), 12);
-        Assert.Equal(0.5 * (1 + Math.Cos(Math.PI * 0.5)), LrSchedule.Scale("cosine", 6, 10, 0, 0.0), 12);
-        Assert.True(LrSchedule.Scale("cosine", 10, 10, 0, 0.0) is > 0 and < 0.03);
+        Assert.Equal(1.0, LrSchedule.Scale(LrScheduleKind.Cosine, 1, 10, 0, 0.0), 12);
+        Assert.Equal(0.5 * (1 + Math.Cos(Math.PI * 0.5)), LrSchedule.Scale(LrScheduleKind.Cosine, 6, 10, 0, 0.0), 12);
+        Assert.True(LrSchedule.Scale(LrScheduleKind.Cosine, 10, 10, 0, 0.0) is > 0 and < 0.03);
         // warmup 4 steps: 0.25, 0.5, 0.75, 1 then decay; floor respected
-        Assert.Equal(0.25, LrSchedule.Scale("cosine", 1, 20, 4, 0.1), 12);
-        Assert.Equal(1.0, LrSchedule.Scale("cosine", 4, 20, 4, 0.1), 12);
-        Assert.Equal(1.0, LrSchedule.Scale("cosine", 5, 20, 4, 0.1), 12);
-        Assert.True(LrSchedule.Scale("cosine", 20, 20, 4, 0.1) >= 0.1);
-        Assert.Equal(1.0, LrSchedule.Scale("constant", 17, 20, 4, 0.1));
-        Assert.Equal(0.1 + 0.9 * 0.5, LrSchedule.Scale("linear", 13, 20, 4, 0.1), 12);
+        Assert.Equal(0.25, LrSchedule.Scale(LrScheduleKind.Cosine, 1, 20, 4, 0.1), 12);
+        Assert.Equal(1.0, LrSchedule.Scale(LrScheduleKind.Cosine, 4, 20, 4, 0.1), 12);
+        Assert.Equal(1.0, LrSchedule.Scale(LrScheduleKind.Cosine, 5, 20, 4, 0.1), 12);
+        Assert.True(LrSchedule.Scale(LrScheduleKind.Cosine, 20, 20, 4, 0.1) >= 0.1);
+        Assert.Equal(1.0, LrSchedule.Scale(LrScheduleKind.Constant, 17, 20, 4, 0.1));
+        Assert.Equal(0.1 + 0.9 * 0.5, LrSchedule.Scale(LrScheduleKind.Linear, 13, 20, 4, 0.1), 12);
+    }
+
+    [Fact]
+    public void Config_CommittedTrainConfig_ReadsAndWritesBackByteForByte()
+    {
+        // a train_config written before lr_schedule and kv_expand became enums (the committed study's kl scores)
+        var scores = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "results", "teacher", "scores", "kl", "scores.json")))!;
+        var stored = scores["provenance"]!["train_config"]!.AsObject();
+        var config = TrainConfig.Resolve(Stage.Stage2, stored.DeepClone().AsObject());
+        Assert.Equal((LrScheduleKind.Constant, HybridDistill.Attention.KvExpansion.Heads), (config.LrSchedule, config.KvExpand));
+        Assert.Equal(stored.ToJsonString(), config.ToJson(Stage.Stage2).ToJsonString());
     }
 
     [Fact]
@@ -140,9 +151,9 @@ public class OptimizerAndScheduleTests
         var c1 = TrainConfig.Resolve(Stage.Stage1, null);
         Assert.Equal(1e-3, c1.Lr);
         Assert.Equal((0.9, 0.95, 1e-8, 0.01, 1.0), (c1.Beta1, c1.Beta2, c1.Eps, c1.WeightDecay, c1.GradClip));
-        Assert.Equal("cosine", c1.LrSchedule);
+        Assert.Equal(LrScheduleKind.Cosine, c1.LrSchedule);
         var c2 = TrainConfig.Resolve(Stage.Stage2, null);
-        Assert.Equal((1e-4, 7e-6, "constant"), (c2.LrAttention, c2.LrOther, c2.LrSchedule));
+        Assert.Equal((1e-4, 7e-6, LrScheduleKind.Constant), (c2.LrAttention, c2.LrOther, c2.LrSchedule));
 
         var section = new System.Text.Json.Nodes.JsonObject { ["seq_len"] = 64, ["softmax_layers"] = new System.Text.Json.Nodes.JsonArray(3, 0) };
         var c = TrainConfig.Resolve(Stage.Stage2, section, ["seq_len=32", "temperature=2", "softmax_layers=1,4"]);
@@ -155,6 +166,12 @@ public class OptimizerAndScheduleTests
         Assert.Contains("lr_attention", Assert.Throws<InputException>(() => TrainConfig.Resolve(Stage.Stage1, null, ["lr_attention=1e-3"])).Message);
         Assert.Contains("batch_size must be >= 1", Assert.Throws<InputException>(() => TrainConfig.Resolve(Stage.Stage3, null, ["batch_size=0"])).Message);
         Assert.Contains("lr_schedule", Assert.Throws<InputException>(() => TrainConfig.Resolve(Stage.Stage3, null, ["lr_schedule=exp"])).Message);
+        // the enum settings read and write the words recipes, --set and run_config.json use
+        var linear = TrainConfig.Resolve(Stage.Stage2, null, ["lr_schedule=linear", "kv_expand=rows"]);
+        Assert.Equal((LrScheduleKind.Linear, HybridDistill.Attention.KvExpansion.Rows), (linear.LrSchedule, linear.KvExpand));
+        Assert.Equal(("linear", "rows"), ((string)linear.ToJson(Stage.Stage2)["lr_schedule"]!, (string)linear.ToJson(Stage.Stage2)["kv_expand"]!));
+        Assert.Equal("--set: kv_expand must be one of heads, rows, got \"cols\".",
+            Assert.Throws<InputException>(() => TrainConfig.Resolve(Stage.Stage2, null, ["kv_expand=cols"])).Message);
 
         // steps from the token budget
         var b = TrainConfig.Resolve(Stage.Stage3, null, ["seq_len=100", "batch_size=2", "grad_accum=3", "train_tokens=1300"]);

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
 using HybridDistill.Data;
+using HybridDistill.Models;
 using HybridDistill.Training;
 using static TorchSharp.torch;
 
