@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using HybridDistill.Config;
 using HybridDistill.Data;
+using HybridDistill.Models;
 using HybridDistill.Training;
 
 namespace HybridDistill.Tests.Training;
