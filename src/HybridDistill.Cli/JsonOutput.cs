@@ -24,3 +24,20 @@ public static class JsonOutput
         return Path.GetFullPath(path);
     }
 }
+
+/// <summary>How every bench command shows the machine's ceilings it measured in the same run.</summary>
+public static class MachineLimitsOutput
+{
+    public static JsonObject ToJson(Evaluation.MachineLimits m) => new()
+    {
+        ["sgemm_peak_gflops"] = m.SgemmPeakGflops,
+        ["sgemm_size"] = m.SgemmSize,
+        ["read_bandwidth_gbps"] = m.ReadBandwidthGBps,
+        ["read_bytes"] = m.ReadBytes,
+        ["threads"] = m.Threads,
+    };
+
+    public static string Line(Evaluation.MachineLimits m) =>
+        $"this machine, same run: sgemm peak {m.SgemmPeakGflops:F1} GFLOP/s ({m.SgemmSize}^2, preallocated output, best of 5), " +
+        $"read bandwidth {m.ReadBandwidthGBps:F1} GB/s ({m.ReadBytes >> 20} MiB), {m.Threads} threads";
+}

@@ -8,7 +8,8 @@ namespace HybridDistill.Cli;
 /// temporaries, activations) are freed and re-allocated every step, and with 4 KB pages each re-allocation pays
 /// one page fault per 4 KB: measured here, copying a 65 MB tensor into a new one took 57 ms with 4 KB pages and
 /// 16 ms with huge pages. .NET's Environment.SetEnvironmentVariable does not reach the native environment, so
-/// this calls libc's setenv. Call it before the first torch tensor is created; it is a no-op elsewhere.
+/// this calls libc's setenv. Program calls it first thing, for every command (prefill and evaluation allocate
+/// large logits too); it is a no-op elsewhere and when the variable is already set.
 /// </summary>
 public static class NativeMemory
 {

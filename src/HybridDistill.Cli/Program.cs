@@ -2,6 +2,9 @@ using HybridDistill.Cli;
 using HybridDistill.Cli.Commands;
 using Spectre.Console.Cli;
 
+// Both read once by native code, so before the first TorchSharp call of any command: see each for the measurements.
+HybridDistill.Models.CpuThreading.PreferPassiveWaiting();
+NativeMemory.UseHugePagesForLargeTensors();
 return CliRunner.Run(CliApp.Create(), args);
 
 /// <summary>The command tree. <c>hybrid run</c> drives the other commands through a second instance of it.</summary>

@@ -60,6 +60,8 @@ public sealed class BenchAttentionCommand : Command<BenchAttentionCommand.Settin
         var progress = new SyncProgress<string>(m => { if (!quiet) CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"); });
         var options = new AttentionBenchmark.Options(SwaWindow: s.SwaWindow, Repeats: s.Repeats, NaiveMaxT: s.NaiveMaxT, NaiveBackwardMaxT: s.NaiveBackwardMaxT,
             Device: device.Torch);
+        progress.Report("machine limits (sgemm peak, read bandwidth)");
+        var limits = MachineLimits.Measure(device.Torch);
         var rows = AttentionBenchmark.Run(lengths, kinds, options, progress, cancellation);
         int? crossover = AttentionBenchmark.GdnCrossover(rows);
 
@@ -73,6 +75,7 @@ public sealed class BenchAttentionCommand : Command<BenchAttentionCommand.Settin
                 sdpa is null || r.Kind == "softmax" ? "" : $"{r.Ms / sdpa.Ms:F2}x its time");
         }
         CliRunner.Stderr.Write(table);
+        CliRunner.Stderr.WriteLine(MachineLimitsOutput.Line(limits));
         CliRunner.Stderr.MarkupLine(crossover is int c
             ? $"chunked GDN forward+backward is faster than SDPA from T = {c} on (among the measured lengths)."
             : "chunked GDN forward+backward was not faster than SDPA at any measured length.");
@@ -83,6 +86,7 @@ public sealed class BenchAttentionCommand : Command<BenchAttentionCommand.Settin
             {
                 ["B"] = 1, ["H"] = options.Heads, ["D"] = options.HeadDim, ["swa_window"] = options.SwaWindow,
                 ["gdn_sdpa_crossover_T"] = crossover,
+                ["machine"] = MachineLimitsOutput.ToJson(limits),
                 ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
                 {
                     ["kind"] = r.Kind, ["path"] = r.Path, ["T"] = r.T, ["pass"] = r.Pass, ["ms"] = r.Ms,

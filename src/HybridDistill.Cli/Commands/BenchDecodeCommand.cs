@@ -65,8 +65,8 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
                 int last = config.NumHiddenLayers - 1;
                 var quarter = LayerLayout.FromSoftmaxLayers(config.NumHiddenLayers, [config.NumHiddenLayers / 2 - 1, last]);
                 var eighth = LayerLayout.FromSoftmaxLayers(config.NumHiddenLayers, [last]);
-                models.Add(("hybrid-25", HybridConversion.FromTeacher(teacher, quarter.LayerTypes)));
-                models.Add(("hybrid-12.5", HybridConversion.FromTeacher(teacher, eighth.LayerTypes)));
+                models.Add(("hybrid-25", StudentBuilder.Build(teacher, quarter.LayerTypes)));
+                models.Add(("hybrid-12.5", StudentBuilder.Build(teacher, eighth.LayerTypes)));
             }
             foreach (var (_, m) in models)
             {
@@ -75,12 +75,15 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
             }
             bool quiet = s.Json is { IsSet: true } && string.IsNullOrEmpty(s.Json.Value);
             var progress = new SyncProgress<string>(m => { if (!quiet) CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}...[/]"); });
+            progress.Report("machine limits (sgemm peak, read bandwidth)");
+            var limits = MachineLimits.Measure(device.Torch);
             var rows = DecodeBenchmark.Run(models, contexts, s.Steps, s.Rounds, progress, cancellation);
-            Render(rows, models[0].Name);
+            Render(rows, models[0].Name, limits);
             if (s.Json is { IsSet: true })
             {
                 var json = new JsonObject
                 {
+                    ["machine"] = MachineLimitsOutput.ToJson(limits),
                     ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
                     {
                         ["model"] = r.Model, ["context"] = r.Context, ["ms_per_token"] = r.MsPerToken,
@@ -99,16 +102,18 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
     }
 
     /// <summary>Table on stderr: each model's ms/token and cache, with speed-up and cache fraction against the reference and the bound implied by bytes read per token.</summary>
-    private static void Render(IReadOnlyList<DecodeRow> rows, string reference)
+    private static void Render(IReadOnlyList<DecodeRow> rows, string reference, MachineLimits limits)
     {
-        var table = new Table().AddColumns("model", "context", "ms/token", "tokens/s", "cache MiB", "speed-up", "bytes bound", "cache fraction");
+        var table = new Table().AddColumns("model", "context", "ms/token", "tokens/s", "cache MiB", "speed-up", "bytes bound", "cache fraction", "of bandwidth");
         foreach (var r in rows)
         {
             var baseline = rows.First(x => x.Model == reference && x.Context == r.Context);
             table.AddRow(r.Model, r.Context.ToString(), $"{r.MsPerToken:F2}", $"{1000 / r.MsPerToken:F1}", $"{r.CacheBytes / 1048576.0:F1}",
                 $"{baseline.MsPerToken / r.MsPerToken:F2}x", $"{(double)baseline.BytesPerToken / r.BytesPerToken:F2}x",
-                baseline.CacheBytes == 0 ? "-" : $"{(double)r.CacheBytes / baseline.CacheBytes:P1}");
+                baseline.CacheBytes == 0 ? "-" : $"{(double)r.CacheBytes / baseline.CacheBytes:P1}",
+                $"{limits.ReadMs(r.BytesPerToken) / r.MsPerToken:P0}");
         }
         CliRunner.Stderr.Write(table);
+        CliRunner.Stderr.WriteLine(MachineLimitsOutput.Line(limits) + "; \"of bandwidth\" = bytes read per token / read bandwidth / ms per token");
     }
 }

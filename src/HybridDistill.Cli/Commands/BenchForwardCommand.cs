@@ -72,6 +72,12 @@ public sealed class BenchForwardCommand : Command<BenchForwardCommand.Settings>
                 ["achieved_gflops"] = r.AchievedGflops,
                 ["matmul_gflops"] = r.MatmulGflops,
                 ["achieved_fraction_of_matmul"] = r.AchievedGflops / r.MatmulGflops,
+                ["sgemm_peak_gflops"] = r.Limits.SgemmPeakGflops,
+                ["achieved_fraction_of_sgemm_peak"] = r.FractionOfSgemmPeak,
+                ["read_bandwidth_gbps"] = r.Limits.ReadBandwidthGBps,
+                ["decode_weight_bytes"] = r.DecodeWeightBytes,
+                ["decode_bound_ms"] = new JsonObject(r.DecodeMsPerToken.Keys.Select(k => KeyValuePair.Create(k.ToString(), (JsonNode?)r.DecodeBoundMs(k)))),
+                ["decode_fraction_of_bandwidth"] = new JsonObject(r.DecodeMsPerToken.Keys.Select(k => KeyValuePair.Create(k.ToString(), (JsonNode?)r.DecodeFractionOfBandwidth(k)))),
                 ["decode_ms_per_token"] = new JsonObject(r.DecodeMsPerToken.Select(p => KeyValuePair.Create(p.Key.ToString(), (JsonNode?)p.Value))),
                 ["decode_cache_bytes"] = new JsonObject(r.DecodeCacheBytes.Select(p => KeyValuePair.Create(p.Key.ToString(), (JsonNode?)p.Value))),
             };
@@ -83,10 +89,15 @@ public sealed class BenchForwardCommand : Command<BenchForwardCommand.Settings>
         table.AddRow("prefill tokens/s", $"{r.PrefillTokensPerSecond:F0}");
         table.AddRow("model GFLOP/token", $"{r.ModelGflopsPerToken:F4}");
         table.AddRow("achieved GFLOP/s", $"{r.AchievedGflops:F1}");
-        table.AddRow("matmul GFLOP/s (same run)", $"{r.MatmulGflops:F1}");
-        table.AddRow("achieved / matmul", $"{r.AchievedGflops / r.MatmulGflops:P0}");
+        table.AddRow("sgemm peak GFLOP/s (same run)", $"{r.Limits.SgemmPeakGflops:F1}");
+        table.AddRow("achieved / sgemm peak", $"{r.FractionOfSgemmPeak:P0}");
+        table.AddRow("model-shape matmul GFLOP/s (same run)", $"{r.MatmulGflops:F1}");
+        table.AddRow("achieved / model-shape matmul", $"{r.AchievedGflops / r.MatmulGflops:P0}");
+        table.AddRow("read bandwidth GB/s (same run)", $"{r.Limits.ReadBandwidthGBps:F1}");
+        table.AddRow("decode weights read per token", $"{r.DecodeWeightBytes / 1e6:F1} MB");
         foreach (var (ctx, ms) in r.DecodeMsPerToken)
-            table.AddRow($"decode ms/token @ {ctx}", $"{ms:F2} ({r.DecodeCacheBytes[ctx] / 1048576.0:F1} MiB cache)");
+            table.AddRow($"decode ms/token @ {ctx}",
+                $"{ms:F2} ({r.DecodeCacheBytes[ctx] / 1048576.0:F1} MiB cache; bound {r.DecodeBoundMs(ctx):F2} ms = {r.DecodeFractionOfBandwidth(ctx):P0} of bandwidth)");
         AnsiConsole.Write(table);
         return 0;
     }

@@ -84,7 +84,7 @@ public sealed class ConvertCommand : Command<ConvertCommand.Settings>
             Gdn = teacher.Config.LinearAttention.Gdn with { UseShortConv = s.ShortConv },
             Swa = s.SwaWindow is int w ? new SwaOptions(w) : teacher.Config.LinearAttention.Swa,
         };
-        using var hybrid = HybridConversion.FromTeacher(teacher, layout.LayerTypes, WeightTransfer.ParseKvExpansion(s.KvExpand), s.Seed, options);
+        using var hybrid = StudentBuilder.Build(teacher, layout.LayerTypes, fromDir: null, s.Seed, WeightTransfer.ParseKvExpansion(s.KvExpand), options: options);
         OutputDirectory.WriteAtomically(s.Out, s.Force, tmp => HfCheckpoint.Save(hybrid, tmp, HfCheckpoint.ResolveModelDirectory(s.Teacher), dtype));
         CliRunner.Stderr.MarkupLineInterpolated(
             $"[green]wrote[/] {Path.GetFullPath(s.Out)}: layer_types {string.Join(",", layout.LayerTypes)} (softmax layers: {string.Join(",", layout.SoftmaxLayers)})");

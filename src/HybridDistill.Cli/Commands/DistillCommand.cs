@@ -74,7 +74,6 @@ public abstract class DistillCommand : Command<DistillSettings>
 
     public override int Execute(CommandContext context, DistillSettings s, CancellationToken cancellation)
     {
-        NativeMemory.UseHugePagesForLargeTensors();
         var request = new DistillRequest
         {
             Stage = Stage,
@@ -166,11 +165,11 @@ public static class TrainingProgressView
                 {
                     task.MaxValue = Math.Max(1, p.TotalSteps);
                     task.Value = p.Step;
-                    if (p.Event is not ("step" or "line" or "start")) return;
+                    if (p.Event is not (TrainEvent.Step or TrainEvent.Line or TrainEvent.Start)) return;
                     string val = p.ValLoss is double v ? $" val {v:G4}" : "";
                     string loss = p.Loss is double l ? $" loss {l:G4}" : "";
                     task.Description = Markup.Escape($"{title} {p.Step}/{p.TotalSteps}{loss}{val} {p.TokensPerSecond:N0} tok/s");
-                    if (p.Event == "line" && p.Line is not null) ctx.Refresh();
+                    if (p.Event == TrainEvent.Line && p.Line is not null) ctx.Refresh();
                 }));
             });
         return result;
@@ -181,15 +180,15 @@ public static class TrainingProgressView
         var err = CliRunner.Stderr;
         switch (p.Event)
         {
-            case "start":
+            case TrainEvent.Start:
                 err.WriteLine($"{title}: {(p.Step > 0 ? $"resuming at step {p.Step}" : "starting")} ({p.TotalSteps} steps, {p.TotalTokens:N0} tokens)");
                 break;
-            case "line":
+            case TrainEvent.Line:
                 string val = p.Line?["val_loss"] is { } v ? $" val_loss {(double)v:G5}" : "";
                 string baseline = p.Line?["val_baseline_loss"] is { } b ? $" (zero-output baseline {(double)b:G5})" : "";
                 err.WriteLine($"{title} step {p.Step}/{p.TotalSteps} tokens {p.Tokens:N0} loss {p.Loss:G5} lr {p.Lr:G3}{val}{baseline} {p.TokensPerSecond:N0} tok/s");
                 break;
-            case "checkpoint":
+            case TrainEvent.Checkpoint:
                 err.WriteLine($"{title}: checkpoint {p.Checkpoint}");
                 break;
         }

@@ -40,7 +40,6 @@ public sealed class PretrainCommand : Command<PretrainCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        NativeMemory.UseHugePagesForLargeTensors();
         var err = CliRunner.Stderr;
         var request = new PretrainRequest
         {
@@ -53,7 +52,7 @@ public sealed class PretrainCommand : Command<PretrainCommand.Settings>
         var outcome = Pretraining.Run(request, events,
             phase => new SyncProgress<TrainProgress>(p =>
             {
-                if (p.Event == "line" && p.Line is { } line)
+                if (p.Event == TrainEvent.Line && p.Line is { } line)
                     err.WriteLine($"  {phase.Name} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}" +
                                   (line["val_loss"] is { } v ? $" val {(double)v:F4}" : "") +
                                   string.Concat(line.Where(kv => kv.Key.StartsWith("val_acc_")).Select(kv => $" {kv.Key[8..]} {(double)kv.Value!:F3}")) +

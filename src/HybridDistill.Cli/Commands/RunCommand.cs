@@ -198,7 +198,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         // paths inside the repository are recorded relative to it, so a committed study names no machine's folders
         string Shown(string path) => path.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? Path.GetRelativePath(root, path) : path;
         var plan = new ComparisonPlan(Shown(teacher), string.Join(",", data.Select(Shown)), Shown(recipe), numLayers, recallLength, seeds, budgets,
-            selections.OrderBy(x => x.Budget.K).ThenBy(x => ComparisonMethods.RowOrder.ToList().IndexOf(x.Method)).ToArray());
+            selections.OrderBy(x => x.Budget.K).ThenBy(x => ComparisonMethods.RowIndex(x.Method)).ToArray());
         plan.Save(layout.Selection);
         foreach (var budget in budgets)
             err.MarkupLineInterpolated($"[grey]  K={budget.K}: {string.Join("; ", plan.Selections.Where(x => x.Budget.K == budget.K).Select(x => $"{x.Method} {{{string.Join(",", x.SoftmaxLayers)}}}"))}[/]");

@@ -1,3 +1,4 @@
+using HybridDistill.Config;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -16,12 +17,15 @@ public enum KvExpansion
 /// <summary>RADLADS weight transfer: copy the teacher attention's projections into a linear-attention layer.</summary>
 public static class WeightTransfer
 {
-    public static KvExpansion ParseKvExpansion(string text) => text switch
-    {
-        "heads" => KvExpansion.Heads,
-        "rows" => KvExpansion.Rows,
-        _ => throw new InputException($"kv-expand must be \"heads\" or \"rows\", got \"{text}\"."),
-    };
+    /// <summary>kv_expand's words (recipes, --set, run_config.json) and convert's --kv-expand.</summary>
+    public static readonly SettingWords<KvExpansion> KvExpansionWords = new(("heads", KvExpansion.Heads), ("rows", KvExpansion.Rows));
+
+    public static KvExpansion ParseKvExpansion(string text) => KvExpansionWords.TryParse(text, out var mode) ? mode
+        : throw new InputException($"kv-expand must be \"heads\" or \"rows\", got \"{text}\".");
+
+    /// <summary>Transitional, for Selection/KlScorer.cs (changed on another branch), which still wraps TrainConfig.KvExpand
+    /// in ParseKvExpansion: kv_expand is parsed once in TrainConfig now. Remove once that call passes config.KvExpand.</summary>
+    public static KvExpansion ParseKvExpansion(KvExpansion parsed) => parsed;
 
     /// <summary>Teacher k/v weight [H_kv*D, d] (or bias [H_kv*D]) -> [H*D, d] (or [H*D]).</summary>
     public static Tensor ExpandKv(Tensor teacher, int kvHeads, int groups, KvExpansion mode)

@@ -1,5 +1,5 @@
-// Training-step throughput of stage 1 or stage 2 on a random-weight teacher, against this machine's matmul speed
-// measured in the same run. FLOPs per step = B*T x (teacher forward + 3 x student forward), per token:
+// Training-step throughput of stage 1 or stage 2 on a random-weight teacher, against this machine's sgemm peak
+// measured in the same run (MachineLimits; the model-shaped matmul is a second, named figure). FLOPs per step = B*T x (teacher forward + 3 x student forward), per token:
 //   teacher forward   2 (non-embedding params + lm_head params) + 2 L d T   (ForwardBenchmark.FlopsPerToken)
 //                     (stage 1 stops before the LM head: 2 x the decoder layers' params + 2 L d T)
 //   student forward   stage 2: the same formula over the student, counting only softmax layers in the 2 L d T
@@ -17,7 +17,14 @@ namespace HybridDistill.Evaluation;
 public sealed record TrainBenchmarkResult(
     int Stage, int Seq, int Batch, IReadOnlyList<string> LayerTypes, int Steps, double StepMs, double TokensPerSecond,
     IReadOnlyDictionary<string, double> PhaseMs, double TeacherGflopPerToken, double StudentForwardGflopPerToken,
-    double AchievedGflops, double MatmulGflops);
+    double AchievedGflops, double MatmulGflops, MachineLimits Limits)
+{
+    /// <summary>Step GFLOP/s over the same run's sgemm peak.</summary>
+    public double FractionOfSgemmPeak => AchievedGflops / Limits.SgemmPeakGflops;
+
+    /// <summary>The optimizer phase's share of the step (gradient clipping and the AdamW update).</summary>
+    public double OptimizerFraction => PhaseMs.GetValueOrDefault(PhaseTimes.Optimizer) / StepMs;
+}
 
 public static class TrainBenchmark
 {
@@ -27,9 +34,10 @@ public static class TrainBenchmark
 
     /// <summary>Times <paramref name="steps"/> training steps after a warm-up one, on <paramref name="device"/> (default: the CPU;
     /// models are built on the CPU and moved; on CUDA each step's clock is read after a synchronize). The per-phase split
-    /// (<see cref="PhaseTimes"/>) is not synchronised, so on CUDA it shows launch times rather than kernel times.</summary>
+    /// (<see cref="PhaseTimes"/>) is not synchronised, so on CUDA it shows launch times rather than kernel times.
+    /// <paramref name="limits"/>: the machine's ceilings, measured now when null.</summary>
     public static TrainBenchmarkResult Run(ModelConfig teacherConfig, int stage, int seq, int batch, int steps = 3,
-        IProgress<string>? progress = null, Device? device = null)
+        IProgress<string>? progress = null, Device? device = null, MachineLimits? limits = null)
     {
         if (stage is not (1 or 2)) throw new InputException($"--stage must be 1 or 2, got {stage}.");
         if (seq > teacherConfig.MaxPositionEmbeddings)
@@ -65,12 +73,17 @@ public static class TrainBenchmark
             objective.ForwardBackward(new Data.TrainingBatch(ids), 1.0);
             using (active.Time(PhaseTimes.Optimizer))
             {
-                TrainLoop.ClipGradients(trainable, config.GradClip);
-                optimizer.Step(1.0);
+                var (_, clip) = Trainer.GradientNorm(trainable, config.GradClip);
+                optimizer.Step(1.0, gradScale: clip);
             }
         }
 
-        progress?.Report("matmul reference");
+        if (limits is null)
+        {
+            progress?.Report("machine limits (sgemm peak, read bandwidth)");
+            limits = MachineLimits.Measure(device);
+        }
+        progress?.Report("model-shape matmul");
         double matmul = Measure.MatmulGflops((long)batch * seq, teacherConfig.HiddenSize, teacherConfig.IntermediateSize, device: device);
         progress?.Report("warm-up step");
         Step();
@@ -97,7 +110,7 @@ public static class TrainBenchmark
         double stepFlops = (double)batch * seq * (teacherFlops + 3 * studentFlops);
         double achieved = stepFlops / (stepMs * 1e-3) / 1e9;
         return new TrainBenchmarkResult(stage, seq, batch, layerTypes, steps, stepMs, batch * seq / (stepMs * 1e-3), phases,
-            teacherFlops / 1e9, studentFlops / 1e9, achieved, matmul);
+            teacherFlops / 1e9, studentFlops / 1e9, achieved, matmul, limits);
     }
 
     /// <summary>Forward FLOPs per token of a hybrid: 2 x (non-embedding + lm_head params) + 2 x softmax layers x d x T.</summary>

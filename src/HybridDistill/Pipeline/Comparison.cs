@@ -9,22 +9,11 @@ public sealed record ComparisonBudget(string Label, int K)
     /// <summary>"12.5%,25%" or "1L,2L" (mixed is fine); budgets giving the same K are merged (first label kept), ordered by K.</summary>
     public static IReadOnlyList<ComparisonBudget> ParseList(string text, int numLayers)
     {
-        var budgets = new List<ComparisonBudget>();
-        foreach (var item in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            int k;
-            if (item.EndsWith('L') || item.EndsWith('l'))
-            {
-                if (!int.TryParse(item[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out k) || k < 1 || k >= numLayers)
-                    throw new InputException($"--budgets {item}: a layer count is 1L..{numLayers - 1}L for a model of {numLayers} layers.");
-            }
-            else k = LayerSelection.KeepCount(LayerSelection.ParseBudget(item), numLayers);
+        var budgets = LayerSelection.ParseBudgetList(text, numLayers, "--budgets");
+        foreach (var (label, k) in budgets)
             if (k >= numLayers)
-                throw new InputException($"--budgets {item}: keeps all {numLayers} layers softmax (that is the teacher); use a smaller budget.");
-            if (budgets.All(b => b.K != k)) budgets.Add(new ComparisonBudget(item, k));
-        }
-        if (budgets.Count == 0) throw new InputException("--budgets: give at least one budget, e.g. 1L,2L or 12.5%,25%.");
-        return budgets.OrderBy(b => b.K).ToArray();
+                throw new InputException($"--budgets: \"{label}\" keeps all {numLayers} layers softmax (that is the teacher); use a smaller budget.");
+        return budgets.Select(b => new ComparisonBudget(b.Label, b.K)).ToArray();
     }
 
     /// <summary>K / L, the summary's <c>budget</c>.</summary>
@@ -51,6 +40,9 @@ public static class ComparisonMethods
     public static IReadOnlyList<string> RowOrder { get; } =
         [Kl, KlFull, "uniform-first", "uniform-last", "random-s0", "random-s1", "random-s2", "ar", "ar-multihop", "stage1", "ppl", "removal"];
 
+    /// <summary>A row method's place in <see cref="RowOrder"/> (-1 for a method not listed there), for sorting rows.</summary>
+    public static int RowIndex(string rowMethod) => RowOrder.ToList().IndexOf(rowMethod);
+
     /// <summary>--methods as given ("kl,uniform,random") to row methods ("kl", "uniform-first", "uniform-last", "random-s0", ...).</summary>
     public static IReadOnlyList<string> Expand(string text)
     {
@@ -68,7 +60,7 @@ public static class ComparisonMethods
             rows.AddRange(expanded.Where(r => !rows.Contains(r)));
         }
         if (rows.Count == 0) throw new InputException("--methods: give at least one method, e.g. kl,uniform.");
-        return rows.OrderBy(r => RowOrder.ToList().IndexOf(r)).ToArray();
+        return rows.OrderBy(RowIndex).ToArray();
     }
 
     /// <summary>The scoring jobs for some row methods: one kl run serves kl and kl-full, one folder per other row.</summary>

@@ -130,7 +130,7 @@ public sealed record ComparisonSummary(string Teacher, string Data, string Recip
         foreach (int seed in plan.Seeds)
             rows.Add(Row(ComparisonMethods.ModelId([], seed), ComparisonMethods.AllLinear, 0, [], seed));
         foreach (var budget in plan.Budgets)
-            foreach (var s in plan.Selections.Where(s => s.Budget.K == budget.K).OrderBy(s => ComparisonMethods.RowOrder.ToList().IndexOf(s.Method)))
+            foreach (var s in plan.Selections.Where(s => s.Budget.K == budget.K).OrderBy(s => ComparisonMethods.RowIndex(s.Method)))
                 foreach (int seed in plan.Seeds)
                     rows.Add(Row(ComparisonMethods.ModelId(s.SoftmaxLayers, seed), s.Method, budget.K, s.SoftmaxLayers, seed));
         return new ComparisonSummary(plan.Teacher, plan.Data, plan.Recipe, plan.RecallLength, context, rows);

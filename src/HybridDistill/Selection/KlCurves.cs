@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
@@ -74,28 +73,8 @@ public static class KlCurves
     /// K for each budget of a list such as "1L,2L" (layer counts) or "12.5%,25%" / "0.25" (fractions of the L layers),
     /// distinct and ascending, each in 1..L-1 (keeping every layer needs no stopping rule). Where names the setting in errors.
     /// </summary>
-    public static int[] ParseKs(string text, int numLayers, string where = "--set stable_budgets")
-    {
-        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0) throw new InputException($"{where}={text}: expected layer counts such as 1L,2L or budgets such as 12.5%,25%.");
-        var ks = new List<int>();
-        foreach (var part in parts)
-        {
-            int k;
-            if (part.EndsWith('L') || part.EndsWith('l'))
-            {
-                if (!int.TryParse(part[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out k) || k < 1 || k > numLayers)
-                    throw new InputException($"{where}={text}: \"{part}\" is not a layer count in 1L..{numLayers}L.");
-            }
-            else
-            {
-                try { k = LayerSelection.KeepCount(LayerSelection.ParseBudget(part), numLayers); }
-                catch (InputException e) { throw new InputException($"{where}={text}: {e.Message}", e); }
-            }
-            ks.Add(Math.Min(k, numLayers - 1));
-        }
-        return ks.Where(k => k >= 1).Distinct().Order().ToArray();
-    }
+    public static int[] ParseKs(string text, int numLayers, string where = "--set stable_budgets") =>
+        LayerSelection.ParseBudgetList(text, numLayers, where).Select(b => Math.Min(b.K, numLayers - 1)).Where(k => k >= 1).Distinct().Order().ToArray();
 
     /// <summary>The stopping rule's settings (kl's min_fraction, stable_window, margin_z, last_n).</summary>
     public sealed record StopRule(double MinFraction = 0.3, [property: JsonPropertyName("stable_window")] int Window = 3, double MarginZ = 2.0, int LastN = 3)

@@ -1,16 +1,16 @@
 using HybridDistill.Artifacts;
 using System.Text.Json.Serialization;
 // kl (GA-S2, method.md section 6) and removal (GR-S2, one round): one short stage 2 per candidate layer l,
-// every candidate on identical batches in identical order (one seed), through the shared TrainLoop:
+// every candidate on identical batches in identical order (one seed), through the shared Trainer:
 //   kl:      student = stage-1 weights with the teacher's softmax attention restored at layer l only;
 //            curve_l = logged KL (train "kl" or validation "val_kl") as (tokens, kl) points;
 //            score(l) = -(mean of the last n logged KL values after step 0)   (low remaining KL = keep l softmax)
 //   removal: student = the teacher with only layer l linear (its stage-1 weights); score(l) = +(same late mean)
 // Early stopping (kl, all layers in one process, nothing scored yet): the candidates advance in lock-step rounds
-// of log_every steps (each pauses at a checkpoint, TrainLoop resumes it bit-identically); after each round the
-// stopping rule of KlCurves (min_fraction of the budget, top-K held for stable_window rounds, K-th vs (K+1)-th
-// margin above margin_z x their curves' noise) is checked for the K of every stable_budgets entry, and the runs
-// stop when it holds for all of them. With full_budget=true every run continues to the full budget: scores.json
+// of log_every steps (each candidate's Trainer runs until the round's step and saves a checkpoint; the next round
+// resumes it bit-identically); after each round the stopping rule of KlCurves (min_fraction of the budget, top-K
+// held for stable_window rounds, K-th vs (K+1)-th margin above margin_z x their curves' noise) is checked for the K
+// of every stable_budgets entry, and the runs stop when it holds for all of them. With full_budget=true every run continues to the full budget: scores.json
 // is scored from the curves cut at the stop point (method "kl"), scores-full.json from the whole curves ("kl-full").
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -172,7 +172,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     /// <summary>(tokens, kl) points of a run's metrics.jsonl: the "kl" (train) or "val_kl" (val) of every line that has it.</summary>
     public static CurvePoint[] ReadCurve(string runDir, string curve)
     {
-        var path = Path.Combine(runDir, TrainLoop.MetricsFile);
+        var path = Path.Combine(runDir, TrainCheckpoint.MetricsFile);
         if (!File.Exists(path)) return [];
         string key = curve == "val" ? "val_kl" : "kl";
         var points = new List<CurvePoint>();
@@ -230,7 +230,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             var doneFile = Path.Combine(dir, "done");
             if (File.Exists(doneFile))
                 return (ReadCurve(dir, curve), long.Parse(File.ReadAllText(doneFile).Trim(), System.Globalization.CultureInfo.InvariantCulture));
-            if (untilStep < config.TotalSteps && TrainLoop.ListCheckpoints(dir).LastOrDefault()?.Step >= untilStep)
+            if (untilStep < config.TotalSteps && TrainCheckpoint.List(dir).LastOrDefault()?.Step >= untilStep)
                 return (ReadCurve(dir, curve), untilStep * config.TokensPerStep);
 
             using var student = StudentBuilder.Build(teacher, scorer.StudentLayerTypes(stage1Config, layer), stage1Dir, config.Seed,
@@ -239,22 +239,14 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             student.train();
             // every candidate trains on the same batches: with the process's cache on (hybrid run), the teacher runs once per batch
             var objective = new Stage2Distillation(teacher, student, config) { TeacherKey = teacherKey };
-            using var pause = CancellationTokenSource.CreateLinkedTokenSource(context.Cancellation);
-            var progress = new StepWatch(untilStep, pause);
             var runConfig = ArtifactJson.ToNode(new KlRunConfig(provenance["teacher"]?["path"]?.GetValue<string>(), layer, runKey), ArtifactJson.Types.KlRunConfig);
-            var result = TrainLoop.Run(objective, data, config, dir, runConfig, resume: true, progress, pause.Token);
+            using var trainer = new Trainer(objective, data, config, dir, runConfig);
+            trainer.ResumeOrStartOver(resume: true);
+            var result = trainer.RunUntil(untilStep, context.Cancellation);
+            if (!result.Completed) trainer.Save();                          // paused (or cancelled): the next round resumes here
             context.Cancellation.ThrowIfCancellationRequested();
             if (result.Completed) AtomicFile.WriteAllBytes(doneFile, System.Text.Encoding.UTF8.GetBytes(result.Tokens.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             return (ReadCurve(dir, curve), result.Tokens);
-        }
-
-        /// <summary>Cancels the run once it reaches the pause step (TrainLoop then checkpoints and returns).</summary>
-        sealed class StepWatch(long untilStep, CancellationTokenSource pause) : IProgress<TrainProgress>
-        {
-            public void Report(TrainProgress value)
-            {
-                if (value.Event == "step" && value.Step >= untilStep) pause.Cancel();
-            }
         }
 
         Dictionary<int, LayerResult> RunLockStep()

@@ -13,15 +13,43 @@ public static class LayerSelection
     /// <summary>Parses a budget: "25%" or "0.25" (a fraction in (0, 1]). Kept exact (decimal) so 12.5% of 8 is exactly 1.</summary>
     public static decimal ParseBudget(string text)
     {
+        if (!TryParseFraction(text, out var fraction, out bool numeric))
+            throw new InputException(numeric ? $"--budget must be above 0 and at most 100% of the layers, got \"{text}\"."
+                : $"--budget expects a fraction of the layers such as 25% or 0.25, got \"{text}\".");
+        return fraction;
+    }
+
+    /// <summary>"25%" or "0.25" as a fraction in (0, 1]; <paramref name="numeric"/> tells a number out of range from no number.</summary>
+    static bool TryParseFraction(string text, out decimal fraction, out bool numeric)
+    {
         var t = text.Trim();
         bool percent = t.EndsWith('%');
         if (percent) t = t[..^1].TrimEnd();
-        if (!decimal.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
-            throw new InputException($"--budget expects a fraction of the layers such as 25% or 0.25, got \"{text}\".");
-        var fraction = percent ? value / 100m : value;
-        if (fraction <= 0 || fraction > 1)
-            throw new InputException($"--budget must be above 0 and at most 100% of the layers, got \"{text}\".");
-        return fraction;
+        numeric = decimal.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var value);
+        fraction = percent ? value / 100m : value;
+        return numeric && fraction > 0 && fraction <= 1;
+    }
+
+    /// <summary>
+    /// A comma-separated list of budgets, each a layer count ("2L") or a fraction of the L layers ("12.5%", "0.25"), as
+    /// (label as written, K in 1..L): items giving the same K are merged (the first label kept), ordered by K.
+    /// <paramref name="setting"/> names the option in errors ("--budgets", "--set stable_budgets").
+    /// </summary>
+    public static IReadOnlyList<(string Label, int K)> ParseBudgetList(string text, int numLayers, string setting)
+    {
+        var budgets = new List<(string Label, int K)>();
+        foreach (var item in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int? k = item.EndsWith('L') || item.EndsWith('l')
+                ? (int.TryParse(item[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out int count) && count >= 1 && count <= numLayers ? count : null)
+                : (TryParseFraction(item, out var fraction, out _) ? KeepCount(fraction, numLayers) : null);
+            if (k is null)
+                throw new InputException($"{setting}: \"{item}\" is not a budget for a model of {numLayers} layers; " +
+                    $"give layer counts 1L..{numLayers}L or fractions of the layers such as 12.5%,25% (above 0, at most 100%).");
+            if (budgets.All(b => b.K != k)) budgets.Add((item, k.Value));
+        }
+        if (budgets.Count == 0) throw new InputException($"{setting}: give at least one budget, e.g. 1L,2L or 12.5%,25%.");
+        return budgets.OrderBy(b => b.K).ToArray();
     }
 
     /// <summary>K = max(1, round(budget * L)), halves rounding up.</summary>

@@ -74,11 +74,11 @@ public static class DistillRun
         if (request.Resume && IsFinished(runDir))
         {
             PrepareRunDirectory(runDir, runConfig, resume: true);      // only checks the arguments match
-            var ckpt = TrainLoop.LatestCheckpoint(runDir);
+            var ckpt = TrainCheckpoint.Latest(runDir);
             var result = new TrainResult(config.TotalSteps, config.TotalSteps, config.TotalSteps * config.TokensPerStep, true, null, ckpt);
             return new DistillOutcome(runDir, result, layerTypes, AlreadyFinished: true);
         }
-        using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, Attention.WeightTransfer.ParseKvExpansion(config.KvExpand), config.DropQkvBias);
+        using var student = StudentBuilder.Build(teacher, layerTypes, fromDir, config.Seed, config.KvExpand, config.DropQkvBias);
         if (!request.Device.IsCpu)
         {
             teacher.to(request.Device.Torch);
@@ -99,7 +99,7 @@ public static class DistillRun
             // config.json goes last: a run directory whose final model did not fit is not finished, and --resume
             // (from the checkpoint at the last step) writes the model again without training.
             try { HfCheckpoint.Save(student, runDir, tokenizerSource: teacherDir, request.OutputDType); }
-            catch (DiskFullException e) { throw e.WithAdvice(TrainLoop.ResumeAdvice(runDir)); }
+            catch (DiskFullException e) { throw e.WithAdvice(TrainCheckpoint.ResumeAdvice(runDir)); }
         }
         return new DistillOutcome(runDir, trainResult, layerTypes, AlreadyFinished: false);
     }
@@ -164,7 +164,7 @@ public static class DistillRun
                 return;
             }
         }
-        else if (File.Exists(path) || Directory.Exists(Path.Combine(runDir, TrainLoop.CheckpointsDir)))
+        else if (File.Exists(path) || Directory.Exists(Path.Combine(runDir, TrainCheckpoint.CheckpointsDir)))
             throw new InputException($"{runDir}: already holds a run. Pass --resume to continue it, or choose another --out directory.");
         Directory.CreateDirectory(runDir);
         AtomicFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(runConfig.ToJsonString(JsonOptions.Indented)));

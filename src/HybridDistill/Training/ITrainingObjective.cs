@@ -17,7 +17,7 @@ public sealed record LossReport(double Loss, IReadOnlyDictionary<string, double>
 }
 
 /// <summary>
-/// A stage's loss, as the shared <see cref="TrainLoop"/> sees it. The objective runs its own backward (stage 2
+/// A stage's loss, as the shared <see cref="Trainer"/> sees it. The objective runs its own backward (stage 2
 /// back-propagates chunk by chunk so full logits never exist), scaled by the loop's accumulation factor.
 /// </summary>
 public interface ITrainingObjective

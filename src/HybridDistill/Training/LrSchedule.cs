@@ -1,4 +1,14 @@
+using HybridDistill.Config;
+
 namespace HybridDistill.Training;
+
+/// <summary>Learning-rate schedules after the linear warmup (lr_schedule).</summary>
+public enum LrScheduleKind
+{
+    Constant,
+    Cosine,
+    Linear,
+}
 
 /// <summary>
 /// The learning-rate multiplier of optimizer step s (1-based) out of S: linear warmup over the first W steps
@@ -8,16 +18,20 @@ namespace HybridDistill.Training;
 /// </summary>
 public static class LrSchedule
 {
-    public static double Scale(string schedule, long step, long totalSteps, long warmupSteps, double floor)
+    /// <summary>lr_schedule's words in recipes, --set and run_config.json.</summary>
+    public static readonly SettingWords<LrScheduleKind> Words =
+        new(("constant", LrScheduleKind.Constant), ("cosine", LrScheduleKind.Cosine), ("linear", LrScheduleKind.Linear));
+
+    public static double Scale(LrScheduleKind schedule, long step, long totalSteps, long warmupSteps, double floor)
     {
         if (warmupSteps > 0 && step <= warmupSteps) return (double)step / warmupSteps;
-        if (schedule == LrSchedules.Constant) return 1.0;
+        if (schedule == LrScheduleKind.Constant) return 1.0;
         long span = totalSteps - warmupSteps;
         double p = span <= 0 ? 1.0 : Math.Clamp((double)(step - 1 - warmupSteps) / span, 0.0, 1.0);
         return schedule switch
         {
-            LrSchedules.Cosine => floor + (1 - floor) * 0.5 * (1 + Math.Cos(Math.PI * p)),
-            LrSchedules.Linear => floor + (1 - floor) * (1 - p),
+            LrScheduleKind.Cosine => floor + (1 - floor) * 0.5 * (1 + Math.Cos(Math.PI * p)),
+            LrScheduleKind.Linear => floor + (1 - floor) * (1 - p),
             _ => throw new ArgumentException($"unknown schedule {schedule}"),
         };
     }

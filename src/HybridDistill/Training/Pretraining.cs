@@ -251,7 +251,7 @@ public static class Pretraining
         long stepOffset = 0, tokenOffset = 0;
         foreach (var phase in phases)
         {
-            var path = Path.Combine(outDir, "phases", phase.Folder, TrainLoop.MetricsFile);
+            var path = Path.Combine(outDir, "phases", phase.Folder, TrainCheckpoint.MetricsFile);
             long lastStep = 0, lastTokens = 0;
             foreach (var line in File.ReadLines(path))
             {
@@ -265,6 +265,6 @@ public static class Pretraining
             stepOffset += lastStep;
             tokenOffset += lastTokens;
         }
-        AtomicFile.WriteAllBytes(Path.Combine(outDir, TrainLoop.MetricsFile), Encoding.UTF8.GetBytes(text.ToString()));
+        AtomicFile.WriteAllBytes(Path.Combine(outDir, TrainCheckpoint.MetricsFile), Encoding.UTF8.GetBytes(text.ToString()));
     }
 }

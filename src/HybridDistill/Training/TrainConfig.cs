@@ -4,6 +4,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using HybridDistill.Attention;
 using HybridDistill.Config;
 
 namespace HybridDistill.Training;
@@ -37,15 +38,6 @@ public static class Stages
     };
 }
 
-/// <summary>Learning-rate schedules after the linear warmup.</summary>
-public static class LrSchedules
-{
-    public const string Constant = "constant";
-    public const string Cosine = "cosine";
-    public const string Linear = "linear";
-    public static readonly string[] All = [Constant, Cosine, Linear];
-}
-
 public sealed record TrainConfig
 {
     // ---- data and batching -----------------------------------------------------------------------
@@ -66,7 +58,7 @@ public sealed record TrainConfig
     /// <summary>Stage 2: every other parameter (embeddings, MLPs, other norms, LM head).</summary>
     public double LrOther { get; init; } = 7e-6;
     /// <summary>constant, cosine or linear (decay to min_lr_ratio x peak at the last step), after warmup.</summary>
-    public string LrSchedule { get; init; } = LrSchedules.Cosine;
+    public LrScheduleKind LrSchedule { get; init; } = LrScheduleKind.Cosine;
     /// <summary>Linear warmup from 0, in tokens (0: none).</summary>
     public long WarmupTokens { get; init; }
     /// <summary>Floor of the cosine/linear decay as a fraction of the peak.</summary>
@@ -100,7 +92,7 @@ public sealed record TrainConfig
     /// <summary>Stages 1 and 2: the kind of the linear layers (gdn, gla).</summary>
     public string LinearKind { get; init; } = LayerKinds.GatedDeltaNet;
     /// <summary>Stages 1 and 2: how fresh linear layers get k/v from the teacher's KV heads: "heads" (whole head blocks) or "rows" (the reference code).</summary>
-    public string KvExpand { get; init; } = "heads";
+    public KvExpansion KvExpand { get; init; } = KvExpansion.Heads;
     /// <summary>Stages 1 and 2: fresh linear layers get q/k/v projections without bias (the reference drops the teacher's
     /// q/k/v biases, e.g. Qwen2's, when it builds linear layers); false keeps them.</summary>
     public bool DropQkvBias { get; init; }
@@ -129,19 +121,19 @@ public sealed record TrainConfig
     {
         Stage.Stage1 => new TrainConfig
         {
-            SeqLen = 512, TrainTokens = 100_000_000, Lr = 1e-3, LrSchedule = LrSchedules.Cosine,
+            SeqLen = 512, TrainTokens = 100_000_000, Lr = 1e-3, LrSchedule = LrScheduleKind.Cosine,
         },
         Stage.Stage2 => new TrainConfig
         {
-            SeqLen = 4096, BatchSize = 2, TrainTokens = 600_000_000, LrSchedule = LrSchedules.Constant,
+            SeqLen = 4096, BatchSize = 2, TrainTokens = 600_000_000, LrSchedule = LrScheduleKind.Constant,
         },
         Stage.Stage3 => new TrainConfig
         {
-            SeqLen = 4096, BatchSize = 2, TrainTokens = 100_000_000, Lr = 1e-5, LrSchedule = LrSchedules.Cosine,
+            SeqLen = 4096, BatchSize = 2, TrainTokens = 100_000_000, Lr = 1e-5, LrSchedule = LrScheduleKind.Cosine,
         },
         _ => new TrainConfig
         {
-            SeqLen = 256, BatchSize = 16, TrainTokens = 10_000_000, Lr = 3e-3, LrSchedule = LrSchedules.Constant, WeightDecay = 0.1,
+            SeqLen = 256, BatchSize = 16, TrainTokens = 10_000_000, Lr = 3e-3, LrSchedule = LrScheduleKind.Constant, WeightDecay = 0.1,
         },
     };
 
@@ -160,7 +152,7 @@ public sealed record TrainConfig
         new("lr", [Stage.Stage1, Stage.Stage3, Stage.Pretrain], c => c.Lr, (c, v, k) => c with { Lr = NonNegative(v, k) }),
         new("lr_attention", [Stage.Stage2], c => c.LrAttention, (c, v, k) => c with { LrAttention = NonNegative(v, k) }),
         new("lr_other", [Stage.Stage2], c => c.LrOther, (c, v, k) => c with { LrOther = NonNegative(v, k) }),
-        new("lr_schedule", All, c => c.LrSchedule, (c, v, k) => c with { LrSchedule = OneOf(v, k, LrSchedules.All) }),
+        new("lr_schedule", All, c => Training.LrSchedule.Words.Of(c.LrSchedule), (c, v, k) => c with { LrSchedule = OneOf(v, k, Training.LrSchedule.Words) }),
         new("warmup_tokens", All, c => c.WarmupTokens, (c, v, k) => c with { WarmupTokens = NonNegativeLong(v, k) }),
         new("min_lr_ratio", All, c => c.MinLrRatio, (c, v, k) => c with { MinLrRatio = Fraction(v, k) }),
         new("beta1", All, c => c.Beta1, (c, v, k) => c with { Beta1 = Fraction(v, k) }),
@@ -177,7 +169,8 @@ public sealed record TrainConfig
         new("seed", All, c => c.Seed, (c, v, k) => c with { Seed = NonNegativeLong(v, k) }),
         new("threads", All, c => c.Threads, (c, v, k) => c with { Threads = NonNegativeInt(v, k) }),
         new("linear_kind", [Stage.Stage1, Stage.Stage2], c => c.LinearKind, (c, v, k) => c with { LinearKind = LinearKindOf(v, k) }),
-        new("kv_expand", [Stage.Stage1, Stage.Stage2], c => c.KvExpand, (c, v, k) => c with { KvExpand = OneOf(v, k, ["heads", "rows"]) }),
+        new("kv_expand", [Stage.Stage1, Stage.Stage2], c => WeightTransfer.KvExpansionWords.Of(c.KvExpand),
+            (c, v, k) => c with { KvExpand = OneOf(v, k, WeightTransfer.KvExpansionWords) }),
         new("drop_qkv_bias", [Stage.Stage1, Stage.Stage2], c => c.DropQkvBias, (c, v, k) => c with { DropQkvBias = Bool(v, k) }),
         new("softmax_layers", [Stage.Stage2], c => new JsonArray(c.SoftmaxLayers.Select(i => (JsonNode)i).ToArray()),
             (c, v, k) => c with { SoftmaxLayers = IntList(v, k) }),
@@ -285,10 +278,16 @@ public sealed record TrainConfig
     static string Str(JsonNode v, string where) =>
         v is JsonValue j && j.TryGetValue<string>(out var s) ? s : throw new InputException($"{where} should be a string, got {v.ToJsonString()}.");
 
-    static string OneOf(JsonNode v, string where, string[] allowed)
+    static string OneOf(JsonNode v, string where, IReadOnlyList<string> allowed)
     {
         var s = Str(v, where);
         return allowed.Contains(s) ? s : throw new InputException($"{where} must be one of {string.Join(", ", allowed)}, got \"{s}\".");
+    }
+
+    static T OneOf<T>(JsonNode v, string where, SettingWords<T> words) where T : struct, Enum
+    {
+        words.TryParse(OneOf(v, where, words.All), out var value);
+        return value;
     }
 
     static string LinearKindOf(JsonNode v, string where)

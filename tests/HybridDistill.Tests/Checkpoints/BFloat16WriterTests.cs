@@ -79,7 +79,7 @@ public class BFloat16WriterTests
             OutputDType = StoredDType.BF16,
         });
 
-        var checkpoint = TrainLoop.ListCheckpoints(run)[^1];
+        var checkpoint = TrainCheckpoint.List(run)[^1];
         Assert.Equal(2, checkpoint.Step);
         Assert.All(ModelWeights.ListTensors(run), t => Assert.Equal("BF16", t.DType));
         Assert.All(ModelWeights.ListTensors(checkpoint.Path), t => Assert.Equal("F32", t.DType));

@@ -40,7 +40,7 @@ public class FlaFormatTests
         using var teacher = HfCheckpoint.Load(TestPaths.Assets("stories260K"));
         var kinds = Enumerable.Range(0, 5).Select(i => softmaxLayers.Split(',').Contains(i.ToString()) ? "softmax" : "gdn").ToArray();
         var options = teacher.Config.LinearAttention with { Gdn = teacher.Config.LinearAttention.Gdn with { UseShortConv = true } };
-        return HybridConversion.FromTeacher(teacher, kinds, seed: 3, options: options);
+        return StudentBuilder.Build(teacher, kinds, seed: 3, options: options);
     }
 
     static double MaxAbsLogitDifference(HybridCausalLM a, HybridCausalLM b, int vocab)

@@ -34,7 +34,7 @@ public class DistillCliTests
         using (var p = Start(stage3))
         {
             var stderr = p.StandardError.ReadToEndAsync();
-            var metrics = Path.Combine(run, TrainLoop.MetricsFile);
+            var metrics = Path.Combine(run, TrainCheckpoint.MetricsFile);
             var clock = Stopwatch.StartNew();
             while (!(File.Exists(metrics) && File.ReadAllLines(metrics).Length >= 4) && clock.Elapsed.TotalSeconds < 120 && !p.HasExited)
                 Thread.Sleep(100);
@@ -44,7 +44,7 @@ public class DistillCliTests
             Assert.Equal(130, p.ExitCode);
             Assert.Contains("--resume", await stderr);
         }
-        var checkpoints = TrainLoop.ListCheckpoints(run);
+        var checkpoints = TrainCheckpoint.List(run);
         Assert.Single(checkpoints);
         long stoppedAt = checkpoints[0].Step;
         Assert.True(stoppedAt is >= 3 and < 150, $"stopped at {stoppedAt}");
@@ -60,7 +60,7 @@ public class DistillCliTests
         Assert.Contains($"resuming at step {stoppedAt}", resumed.Err);
         using var model = HfCheckpoint.Load(run);
         Assert.Equal(Enumerable.Repeat("softmax", 5), model.Config.LayerTypes);
-        var lines = File.ReadAllLines(Path.Combine(run, TrainLoop.MetricsFile)).Select(l => (long)JsonNode.Parse(l)!["step"]!).ToList();
+        var lines = File.ReadAllLines(Path.Combine(run, TrainCheckpoint.MetricsFile)).Select(l => (long)JsonNode.Parse(l)!["step"]!).ToList();
         Assert.Equal(Enumerable.Range(0, 151).Select(i => (long)i), lines);    // every step once, none lost or doubled
     }
 

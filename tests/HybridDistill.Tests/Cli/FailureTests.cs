@@ -69,14 +69,14 @@ public class FailureTests(ITestOutputHelper output)
     /// <summary>After a full disk at step 4: step 2 complete and byte-identical to the uninterrupted run's; nothing temporary left.</summary>
     static void AssertStoppedAtStep2WithIntactCheckpoint(string run)
     {
-        Assert.Equal([2L], TrainLoop.ListCheckpoints(run).Select(c => c.Step));
-        Assert.Empty(Directory.GetDirectories(Path.Combine(run, TrainLoop.CheckpointsDir), ".*"));
+        Assert.Equal([2L], TrainCheckpoint.List(run).Select(c => c.Step));
+        Assert.Empty(Directory.GetDirectories(Path.Combine(run, TrainCheckpoint.CheckpointsDir), ".*"));
         Assert.Empty(Directory.GetFiles(run, "*.tmp", SearchOption.AllDirectories));
         Assert.False(File.Exists(Path.Combine(run, "config.json")));
-        foreach (var file in new[] { "model.safetensors", TrainLoop.OptimizerFile, "config.json" })
-            Assert.Equal(File.ReadAllBytes(Path.Combine(reference.Value, TrainLoop.CheckpointsDir, Step(2), file)),
-                         File.ReadAllBytes(Path.Combine(run, TrainLoop.CheckpointsDir, Step(2), file)));
-        using var model = HfCheckpoint.Load(Path.Combine(run, TrainLoop.CheckpointsDir, Step(2)));
+        foreach (var file in new[] { "model.safetensors", TrainCheckpoint.OptimizerFile, "config.json" })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(reference.Value, TrainCheckpoint.CheckpointsDir, Step(2), file)),
+                         File.ReadAllBytes(Path.Combine(run, TrainCheckpoint.CheckpointsDir, Step(2), file)));
+        using var model = HfCheckpoint.Load(Path.Combine(run, TrainCheckpoint.CheckpointsDir, Step(2)));
         Assert.Equal(5, model.Config.NumHiddenLayers);
     }
 
@@ -87,7 +87,7 @@ public class FailureTests(ITestOutputHelper output)
         Assert.Contains("resuming at step 2", resumed.Err);
         Assert.Equal(File.ReadAllBytes(Path.Combine(reference.Value, "model.safetensors")), File.ReadAllBytes(Path.Combine(run, "model.safetensors")));
         using var model = HfCheckpoint.Load(run);
-        var steps = File.ReadAllLines(Path.Combine(run, TrainLoop.MetricsFile)).Select(l => (long)JsonNode.Parse(l)!["step"]!);
+        var steps = File.ReadAllLines(Path.Combine(run, TrainCheckpoint.MetricsFile)).Select(l => (long)JsonNode.Parse(l)!["step"]!);
         Assert.Equal([0L, 1, 2, 3, 4], steps);
     }
 
@@ -100,10 +100,10 @@ public class FailureTests(ITestOutputHelper output)
         Assert.Equal(1, full.Code);
         var line = ErrorLine(full.Err);
         output.WriteLine(line);
-        var optimizerPath = Path.Combine(run, TrainLoop.CheckpointsDir, "." + Step(4) + ".tmp", TrainLoop.OptimizerFile);
-        long optimizerBytes = new FileInfo(Path.Combine(reference.Value, TrainLoop.CheckpointsDir, Step(2), TrainLoop.OptimizerFile)).Length;
+        var optimizerPath = Path.Combine(run, TrainCheckpoint.CheckpointsDir, "." + Step(4) + ".tmp", TrainCheckpoint.OptimizerFile);
+        long optimizerBytes = new FileInfo(Path.Combine(reference.Value, TrainCheckpoint.CheckpointsDir, Step(2), TrainCheckpoint.OptimizerFile)).Length;
         Assert.StartsWith($"error: no space left on the device while writing {optimizerPath} ({optimizerBytes:N0} bytes needed, ", line);
-        Assert.EndsWith($"The last complete checkpoint, {Path.Combine(run, TrainLoop.CheckpointsDir, Step(2))}, is intact: " +
+        Assert.EndsWith($"The last complete checkpoint, {Path.Combine(run, TrainCheckpoint.CheckpointsDir, Step(2))}, is intact: " +
                         "free space and run the same command with --resume to continue from it.", line);
         AssertStoppedAtStep2WithIntactCheckpoint(run);
 
@@ -129,9 +129,9 @@ public class FailureTests(ITestOutputHelper output)
             Assert.Equal(1, full.Code);
             var line = ErrorLine(full.Err);
             output.WriteLine("real tmpfs, 3600k: " + line);
-            Assert.StartsWith($"error: no space left on the device while writing {Path.Combine(run, TrainLoop.CheckpointsDir, "." + Step(4) + ".tmp")}", line);
+            Assert.StartsWith($"error: no space left on the device while writing {Path.Combine(run, TrainCheckpoint.CheckpointsDir, "." + Step(4) + ".tmp")}", line);
             Assert.Contains(" bytes needed, ", line);
-            Assert.Contains($"The last complete checkpoint, {Path.Combine(run, TrainLoop.CheckpointsDir, Step(2))}, is intact", line);
+            Assert.Contains($"The last complete checkpoint, {Path.Combine(run, TrainCheckpoint.CheckpointsDir, Step(2))}, is intact", line);
             AssertStoppedAtStep2WithIntactCheckpoint(run);
 
             var grown = Shell("mount", "-o", "remount,size=16m", mount);     // free space
@@ -155,7 +155,7 @@ public class FailureTests(ITestOutputHelper output)
         var log = Assert.Single(Directory.GetFiles(run, "crash-*.log"));
         // The fault names the temporary file it was writing: step 2's checkpoint, never renamed into place.
         Assert.StartsWith("error: hybrid distill stage3 failed (InvalidOperationException: injected fault after 100 bytes of " +
-                          Path.Combine(run, TrainLoop.CheckpointsDir, "." + Step(2) + ".tmp", TrainLoop.OptimizerFile) + ".", line);
+                          Path.Combine(run, TrainCheckpoint.CheckpointsDir, "." + Step(2) + ".tmp", TrainCheckpoint.OptimizerFile) + ".", line);
         Assert.EndsWith($"); full trace in {log}", line);
         var text = File.ReadAllText(log);
         Assert.Contains("command line: hybrid distill stage3 --teacher", text);

@@ -205,7 +205,7 @@ public class HybridConfigTests
         }
 
         using var teacher = HfCheckpoint.Load(TestPaths.Assets("stories260K"));
-        using var same = HybridConversion.FromTeacher(teacher, Enumerable.Repeat("softmax", 5).ToArray());
+        using var same = StudentBuilder.Build(teacher, Enumerable.Repeat("softmax", 5).ToArray());
         var outDir = TestPaths.NewTempDir("softmax-convert");
         HfCheckpoint.Save(same, outDir);
         Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(Path.Combine(outDir, "config.json")));

@@ -33,12 +33,15 @@ public class TrainBenchmarkTests
         var config = TinyConfigs.Llama(layers: 4);
         foreach (int stage in new[] { 1, 2 })
         {
-            var r = TrainBenchmark.Run(config, stage, seq: 32, batch: 2, steps: 1);
+            var limits = new MachineLimits(SgemmPeakGflops: 200, SgemmSize: 2048, ReadBandwidthGBps: 30, ReadBytes: 1 << 30, Threads: 2);
+            var r = TrainBenchmark.Run(config, stage, seq: 32, batch: 2, steps: 1, limits: limits);
             Assert.Equal(64 / (r.StepMs * 1e-3), r.TokensPerSecond, 6);
             foreach (var phase in new[] { PhaseTimes.TeacherForward, PhaseTimes.StudentForward, PhaseTimes.Backward, PhaseTimes.Optimizer })
                 Assert.True(r.PhaseMs[phase] > 0, $"stage {stage}: {phase}");
             Assert.True(r.PhaseMs.Values.Sum() <= r.StepMs * 1.05);
             Assert.True(r.AchievedGflops > 0 && r.MatmulGflops > 0);
+            Assert.Equal(r.AchievedGflops / 200, r.FractionOfSgemmPeak, 12);
+            Assert.Equal(r.PhaseMs[PhaseTimes.Optimizer] / r.StepMs, r.OptimizerFraction, 12);
         }
     }
 }

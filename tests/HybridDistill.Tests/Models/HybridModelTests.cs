@@ -24,7 +24,7 @@ public class HybridModelTests
     public void AllSoftmaxConversionReproducesTheTeacherExactly()
     {
         using var teacher = HfCheckpoint.Load(TestPaths.Assets("stories260K"));
-        using var student = HybridConversion.FromTeacher(teacher, Enumerable.Repeat("softmax", 5).ToArray());
+        using var student = StudentBuilder.Build(teacher, Enumerable.Repeat("softmax", 5).ToArray());
         manual_seed(1);
         using var ids = randint(0, 512, [2, 50], dtype: int64);
         using var a = teacher.forward(ids);
@@ -38,7 +38,7 @@ public class HybridModelTests
     public void GdnKeyValueRowsComeFromTheMatchingKvHead(KvExpansion mode)
     {
         using var teacher = Teacher(TinyConfigs.Qwen2WithBias());   // 4 query heads, 2 KV heads, head dim 8
-        using var student = HybridConversion.FromTeacher(teacher, ["gdn", "softmax"], mode);
+        using var student = StudentBuilder.Build(teacher, ["gdn", "softmax"], kvExpansion: mode);
         var t = (SoftmaxAttention)teacher.Layers[0].Attention;
         var s = (GatedDeltaNet)student.Layers[0].Attention;
         int d = t.HeadDim, groups = t.Heads / t.KvHeads;
@@ -78,7 +78,7 @@ public class HybridModelTests
             Gla = new GlaOptions(ChunkSize: 16),
             Swa = new SwaOptions(Window: 24),
         };
-        using var hybrid = HybridConversion.FromTeacher(teacher, layout.Split(','), options: options);
+        using var hybrid = StudentBuilder.Build(teacher, layout.Split(','), options: options);
         manual_seed(5);
         using var ids = randint(0, 50, [2, 70], dtype: int64);
         using var full = hybrid.forward(ids);
@@ -101,7 +101,7 @@ public class HybridModelTests
     {
         using var teacher = Teacher(TinyConfigs.Qwen3WithQkNorm());
         var options = new LinearAttentionOptions { Gdn = new GdnOptions(UseShortConv: true) };
-        using var hybrid = HybridConversion.FromTeacher(teacher, ["gdn", "softmax"], options: options);
+        using var hybrid = StudentBuilder.Build(teacher, ["gdn", "softmax"], options: options);
         var dir = TestPaths.NewTempDir("hybrid-roundtrip");
         HfCheckpoint.Save(hybrid, dir);
         using var loaded = HfCheckpoint.Load(dir);
@@ -125,7 +125,7 @@ public class HybridModelTests
     {
         using var teacher = Teacher(TinyConfigs.Qwen2WithBias());
         var options = new LinearAttentionOptions { Swa = new SwaOptions(Window: 64) };
-        using var hybrid = HybridConversion.FromTeacher(teacher, ["swa", "swa"], options: options);
+        using var hybrid = StudentBuilder.Build(teacher, ["swa", "swa"], options: options);
         manual_seed(4);
         using var ids = randint(0, 50, [2, 64], dtype: int64);
         using var a = teacher.forward(ids);
@@ -133,17 +133,32 @@ public class HybridModelTests
         Assert.True(MaxAbs(a, b) <= 1e-5, $"swa with window >= T differs from softmax by {MaxAbs(a, b)}");
 
         var narrow = new LinearAttentionOptions { Swa = new SwaOptions(Window: 8) };
-        using var windowed = HybridConversion.FromTeacher(teacher, ["swa", "swa"], options: narrow);
+        using var windowed = StudentBuilder.Build(teacher, ["swa", "swa"], options: narrow);
         using var c = windowed.forward(ids);
         Assert.True(MaxAbs(a.narrow(1, 0, 8), c.narrow(1, 0, 8)) <= 1e-5, "the first window positions see the whole prefix");
         Assert.True(MaxAbs(a, c) > 1e-3, "a narrow window must change later positions");
     }
 
     [Fact]
+    public void StudentBuilderRefusesWhatItCannotBuildNamingTheFix()
+    {
+        using var teacher = Teacher(TinyConfigs.Llama());
+        // Llama's config has no sliding_window: swa layers need one given
+        var e = Assert.Throws<InputException>(() => StudentBuilder.Build(teacher, ["swa", "softmax"]));
+        Assert.Equal("sliding-window layers need a window: set linear_attention.swa.window in the teacher's config.json, " +
+            "pass --swa-window N to convert, or use --from a converted model.", e.Message);
+
+        using var hybrid = StudentBuilder.Build(teacher, ["gdn", "softmax"]);
+        var notSoftmax = Assert.Throws<InputException>(() => StudentBuilder.Build(hybrid, ["gla", "softmax"]));
+        Assert.StartsWith("teacher layer 0 is gdn:", notSoftmax.Message);
+        Assert.Contains("all-softmax teacher", notSoftmax.Message);
+    }
+
+    [Fact]
     public void GlaLayerUsesFlashLinearAttentionNames()
     {
         using var teacher = Teacher(TinyConfigs.Llama());
-        using var hybrid = HybridConversion.FromTeacher(teacher, ["gla", "softmax"]);
+        using var hybrid = StudentBuilder.Build(teacher, ["gla", "softmax"]);
         var names = hybrid.state_dict().Keys.ToHashSet();
         foreach (var n in new[] { "q_proj.weight", "k_proj.weight", "v_proj.weight", "gk_proj.0.weight", "gk_proj.1.weight", "gk_proj.1.bias", "g_proj.weight", "o_norm.weight", "o_proj.weight" })
             Assert.Contains("model.layers.0.self_attn." + n, names);

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Data;
+using HybridDistill.Models;
 using HybridDistill.Selection;
 using HybridDistill.Training;
 

@@ -1,3 +1,4 @@
+using HybridDistill.Pipeline;
 using HybridDistill.Selection;
 
 namespace HybridDistill.Tests.Selection;
@@ -38,6 +39,26 @@ public class LayerSelectionTests
     {
         var e = Assert.Throws<InputException>(() => LayerSelection.ParseBudget(text));
         Assert.Contains("--budget", e.Message);
+    }
+
+    [Fact]
+    public void BudgetListsReadCountsAndFractionsMergingTheSameK()
+    {
+        // 25% of 8 and 2L are both K = 2 (first label kept); 0.125 is K = 1; 8L keeps every layer
+        Assert.Equal([("0.125", 1), ("25%", 2), ("8L", 8)], LayerSelection.ParseBudgetList(" 25%, 2L ,0.125,8L", 8, "--budgets"));
+    }
+
+    [Theory]
+    [InlineData("9L")]
+    [InlineData("0L")]
+    [InlineData("xL")]
+    [InlineData("150%")]
+    [InlineData("abc")]
+    public void BudgetListErrorsAreTheSameForRunAndKlScoring(string item)
+    {
+        string expected = $"\"{item}\" is not a budget for a model of 8 layers; give layer counts 1L..8L or fractions of the layers such as 12.5%,25% (above 0, at most 100%).";
+        Assert.Equal("--budgets: " + expected, Assert.Throws<InputException>(() => ComparisonBudget.ParseList("1L," + item, 8)).Message);
+        Assert.Equal("--set stable_budgets: " + expected, Assert.Throws<InputException>(() => KlCurves.ParseKs("1L," + item, 8)).Message);
     }
 
     [Fact]

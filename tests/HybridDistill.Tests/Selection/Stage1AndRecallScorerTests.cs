@@ -1,5 +1,6 @@
 using HybridDistill.Checkpoints;
 using HybridDistill.Evaluation;
+using HybridDistill.Models;
 using HybridDistill.Selection;
 using HybridDistill.Tokenization;
 using HybridDistill.Training;

@@ -33,6 +33,59 @@ public class OptimizerAndScheduleTests
             Assert.True((ours[i] - theirs[i]).abs().max().item<float>() < 1e-6, $"param {i}");
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void FusedAdamW_EqualsTheTensorOpSteps(bool decay1d)
+    {
+        // From the same state each step: moments equal to the bit; parameters to the last bit of the update, since the
+        // fused square root is correctly rounded and libtorch's vectorised one is not always (see FusedAdamW).
+        // Sizes: a matrix spanning several slices with a ragged end, a vector, and a length below one SIMD width; two
+        // groups with different rates; the schedule changing lr between steps; a parameter without a gradient.
+        manual_seed(0);
+        var init = new[] { randn(301, 517), randn(517), randn(5), randn(3, 4) };
+        Parameter[] Copy() => init.Select(t => new Parameter(t.clone())).ToArray();
+        var fused = Copy();
+        var reference = Copy();
+        AdamWOptimizer Make(Parameter[] p) => new(
+            [new ParameterGroup("a", [("w", p[0]), ("b", p[1])], 3e-3), new ParameterGroup("c", [("n", p[2]), ("unused", p[3])], 1e-2)],
+            0.9, 0.95, 1e-8, weightDecay: 0.1, decay1d);
+        using var fusedOpt = Make(fused);
+        using var referenceOpt = Make(reference);
+        Assert.True(fusedOpt.Fused);
+        referenceOpt.Fused = false;
+        for (int step = 0; step < 6; step++)
+        {
+            manual_seed(100 + step);
+            for (int i = 0; i < 3; i++)
+            {
+                var g = randn(init[i].shape) * (step % 2 == 0 ? 1e-3 : 10.0);   // tiny and large gradients
+                fused[i].grad = g.clone();
+                reference[i].grad = g.clone();
+            }
+            double lrScale = 1.0 / (step + 1);
+            using (no_grad())
+                for (int i = 0; i < init.Length; i++) fused[i].copy_(reference[i]);   // the same state into each step
+            var before = reference.Select(p => p.detach().clone()).ToArray();
+            double clip = step % 3 == 1 ? 0.37 : 1.0;                            // a gradient-clipping scale on some steps
+            fusedOpt.Step(lrScale, clip);
+            referenceOpt.Step(lrScale, clip);
+            for (int i = 0; i < init.Length; i++)
+            {
+                // two ulps of the larger of p and the update (|update| <= lr |m| / sqrt(v) < 10 lr here): a one-ulp
+                // difference of the update can move the rounding of p by one
+                var diff = (fused[i] - reference[i]).abs();
+                var allowed = (before[i].abs() + 10 * 1e-2) * 2.4e-7;
+                Assert.True((diff <= allowed).all().item<bool>(), $"step {step}, parameter {i}: max |diff| {diff.max().item<float>()}");
+            }
+        }
+        // The moments are equal to the bit: a checkpoint from either path resumes the other.
+        var dir = TestPaths.NewTempDir("fused-adamw");
+        fusedOpt.Save(Path.Combine(dir, "fused.safetensors"));
+        referenceOpt.Save(Path.Combine(dir, "reference.safetensors"));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "reference.safetensors")), File.ReadAllBytes(Path.Combine(dir, "fused.safetensors")));
+    }
+
     [Fact]
     public void AdamW_DecaysOnlyMatrices_ByDefault_AndStateRoundTripsExactly()
     {
@@ -69,16 +122,27 @@ public class OptimizerAndScheduleTests
     public void Schedules_HaveTheDocumentedShape()
     {
         // cosine to 0 over 10 steps, no warmup: step 1 at the peak, then down, last step just above 0
-        Assert.Equal(1.0, LrSchedule.Scale("cosine", 1, 10, 0, 0.0), 12);
-        Assert.Equal(0.5 * (1 + Math.Cos(Math.PI * 0.5)), LrSchedule.Scale("cosine", 6, 10, 0, 0.0), 12);
-        Assert.True(LrSchedule.Scale("cosine", 10, 10, 0, 0.0) is > 0 and < 0.03);
+        Assert.Equal(1.0, LrSchedule.Scale(LrScheduleKind.Cosine, 1, 10, 0, 0.0), 12);
+        Assert.Equal(0.5 * (1 + Math.Cos(Math.PI * 0.5)), LrSchedule.Scale(LrScheduleKind.Cosine, 6, 10, 0, 0.0), 12);
+        Assert.True(LrSchedule.Scale(LrScheduleKind.Cosine, 10, 10, 0, 0.0) is > 0 and < 0.03);
         // warmup 4 steps: 0.25, 0.5, 0.75, 1 then decay; floor respected
-        Assert.Equal(0.25, LrSchedule.Scale("cosine", 1, 20, 4, 0.1), 12);
-        Assert.Equal(1.0, LrSchedule.Scale("cosine", 4, 20, 4, 0.1), 12);
-        Assert.Equal(1.0, LrSchedule.Scale("cosine", 5, 20, 4, 0.1), 12);
-        Assert.True(LrSchedule.Scale("cosine", 20, 20, 4, 0.1) >= 0.1);
-        Assert.Equal(1.0, LrSchedule.Scale("constant", 17, 20, 4, 0.1));
-        Assert.Equal(0.1 + 0.9 * 0.5, LrSchedule.Scale("linear", 13, 20, 4, 0.1), 12);
+        Assert.Equal(0.25, LrSchedule.Scale(LrScheduleKind.Cosine, 1, 20, 4, 0.1), 12);
+        Assert.Equal(1.0, LrSchedule.Scale(LrScheduleKind.Cosine, 4, 20, 4, 0.1), 12);
+        Assert.Equal(1.0, LrSchedule.Scale(LrScheduleKind.Cosine, 5, 20, 4, 0.1), 12);
+        Assert.True(LrSchedule.Scale(LrScheduleKind.Cosine, 20, 20, 4, 0.1) >= 0.1);
+        Assert.Equal(1.0, LrSchedule.Scale(LrScheduleKind.Constant, 17, 20, 4, 0.1));
+        Assert.Equal(0.1 + 0.9 * 0.5, LrSchedule.Scale(LrScheduleKind.Linear, 13, 20, 4, 0.1), 12);
+    }
+
+    [Fact]
+    public void Config_CommittedTrainConfig_ReadsAndWritesBackByteForByte()
+    {
+        // a train_config written before lr_schedule and kv_expand became enums (the committed study's kl scores)
+        var scores = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "results", "teacher", "scores", "kl", "scores.json")))!;
+        var stored = scores["provenance"]!["train_config"]!.AsObject();
+        var config = TrainConfig.Resolve(Stage.Stage2, stored.DeepClone().AsObject());
+        Assert.Equal((LrScheduleKind.Constant, HybridDistill.Attention.KvExpansion.Heads), (config.LrSchedule, config.KvExpand));
+        Assert.Equal(stored.ToJsonString(), config.ToJson(Stage.Stage2).ToJsonString());
     }
 
     [Fact]
@@ -87,9 +151,9 @@ public class OptimizerAndScheduleTests
         var c1 = TrainConfig.Resolve(Stage.Stage1, null);
         Assert.Equal(1e-3, c1.Lr);
         Assert.Equal((0.9, 0.95, 1e-8, 0.01, 1.0), (c1.Beta1, c1.Beta2, c1.Eps, c1.WeightDecay, c1.GradClip));
-        Assert.Equal("cosine", c1.LrSchedule);
+        Assert.Equal(LrScheduleKind.Cosine, c1.LrSchedule);
         var c2 = TrainConfig.Resolve(Stage.Stage2, null);
-        Assert.Equal((1e-4, 7e-6, "constant"), (c2.LrAttention, c2.LrOther, c2.LrSchedule));
+        Assert.Equal((1e-4, 7e-6, LrScheduleKind.Constant), (c2.LrAttention, c2.LrOther, c2.LrSchedule));
 
         var section = new System.Text.Json.Nodes.JsonObject { ["seq_len"] = 64, ["softmax_layers"] = new System.Text.Json.Nodes.JsonArray(3, 0) };
         var c = TrainConfig.Resolve(Stage.Stage2, section, ["seq_len=32", "temperature=2", "softmax_layers=1,4"]);
@@ -102,6 +166,12 @@ public class OptimizerAndScheduleTests
         Assert.Contains("lr_attention", Assert.Throws<InputException>(() => TrainConfig.Resolve(Stage.Stage1, null, ["lr_attention=1e-3"])).Message);
         Assert.Contains("batch_size must be >= 1", Assert.Throws<InputException>(() => TrainConfig.Resolve(Stage.Stage3, null, ["batch_size=0"])).Message);
         Assert.Contains("lr_schedule", Assert.Throws<InputException>(() => TrainConfig.Resolve(Stage.Stage3, null, ["lr_schedule=exp"])).Message);
+        // the enum settings read and write the words recipes, --set and run_config.json use
+        var linear = TrainConfig.Resolve(Stage.Stage2, null, ["lr_schedule=linear", "kv_expand=rows"]);
+        Assert.Equal((LrScheduleKind.Linear, HybridDistill.Attention.KvExpansion.Rows), (linear.LrSchedule, linear.KvExpand));
+        Assert.Equal(("linear", "rows"), ((string)linear.ToJson(Stage.Stage2)["lr_schedule"]!, (string)linear.ToJson(Stage.Stage2)["kv_expand"]!));
+        Assert.Equal("--set: kv_expand must be one of heads, rows, got \"cols\".",
+            Assert.Throws<InputException>(() => TrainConfig.Resolve(Stage.Stage2, null, ["kv_expand=cols"])).Message);
 
         // steps from the token budget
         var b = TrainConfig.Resolve(Stage.Stage3, null, ["seq_len=100", "batch_size=2", "grad_accum=3", "train_tokens=1300"]);

@@ -46,7 +46,7 @@ public class PaperFidelityTests
     public void FidelitySwitches_AreRecorded_AndThePaperRecipeSetsThem()
     {
         var defaults = TrainConfig.Resolve(Stage.Stage2, null);
-        Assert.Equal(("heads", false, false), (defaults.KvExpand, defaults.DropQkvBias, defaults.WeightDecay1d));
+        Assert.Equal((KvExpansion.Heads, false, false), (defaults.KvExpand, defaults.DropQkvBias, defaults.WeightDecay1d));
         var json = defaults.ToJson(Stage.Stage2);                   // what run_config.json and scores.json record
         Assert.Equal("heads", (string)json["kv_expand"]!);
         Assert.False((bool)json["drop_qkv_bias"]!);

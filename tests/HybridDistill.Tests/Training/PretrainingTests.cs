@@ -106,7 +106,7 @@ public class PretrainingResumeTests
 
         using var stop = new CancellationTokenSource();
         var first = Pretraining.Run(request, trainProgress: phase => phase.Name == "b"
-            ? new Progress(p => { if (p.Event == "step" && p.Step == 4) stop.Cancel(); })
+            ? new Progress(p => { if (p.Event == TrainEvent.Step && p.Step == 4) stop.Cancel(); })
             : null, cancellation: stop.Token);
         Assert.False(first.Completed);
         Assert.True(DistillRun.IsFinished(Path.Combine(dir, "run", "phases", "01-a")));

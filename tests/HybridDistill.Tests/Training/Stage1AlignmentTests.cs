@@ -89,12 +89,12 @@ public class Stage1AlignmentTests
         var full = TestPaths.NewTempDir("s1-resume-full");
         DistillRun.Run(Request(full, false));
         var crashed = TestPaths.NewTempDir("s1-resume-crash");
-        var crash = new Progress(p => { if (p.Event == "step" && p.Step == 5) throw new IOException("simulated kill"); });
+        var crash = new Progress(p => { if (p.Event == TrainEvent.Step && p.Step == 5) throw new IOException("simulated kill"); });
         Assert.Throws<IOException>(() => DistillRun.Run(Request(crashed, false), crash));
-        Assert.Equal(3, TrainLoop.ListCheckpoints(crashed)[^1].Step);
+        Assert.Equal(3, TrainCheckpoint.List(crashed)[^1].Step);
         DistillRun.Run(Request(crashed, true));
-        var a = File.ReadAllLines(Path.Combine(full, TrainLoop.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
-        var b = File.ReadAllLines(Path.Combine(crashed, TrainLoop.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
+        var a = File.ReadAllLines(Path.Combine(full, TrainCheckpoint.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
+        var b = File.ReadAllLines(Path.Combine(crashed, TrainCheckpoint.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
         Assert.Equal(a.Count, b.Count);
         for (int i = 0; i < a.Count; i++)
             foreach (var key in new[] { "loss", "baseline_loss", "val_loss" })
@@ -118,7 +118,7 @@ public class Stage1AlignmentTests
             Overrides = [.. common, "train_tokens=12800", "lr=1e-2"],
         });
         Assert.Equal(AllGdn, r1.LayerTypes);
-        var m1 = File.ReadAllLines(Path.Combine(s1, TrainLoop.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
+        var m1 = File.ReadAllLines(Path.Combine(s1, TrainCheckpoint.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
         double first = (double)m1[0]["val_loss"]!, last = (double)m1[^1]["val_loss"]!, baseline = (double)m1[^1]["val_baseline_loss"]!;
         Assert.True(last < 0.8 * first, $"stage 1 held-out alignment {first} -> {last}");
         Assert.True(last < baseline, $"stage 1 {last} vs zero-output baseline {baseline}");
@@ -130,7 +130,7 @@ public class Stage1AlignmentTests
             SoftmaxLayers = [4], Overrides = [.. common, "train_tokens=10240", "lr_attention=1e-3", "lr_other=1e-4"],
         });
         Assert.Equal(new[] { "gdn", "gdn", "gdn", "gdn", "softmax" }, r2.LayerTypes);
-        var m2 = File.ReadAllLines(Path.Combine(s2, TrainLoop.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
+        var m2 = File.ReadAllLines(Path.Combine(s2, TrainCheckpoint.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
         Assert.True((double)m2[^1]["val_loss"]! < (double)m2[0]["val_loss"]!);
 
         // The stage-2 student started from stage 1's GDN weights and the teacher's layer-4 attention.

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using HybridDistill.Config;
 using HybridDistill.Data;
+using HybridDistill.Models;
 using HybridDistill.Training;
 
 namespace HybridDistill.Tests.Training;
@@ -18,7 +19,7 @@ public class TeacherOutputCacheTests
         var objective = new Stage2Distillation(teacher, student, config) { TeacherKey = "stories260K", Cache = cache };
         using var data = new TokenDataset(TrainingFixtures.StoriesData);
         TrainLoop.Run(objective, data, config, runDir, new JsonObject(), resume: false);
-        metrics = File.ReadAllLines(Path.Combine(runDir, TrainLoop.MetricsFile))
+        metrics = File.ReadAllLines(Path.Combine(runDir, TrainCheckpoint.MetricsFile))
             .Select(l => { var o = JsonNode.Parse(l)!.AsObject(); o.Remove("tokens_per_s"); o.Remove("rss_mb"); o.Remove("elapsed_s"); o.Remove("time"); o.Remove("phases"); return o.ToJsonString(); })
             .ToList();
         return TrainingFixtures.Snapshot(student);

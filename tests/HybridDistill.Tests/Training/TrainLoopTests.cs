@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
 using HybridDistill.Data;
+using HybridDistill.Models;
 using HybridDistill.Training;
 using static TorchSharp.torch;
 
@@ -41,7 +42,7 @@ public class TrainLoopTests
     };
 
     static List<JsonObject> Metrics(string runDir) =>
-        File.ReadAllLines(Path.Combine(runDir, TrainLoop.MetricsFile)).Select(l => (JsonObject)JsonNode.Parse(l)!).ToList();
+        File.ReadAllLines(Path.Combine(runDir, TrainCheckpoint.MetricsFile)).Select(l => (JsonObject)JsonNode.Parse(l)!).ToList();
 
     static void AssertSameCurve(List<JsonObject> expected, List<JsonObject> actual)
     {
@@ -76,8 +77,8 @@ public class TrainLoopTests
         using var trained = HfCheckpoint.Load(outDir);
         Assert.True(File.Exists(Path.Combine(outDir, "tokenizer.model")));
         Assert.True(File.Exists(Path.Combine(outDir, DistillRun.RunConfigFile)));
-        Assert.Equal(2, TrainLoop.ListCheckpoints(outDir).Count);   // keep_checkpoints 2: steps 10 and 12
-        Assert.Equal(12, TrainLoop.ListCheckpoints(outDir)[^1].Step);
+        Assert.Equal(2, TrainCheckpoint.List(outDir).Count);   // keep_checkpoints 2: steps 10 and 12
+        Assert.Equal(12, TrainCheckpoint.List(outDir)[^1].Step);
     }
 
     [Fact]
@@ -110,11 +111,11 @@ public class TrainLoopTests
         var cancelled = TestPaths.NewTempDir("resume-cancel");
         using (var cts = new CancellationTokenSource())
         {
-            var progress = new SyncProgress(p => { if (p.Event == "step" && p.Step == 7) cts.Cancel(); });
+            var progress = new SyncProgress(p => { if (p.Event == TrainEvent.Step && p.Step == 7) cts.Cancel(); });
             var stopped = DistillRun.Run(Stage2Request(cancelled), progress, cts.Token);
             Assert.False(stopped.Result.Completed);
             Assert.Equal(7, stopped.Result.Step);
-            Assert.Equal(7, TrainLoop.ListCheckpoints(cancelled)[^1].Step);
+            Assert.Equal(7, TrainCheckpoint.List(cancelled)[^1].Step);
             Assert.False(File.Exists(Path.Combine(cancelled, "config.json")));   // not a finished model yet
         }
         var resumed = DistillRun.Run(Stage2Request(cancelled, resume: true));
@@ -123,9 +124,9 @@ public class TrainLoopTests
 
         // A crash (no chance to save) at step 8: the newest checkpoint is step 5; lines 6..8 are dropped and redone.
         var crashed = TestPaths.NewTempDir("resume-crash");
-        var crash = new SyncProgress(p => { if (p.Event == "step" && p.Step == 8) throw new IOException("simulated kill"); });
+        var crash = new SyncProgress(p => { if (p.Event == TrainEvent.Step && p.Step == 8) throw new IOException("simulated kill"); });
         Assert.Throws<IOException>(() => DistillRun.Run(Stage2Request(crashed), crash));
-        Assert.Equal(5, TrainLoop.ListCheckpoints(crashed)[^1].Step);
+        Assert.Equal(5, TrainCheckpoint.List(crashed)[^1].Step);
         Assert.Contains(Metrics(crashed), l => (long)l["step"]! == 7);
         DistillRun.Run(Stage2Request(crashed, resume: true));
         AssertSameCurve(expected, Metrics(crashed));
@@ -163,7 +164,7 @@ public class TrainLoopTests
     {
         var statistics = TorchSharp.DisposeScopeManager.Statistics;
         var counts = new Dictionary<long, long>();
-        var progress = new SyncProgress(p => { if (p.Event == "step") counts[p.Step] = statistics.ThreadTotalLiveCount; });
+        var progress = new SyncProgress(p => { if (p.Event == TrainEvent.Step) counts[p.Step] = statistics.ThreadTotalLiveCount; });
         var outDir = TestPaths.NewTempDir("leak");
         DistillRun.Run(Stage2Request(outDir) with { Overrides = [.. Stage2Request(outDir).Overrides, "checkpoint_every=100"] }, progress);
         // Same count after step 2 and after step 11 (step 12 is the last; evaluations ran at 4 and 8 in between).

@@ -5,14 +5,15 @@
 //   attention of a linear layer         <- --from when that layer has the same kind there, else a fresh layer
 //                                          initialised from the teacher's attention (q/k/v/o transfer,
 //                                          ITeacherInitialized.InitFromTeacher; k/v expanded per kv_expand)
+// Every command that makes a hybrid from a teacher builds it here: convert and bench decode (no --from),
+// distill, score and bench train.
 using System.Text.RegularExpressions;
 using HybridDistill.Attention;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
-using HybridDistill.Models;
 using static TorchSharp.torch;
 
-namespace HybridDistill.Training;
+namespace HybridDistill.Models;
 
 public static partial class StudentBuilder
 {
@@ -31,9 +32,10 @@ public static partial class StudentBuilder
         AttentionLayerOf(name) is not null || (name.StartsWith("model.layers.") && name.Contains(".input_layernorm."));
 
     /// <summary>Builds the student with <paramref name="layerTypes"/> from the teacher and, optionally, a previous stage's model directory.
-    /// <paramref name="dropQkvBias"/>: the linear layers get q/k/v projections without bias (the reference's conversion).</summary>
-    public static HybridCausalLM Build(HybridCausalLM teacher, IReadOnlyList<string> layerTypes, string? fromDir, long seed,
-        KvExpansion kvExpansion = KvExpansion.Heads, bool dropQkvBias = false)
+    /// <paramref name="dropQkvBias"/>: the linear layers get q/k/v projections without bias (the reference's conversion).
+    /// <paramref name="options"/>: the student's <c>linear_attention</c> settings (default: --from's, else the teacher's).</summary>
+    public static HybridCausalLM Build(HybridCausalLM teacher, IReadOnlyList<string> layerTypes, string? fromDir = null, long seed = 0,
+        KvExpansion kvExpansion = KvExpansion.Heads, bool dropQkvBias = false, LinearAttentionOptions? options = null)
     {
         var teacherConfig = teacher.Config;
         ModelConfig? fromConfig = null;
@@ -42,15 +44,22 @@ public static partial class StudentBuilder
             fromConfig = ModelConfig.Load(fromDir);
             CheckSameArchitecture(teacherConfig, fromConfig, fromDir);
         }
-        var linearOptions = fromConfig?.LinearAttention ?? teacherConfig.LinearAttention;
+        var linearOptions = options ?? fromConfig?.LinearAttention ?? teacherConfig.LinearAttention;
         if (dropQkvBias) linearOptions = linearOptions with { QkvBias = false };
         var config = teacherConfig.WithLayerTypes(layerTypes) with { LinearAttention = linearOptions };
-        for (int l = 0; l < layerTypes.Count; l++)
-            if (LayerKinds.IsLinear(config.LayerTypes[l]) && teacherConfig.LayerTypes[l] != LayerKinds.Softmax)
-                throw new InputException($"teacher layer {l} is {teacherConfig.LayerTypes[l]}, not softmax: linear layers are initialised from softmax attention only.");
+        bool FromHasLayer(int l) => fromConfig is not null && fromConfig.LayerTypes[l] == config.LayerTypes[l];
+        for (int l = 0; l < config.NumHiddenLayers; l++)
+        {
+            if (FromHasLayer(l)) continue;
+            string teacherKind = teacherConfig.LayerTypes[l], studentKind = config.LayerTypes[l];
+            // a linear layer is initialised from softmax attention; softmax and swa share the teacher's weights as they are
+            bool fromTeacher = LayerKinds.IsLinear(studentKind) ? teacherKind == LayerKinds.Softmax : !LayerKinds.IsLinear(teacherKind);
+            if (!fromTeacher)
+                throw new InputException($"teacher layer {l} is {teacherKind}: a student's {studentKind} layer is built from the teacher's softmax attention, so give an all-softmax teacher.");
+        }
 
         if (config.LayerTypes.Contains(LayerKinds.SlidingWindow) && config.LinearAttention.Swa.Window is null)
-            throw new InputException("sliding-window layers need a window: set linear_attention.swa.window in the teacher's config.json or use --from a converted model.");
+            throw new InputException("sliding-window layers need a window: set linear_attention.swa.window in the teacher's config.json, pass --swa-window N to convert, or use --from a converted model.");
         manual_seed(seed);   // fresh linear-attention parameters are drawn from the global generator
         var student = new HybridCausalLM(config);
         try
@@ -64,7 +73,7 @@ public static partial class StudentBuilder
                 foreach (var (name, target) in student.state_dict())
                 {
                     int? layer = AttentionLayerOf(name);
-                    bool fromHasIt = fromConfig is not null && (layer is null || fromConfig.LayerTypes[layer.Value] == config.LayerTypes[layer.Value]);
+                    bool fromHasIt = fromConfig is not null && (layer is null || FromHasLayer(layer.Value));
                     if (fromHasIt)
                     {
                         if (!fromTensors!.ContainsKey(name))

@@ -1,0 +1,311 @@
+// The one training loop all stages share (nanoGPT's train.py as an object). Per optimizer step s = 1..S (S from the
+// token budget):
+//   lr_g = peak_g x LrSchedule(s);  grads = 0
+//   for each of grad_accum micro-batches: windows from the seeded sampler -> objective.ForwardBackward(batch, 1/grad_accum)
+//   clip the global gradient norm; AdamW step
+//   every log_every steps: a metrics.jsonl line (loss = mean since the previous line)
+//   every eval_every steps (and at step 0, before any update, and at the end): validation loss on that line
+//   every checkpoint_every steps (and at the end, and when cancelled): a checkpoint (TrainCheckpoint)
+// A caller drives it whole (RunUntil(total steps), as TrainLoop.Run does) or in pieces: RunUntil(s) pauses after step
+// s; Save() and Resume(dir) carry a run across processes with bit-identical numbers.
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using HybridDistill.Data;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Training;
+
+/// <summary>What the loop reports to its observer.</summary>
+public enum TrainEvent
+{
+    /// <summary>RunUntil begins, at step 0 or where a checkpoint left off.</summary>
+    Start,
+    /// <summary>An optimizer step finished; Loss is its mean over the micro-batches.</summary>
+    Step,
+    /// <summary>A metrics.jsonl line was written (Line); Loss is its interval's mean.</summary>
+    Line,
+    /// <summary>A periodic or final checkpoint was written (Checkpoint).</summary>
+    Checkpoint,
+    /// <summary>The budget is trained.</summary>
+    Done,
+    /// <summary>Cancelled: a checkpoint of the current step was saved (Checkpoint).</summary>
+    Interrupted,
+}
+
+/// <summary>An event of the loop and where it is.</summary>
+public sealed record TrainProgress(
+    TrainEvent Event, long Step, long TotalSteps, long Tokens, long TotalTokens, double? Loss, double? ValLoss, double Lr,
+    double TokensPerSecond, JsonObject? Line = null, string? Checkpoint = null);
+
+public sealed record TrainResult(long Step, long TotalSteps, long Tokens, bool Completed, double? LastValLoss, string? LastCheckpoint);
+
+/// <summary>
+/// Trains <c>objective</c>'s student on <c>data</c> for <c>config</c>'s budget, writing metrics.jsonl and checkpoints
+/// under <c>runDir</c>. Owns the optimizer, the sampler, the metric sums of the current log interval and the step counter.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    readonly ITrainingObjective objective;
+    readonly TokenDataset data;
+    readonly TrainConfig config;
+    readonly string runDir;
+    readonly JsonObject runConfig;
+    readonly IProgress<TrainProgress>? progress;
+    readonly AdamWOptimizer optimizer;
+    readonly IReadOnlyList<Tensor> trainable;
+    WindowSampler sampler;
+    MetricSums sums = new();
+    long? savedStep;                 // the step whose checkpoint is on disk (saved or resumed from)
+    bool loggedStepZero;
+    Stopwatch clock = Stopwatch.StartNew();
+    long intervalStartTokens;        // tokens and clock time at the last metrics line: tokens_per_s is over the interval
+    double intervalStart;
+
+    public Trainer(ITrainingObjective objective, TokenDataset data, TrainConfig config, string runDir, JsonObject runConfig,
+        IProgress<TrainProgress>? progress = null)
+    {
+        (this.objective, this.data, this.config, this.runDir, this.runConfig, this.progress) = (objective, data, config, runDir, runConfig, progress);
+        data.CheckFits(objective.Student.Config.VocabSize, config.SeqLen, runConfig["teacher"]?.ToString() ?? "the teacher");
+        Directory.CreateDirectory(runDir);
+        optimizer = new AdamWOptimizer(objective.ParameterGroups(config), config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.WeightDecay1d);
+        trainable = optimizer.Parameters.ToList();
+        sampler = new WindowSampler(data.Train.WindowCount(config.SeqLen), config.Seed);
+    }
+
+    /// <summary>Optimizer steps taken.</summary>
+    public long StepNumber { get; private set; }
+    public long TotalSteps => config.TotalSteps;
+    public long Tokens => StepNumber * config.TokensPerStep;
+    public double? LastValLoss { get; private set; }
+    public string? LastCheckpoint { get; private set; }
+
+    // ---- the loop ------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Trains until step <paramref name="stopStep"/> (at most the budget) and returns; Completed once the budget is
+    /// trained. Cancellation saves a checkpoint and returns with Completed false.
+    /// </summary>
+    public TrainResult RunUntil(long stopStep, CancellationToken cancellation = default)
+    {
+        stopStep = Math.Min(stopStep, TotalSteps);
+        int threadsBefore = get_num_threads();
+        if (config.Threads > 0) set_num_threads(config.Threads);
+        try
+        {
+            Report(TrainEvent.Start);
+            if (StepNumber == 0 && !loggedStepZero)
+            {
+                Report(TrainEvent.Line, line: WriteLine(FirstBatchLoss(), evaluate: true));   // before any update
+                loggedStepZero = true;
+            }
+            while (StepNumber < stopStep)
+            {
+                if (cancellation.IsCancellationRequested)
+                {
+                    Save();
+                    Report(TrainEvent.Interrupted);
+                    return Result();
+                }
+                double loss = Step();
+                Report(TrainEvent.Step, loss);
+                bool last = StepNumber == TotalSteps;
+                bool evaluate = StepNumber % config.EvalEvery == 0 || last;
+                if (evaluate || StepNumber % config.LogEvery == 0)
+                {
+                    Report(TrainEvent.Line, line: WriteLine(sums, evaluate));
+                    NextInterval();
+                }
+                if (StepNumber % config.CheckpointEvery == 0 || last)
+                {
+                    Save();
+                    Report(TrainEvent.Checkpoint);
+                }
+            }
+            if (StepNumber == TotalSteps) Report(TrainEvent.Done);
+            return Result();
+        }
+        catch (DiskFullException e) { throw Advised(e); }
+        finally
+        {
+            if (config.Threads > 0) set_num_threads(threadsBefore);
+        }
+    }
+
+    TrainResult Result() => new(StepNumber, TotalSteps, Tokens, StepNumber == TotalSteps, LastValLoss, LastCheckpoint);
+
+    // ---- one step, one evaluation --------------------------------------------------------------------
+
+    /// <summary>One optimizer step: grad_accum micro-batches forward and backward, clipping, AdamW. Returns the step's mean loss.</summary>
+    public double Step()
+    {
+        if (StepNumber >= TotalSteps) throw new InvalidOperationException($"the budget of {TotalSteps} steps is trained.");
+        StepNumber++;
+        double scale = LrSchedule.Scale(config.LrSchedule, StepNumber, TotalSteps, config.WarmupSteps, config.MinLrRatio);
+        optimizer.ZeroGrad();
+        double stepLoss = 0;
+        for (int a = 0; a < config.GradAccum; a++)
+        {
+            using var scope = NewDisposeScope();
+            var batch = data.TrainBatch(sampler.Next(config.BatchSize), config.SeqLen);      // [B, T + 1]
+            var report = objective.ForwardBackward(batch, 1.0 / config.GradAccum);
+            if (!double.IsFinite(report.Loss))
+                throw new InputException($"the loss became {report.Loss} at step {StepNumber}: training diverged. Lower the learning rate or grad_clip and start again.");
+            sums.Add(report);
+            stepLoss += report.Loss / config.GradAccum;
+        }
+        var (norm, clip) = GradientNorm(trainable, config.GradClip);
+        sums.GradNorm += norm;
+        sums.Steps++;
+        optimizer.Step(scale, gradScale: clip);                           // the clipping scale applied inside the update
+        return stepLoss;
+    }
+
+    /// <summary>Mean validation loss (and extras) over the validation windows of the config.</summary>
+    public MetricSums Evaluate()
+    {
+        var result = new MetricSums();
+        foreach (var batch in data.ValidationBatches(config.SeqLen, config.BatchSize, config.EvalTokens))
+        {
+            using var scope = NewDisposeScope();
+            batch.AttachTo(scope);
+            result.Add(objective.Evaluate(batch), weight: batch.Windows);
+        }
+        return result;
+    }
+
+    /// <summary>The loss of step 1's batches before any update (the sampler does not move).</summary>
+    MetricSums FirstBatchLoss()
+    {
+        var first = new MetricSums();
+        var peek = new WindowSampler(sampler.WindowCount, sampler.Seed, sampler.Position);
+        for (int a = 0; a < config.GradAccum; a++)
+        {
+            using var scope = NewDisposeScope();
+            first.Add(objective.Evaluate(data.TrainBatch(peek.Next(config.BatchSize), config.SeqLen)));
+        }
+        return first;
+    }
+
+    /// <summary>The global L2 norm of the gradients and the factor that scales it to at most <paramref name="maxNorm"/>
+    /// (1 when it already is, or when <paramref name="maxNorm"/> is 0: no clipping).</summary>
+    public static (double Norm, double ClipScale) GradientNorm(IReadOnlyList<Tensor> parameters, double maxNorm)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
+        if (grads.Count == 0) return (0, 1);
+        var norm = stack(grads.Select(g => linalg.vector_norm(g, 2, null, false)).ToArray()).pow(2).sum().sqrt().item<float>();
+        return (norm, maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1.0);
+    }
+
+    // ---- metrics lines, checkpoints, progress --------------------------------------------------------
+
+    /// <summary>Appends the metrics line of the current step (means of <paramref name="interval"/>, validation when asked).</summary>
+    JsonObject WriteLine(MetricSums interval, bool evaluate)
+    {
+        var line = new JsonObject
+        {
+            ["step"] = StepNumber,
+            ["tokens"] = Tokens,
+            ["loss"] = interval.MeanLoss,
+            ["lr"] = optimizer.CurrentLr[0],
+        };
+        if (optimizer.Groups.Count > 1)
+            line["lrs"] = new JsonObject(optimizer.Groups.Select((g, i) => KeyValuePair.Create(g.Name, (JsonNode?)optimizer.CurrentLr[i])));
+        foreach (var (name, value) in interval.MeanExtras()) line[name] = value;
+        if (interval.Steps > 0) line["grad_norm"] = interval.GradNorm / interval.Steps;
+        if (interval.LayerMeans() is double[] layers) line["layer_losses"] = MetricSums.ToArray(layers);
+        if (evaluate)
+        {
+            var v = Evaluate();
+            LastValLoss = v.MeanLoss;
+            line["val_loss"] = v.MeanLoss;
+            foreach (var (name, value) in v.MeanExtras()) line["val_" + name] = value;
+            if (v.LayerMeans() is double[] vl) line["val_layer_losses"] = MetricSums.ToArray(vl);
+        }
+        line["elapsed_s"] = Math.Round(clock.Elapsed.TotalSeconds, 3);
+        line["tokens_per_s"] = Math.Round(Rate(), 1);
+        line["rss_mb"] = Math.Round(Evaluation.Measure.ResidentBytes() / 1048576.0, 1);
+        TrainCheckpoint.AppendMetrics(runDir, line);
+        return line;
+    }
+
+    /// <summary>
+    /// Writes the checkpoint of the current step into the run directory (once per step: a checkpoint already there
+    /// from this trainer or the one resumed from is returned as it is) and keeps the newest keep_checkpoints.
+    /// </summary>
+    public string Save()
+    {
+        if (savedStep == StepNumber && LastCheckpoint is not null) return LastCheckpoint;
+        var state = new TrainerState(StepNumber, Tokens, TotalSteps, optimizer.StepCount, sampler.Position, config.Seed,
+            TrainCheckpoint.RngState(), sums, runConfig);
+        try { LastCheckpoint = TrainCheckpoint.Write(runDir, objective.Student, optimizer, state, config.KeepCheckpoints); }
+        catch (DiskFullException e) { throw Advised(e); }
+        savedStep = StepNumber;
+        return LastCheckpoint;
+    }
+
+    /// <summary>Continues from checkpoint <paramref name="checkpointDir"/> of this run: weights, moments, sampler, RNG, sums; later metrics lines go.</summary>
+    public void Resume(string checkpointDir)
+    {
+        var state = TrainCheckpoint.Read(checkpointDir, objective.Student, optimizer);
+        TrainCheckpoint.SetRngState(state.RngState);
+        StepNumber = state.Step;
+        sampler = new WindowSampler(data.Train.WindowCount(config.SeqLen), config.Seed, state.Sampler);
+        sums = state.Sums;
+        TrainCheckpoint.TruncateMetrics(runDir, StepNumber);
+        TrainCheckpoint.DeleteTemporary(runDir);
+        LastCheckpoint = checkpointDir;
+        savedStep = StepNumber;
+        RestartClock();
+    }
+
+    /// <summary>Starts the run over at step 0: an earlier run's metrics and checkpoints in the run directory go.</summary>
+    public void StartOver()
+    {
+        TrainCheckpoint.Clear(runDir);
+        RestartClock();
+    }
+
+    /// <summary>Resume from the newest checkpoint when <paramref name="resume"/> and there is one, else start over.</summary>
+    public void ResumeOrStartOver(bool resume)
+    {
+        if (resume && TrainCheckpoint.Latest(runDir) is string latest) Resume(latest);
+        else StartOver();
+    }
+
+    /// <summary>
+    /// A full disk: the file that did not fit was never renamed into place, so every complete checkpoint is intact;
+    /// the half-made checkpoint directory goes at once to give its space back.
+    /// </summary>
+    DiskFullException Advised(DiskFullException e)
+    {
+        TrainCheckpoint.DeleteTemporary(runDir);
+        return e.WithAdvice(TrainCheckpoint.ResumeAdvice(runDir));
+    }
+
+    /// <summary>A metrics line was written: the next one averages from here.</summary>
+    void NextInterval()
+    {
+        sums = new MetricSums();
+        intervalStartTokens = Tokens;
+        intervalStart = clock.Elapsed.TotalSeconds;
+    }
+
+    void RestartClock()
+    {
+        clock = Stopwatch.StartNew();
+        intervalStartTokens = Tokens;
+        intervalStart = 0;
+    }
+
+    double Rate() => (Tokens - intervalStartTokens) / Math.Max(1e-9, clock.Elapsed.TotalSeconds - intervalStart);
+
+    /// <summary>The one place a <see cref="TrainProgress"/> is made (a line's event carries the line and its loss).</summary>
+    void Report(TrainEvent e, double? loss = null, JsonObject? line = null) => progress?.Report(new TrainProgress(
+        e, StepNumber, TotalSteps, Tokens, TotalSteps * config.TokensPerStep, line?["loss"]!.GetValue<double>() ?? loss, LastValLoss,
+        optimizer.CurrentLr[0], e is TrainEvent.Done or TrainEvent.Interrupted ? 0 : Rate(), line,
+        e is TrainEvent.Checkpoint or TrainEvent.Done or TrainEvent.Interrupted ? LastCheckpoint : null));
+
+    public void Dispose() => optimizer.Dispose();
+}
