@@ -1,5 +1,5 @@
-using HybridDistill.Artifacts;
 using System.ComponentModel;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Evaluation;

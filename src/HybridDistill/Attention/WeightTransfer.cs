@@ -23,10 +23,6 @@ public static class WeightTransfer
     public static KvExpansion ParseKvExpansion(string text) => KvExpansionWords.TryParse(text, out var mode) ? mode
         : throw new InputException($"kv-expand must be \"heads\" or \"rows\", got \"{text}\".");
 
-    /// <summary>Transitional, for Selection/KlScorer.cs (changed on another branch), which still wraps TrainConfig.KvExpand
-    /// in ParseKvExpansion: kv_expand is parsed once in TrainConfig now. Remove once that call passes config.KvExpand.</summary>
-    public static KvExpansion ParseKvExpansion(KvExpansion parsed) => parsed;
-
     /// <summary>Teacher k/v weight [H_kv*D, d] (or bias [H_kv*D]) -> [H*D, d] (or [H*D]).</summary>
     public static Tensor ExpandKv(Tensor teacher, int kvHeads, int groups, KvExpansion mode)
     {

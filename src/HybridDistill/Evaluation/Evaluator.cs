@@ -1,5 +1,5 @@
-using HybridDistill.Artifacts;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Tokenization;
 
 namespace HybridDistill.Evaluation;

@@ -1,5 +1,3 @@
-using HybridDistill.Artifacts;
-using System.Text.Json.Serialization;
 // ar / ar-multihop (the diagnostic baseline of method.md section 7, as the reference code defines it): ablate one
 // teacher layer at a time (its attention output zeroed; the residual skips it, its MLP still runs) and measure the
 // drop in greedy exact-match accuracy on the evaluation suite's multi-key recall prompts (kv-recall; kv-multihop for
@@ -11,6 +9,8 @@ using System.Text.Json.Serialization;
 //                               earlier log-probability variant); score(l) = LP({}) - LP({l})
 // Ties rank the lower layer first.
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Evaluation;
 using HybridDistill.Models;

@@ -1,5 +1,3 @@
-using HybridDistill.Artifacts;
-using System.Text.Json.Serialization;
 // kl (GA-S2, method.md section 6) and removal (GR-S2, one round): one short stage 2 per candidate layer l,
 // every candidate on identical batches in identical order (one seed), through the shared Trainer:
 //   kl:      student = stage-1 weights with the teacher's softmax attention restored at layer l only;
@@ -15,6 +13,8 @@ using System.Text.Json.Serialization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 using HybridDistill.Attention;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
@@ -34,6 +34,9 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     public override string Description => Removal
         ? "final stage-2 KL of the teacher with only layer l linearised from --stage1 (higher = keep softmax); --data token dir, --budget-tokens per run."
         : "per layer, a short stage 2 from --stage1 with softmax restored at l; score = -(late mean KL); --data token dir, --budget-tokens per run.";
+
+    /// <summary>The words of the <c>curve</c> setting.</summary>
+    public static readonly SettingWords<KlCurve> CurveWords = new(("train", KlCurve.Training), ("val", KlCurve.Validation));
 
     static readonly string[] MethodKeys = ["last_n", "curve", "early_stop", "min_fraction", "stable_window", "margin_z", "stable_budgets", "full_budget"];
 
@@ -88,7 +91,8 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             ParseDouble(Method("margin_z"), "margin_z"), lastN);
         string stableBudgets = Method("stable_budgets");
         var stopKs = KlCurves.ParseKs(stableBudgets, numLayers);
-        string curve = Method("curve") is var c && c is "train" or "val" ? c : throw new InputException($"--set curve={Method("curve")}: expected train or val.");
+        var curve = CurveWords.TryParse(Method("curve"), out var parsedCurve) ? parsedCurve
+            : throw new InputException($"--set curve={Method("curve")}: expected {string.Join(" or ", CurveWords.All)}.");
         string earlyStop = Method("early_stop") is var e && e is "auto" or "off" ? e : throw new InputException($"--set early_stop={Method("early_stop")}: expected auto or off.");
         bool fullBudget = Method("full_budget") is var f && f is "true" or "false" ? f == "true" : throw new InputException($"--set full_budget={Method("full_budget")}: expected true or false.");
 
@@ -102,7 +106,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         var provenance = ArtifactJson.ToNode(new KlProvenance(context.TeacherFingerprint(), ModelFingerprint.Of(stage1Dir),
             new TokenDataDescription("tokens", data.Directory, data.Manifest.Sources.Select(src => src.Sha256).ToArray(), data.Manifest.Train.Tokens, data.Manifest.Val.Tokens),
             budget, seed, config.ToJson(Stage.Stage2),
-            new KlMethodSettings(lastN, curve, earlyStop, rule.MinFraction, rule.Window, rule.MarginZ, stableBudgets, stopKs, fullBudget),
+            new KlMethodSettings(lastN, CurveWords.Of(curve), earlyStop, rule.MinFraction, rule.Window, rule.MarginZ, stableBudgets, stopKs, fullBudget),
             Removal ? "teacher with layer l linear (stage-1 weights)" : "stage-1 weights with teacher softmax at layer l"), ArtifactJson.Types.KlProvenance);
         string runKey = LayerResultStore.RunKey(provenance);
         bool ownsRoot = context.OutDir is null;
@@ -170,11 +174,11 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
                     : (l == layer ? LayerKinds.Softmax : stage1.LayerTypes[l])).ToArray();
 
     /// <summary>(tokens, kl) points of a run's metrics.jsonl: the "kl" (train) or "val_kl" (val) of every line that has it.</summary>
-    public static CurvePoint[] ReadCurve(string runDir, string curve)
+    public static CurvePoint[] ReadCurve(string runDir, KlCurve curve)
     {
         var path = Path.Combine(runDir, TrainCheckpoint.MetricsFile);
         if (!File.Exists(path)) return [];
-        string key = curve == "val" ? "val_kl" : "kl";
+        string key = curve == KlCurve.Validation ? "val_kl" : "kl";
         var points = new List<CurvePoint>();
         foreach (var line in File.ReadLines(path))
         {
@@ -186,7 +190,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     }
 
     sealed class KlRun(KlScorer scorer, HybridCausalLM teacher, string stage1Dir, ModelConfig stage1Config, TokenDataset data,
-        TrainConfig config, JsonObject provenance, string runKey, string root, bool ownsRoot, KlCurves.StopRule rule, int[] stopKs, bool fullBudget, string curve,
+        TrainConfig config, JsonObject provenance, string runKey, string root, bool ownsRoot, KlCurves.StopRule rule, int[] stopKs, bool fullBudget, KlCurve curve,
         IReadOnlyList<int>? lockStepLayers, ScoringContext context, string teacherKey) : IPerLayerRun
     {
         private Dictionary<int, LayerResult>? lockStepResults;
@@ -209,7 +213,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         LayerResult Result(int layer, IReadOnlyList<CurvePoint> scored, IReadOnlyList<CurvePoint> kept, long tokens, bool earlyStopped, LockStepRecord? lockStep = null)
         {
             if (KlCurves.AfterStepZero(scored).Length == 0)
-                throw new InputException($"layer {layer}: the scoring run logged no {curve} KL after step 0; lower log_every/eval_every or raise --budget-tokens.");
+                throw new InputException($"layer {layer}: the scoring run logged no {CurveWords.Of(curve)} KL after step 0; lower log_every/eval_every or raise --budget-tokens.");
             double late = -KlCurves.LateMeanScore(scored, rule.LastN);
             var metrics = new KlLayerMetrics(late, scored[^1].Kl, scored[0].Kl, tokens, config.TotalSteps * config.TokensPerStep, earlyStopped,
                 kept.Count > scored.Count ? -KlCurves.LateMeanScore(kept, rule.LastN) : null, lockStep);
@@ -234,7 +238,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
                 return (ReadCurve(dir, curve), untilStep * config.TokensPerStep);
 
             using var student = StudentBuilder.Build(teacher, scorer.StudentLayerTypes(stage1Config, layer), stage1Dir, config.Seed,
-                WeightTransfer.ParseKvExpansion(config.KvExpand), config.DropQkvBias);
+                config.KvExpand, config.DropQkvBias);
             if (!context.Device.IsCpu) student.to(context.Device.Torch);        // built on the CPU from the teacher's weights, then moved
             student.train();
             // every candidate trains on the same batches: with the process's cache on (hybrid run), the teacher runs once per batch
@@ -330,3 +334,7 @@ public sealed record FullBudgetDetail(double LateKl, double FinalKl, long Tokens
 
 /// <summary>What a candidate's training run records as its run config: the teacher, the candidate layer and the job's run_key.</summary>
 public sealed record KlRunConfig(string? Teacher, int Layer, string RunKey);
+
+/// <summary>Which logged KL a kl scoring run is scored from: the training KL of every log line ("train", "kl") or the
+/// validation KL of evaluation lines ("val", "val_kl").</summary>
+public enum KlCurve { Training, Validation }

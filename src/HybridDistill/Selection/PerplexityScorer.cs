@@ -1,6 +1,6 @@
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
-using System.Text.Json.Nodes;
 using HybridDistill.Checkpoints;
 using HybridDistill.Models;
 using static TorchSharp.torch;

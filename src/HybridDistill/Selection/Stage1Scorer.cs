@@ -1,10 +1,10 @@
-using HybridDistill.Artifacts;
 // stage1 (GA-S1, method.md section 7): each layer's own stage-1 alignment error, measured on held-out windows
 // with the finished stage-1 student (teacher-forced per layer, as stage 1 trained it):
 //   err_l = mean over tokens of ||o_teacher_l - Attn_student_l(n_l)||_2 / sqrt(d_model)      (Stage1Alignment)
 //   score(l) = err_l   (a layer the linear attention imitates worst is the one to keep softmax);
 // a layer that is already softmax in the stage-1 student scores 0 (it is the teacher's attention).
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Training;

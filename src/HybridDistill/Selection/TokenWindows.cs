@@ -1,6 +1,6 @@
+using System.Security.Cryptography;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
-using System.Security.Cryptography;
 using HybridDistill.Config;
 using HybridDistill.Data;
 using HybridDistill.Tokenization;

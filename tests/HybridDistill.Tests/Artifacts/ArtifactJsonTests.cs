@@ -1,8 +1,8 @@
 using System.Text;
-using HybridDistill.Artifacts;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization.Metadata;
+using HybridDistill.Artifacts;
 using HybridDistill.Evaluation;
 using HybridDistill.Pipeline;
 using HybridDistill.Selection;
