@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Benchmarks;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 
@@ -11,9 +12,12 @@ namespace HybridDistill.Cli;
 public static class JsonOutput
 {
     /// <summary>Writes <paramref name="json"/>; returns the file written, or null when it went to stdout.</summary>
-    public static string? Write(JsonNode json, string? target, string defaultName)
+    public static string? Write(JsonNode json, string? target, string defaultName) =>
+        Write(json.ToJsonString(JsonOptions.Indented), target, defaultName);
+
+    /// <summary>Writes JSON <paramref name="text"/>; returns the file written, or null when it went to stdout.</summary>
+    public static string? Write(string text, string? target, string defaultName)
     {
-        string text = json.ToJsonString(JsonOptions.Indented);
         if (string.IsNullOrEmpty(target))
         {
             Console.Out.WriteLine(text);
@@ -28,16 +32,8 @@ public static class JsonOutput
 /// <summary>How every bench command shows the machine's ceilings it measured in the same run.</summary>
 public static class MachineLimitsOutput
 {
-    public static JsonObject ToJson(Evaluation.MachineLimits m) => new()
-    {
-        ["sgemm_peak_gflops"] = m.SgemmPeakGflops,
-        ["sgemm_size"] = m.SgemmSize,
-        ["read_bandwidth_gbps"] = m.ReadBandwidthGBps,
-        ["read_bytes"] = m.ReadBytes,
-        ["threads"] = m.Threads,
-    };
 
-    public static string Line(Evaluation.MachineLimits m) =>
+    public static string Line(MachineLimits m) =>
         $"this machine, same run: sgemm peak {m.SgemmPeakGflops:F1} GFLOP/s ({m.SgemmSize}^2, preallocated output, best of 5), " +
         $"read bandwidth {m.ReadBandwidthGBps:F1} GB/s ({m.ReadBytes >> 20} MiB), {m.Threads} threads";
 }

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Text.Json.Nodes;
+using HybridDistill.Benchmarks;
 using HybridDistill.Evaluation;
 using HybridDistill.Models;
 using Spectre.Console;
@@ -86,7 +87,7 @@ public sealed class BenchAttentionCommand : Command<BenchAttentionCommand.Settin
             {
                 ["B"] = 1, ["H"] = options.Heads, ["D"] = options.HeadDim, ["swa_window"] = options.SwaWindow,
                 ["gdn_sdpa_crossover_T"] = crossover,
-                ["machine"] = MachineLimitsOutput.ToJson(limits),
+                ["machine"] = limits.ToJson(),
                 ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
                 {
                     ["kind"] = r.Kind, ["path"] = r.Path, ["T"] = r.T, ["pass"] = r.Pass, ["ms"] = r.Ms,

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Text.Json.Nodes;
+using HybridDistill.Benchmarks;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Evaluation;
@@ -59,14 +60,7 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
             else
             {
                 var config = ModelConfig.Load(s.Config ?? Path.Combine(RunCommand.RepositoryRoot(), "configs", "bench-d512.json"));
-                var teacher = new HybridCausalLM(config);
-                teacher.InitializeWeights(seed: 0);
-                models.Add(("teacher", teacher));
-                int last = config.NumHiddenLayers - 1;
-                var quarter = LayerLayout.FromSoftmaxLayers(config.NumHiddenLayers, [config.NumHiddenLayers / 2 - 1, last]);
-                var eighth = LayerLayout.FromSoftmaxLayers(config.NumHiddenLayers, [last]);
-                models.Add(("hybrid-25", StudentBuilder.Build(teacher, quarter.LayerTypes)));
-                models.Add(("hybrid-12.5", StudentBuilder.Build(teacher, eighth.LayerTypes)));
+                models.AddRange(DecodeBenchmark.DefaultLineup(config));
             }
             foreach (var (_, m) in models)
             {
@@ -81,16 +75,7 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
             Render(rows, models[0].Name, limits);
             if (s.Json is { IsSet: true })
             {
-                var json = new JsonObject
-                {
-                    ["machine"] = MachineLimitsOutput.ToJson(limits),
-                    ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
-                    {
-                        ["model"] = r.Model, ["context"] = r.Context, ["ms_per_token"] = r.MsPerToken,
-                        ["cache_bytes"] = r.CacheBytes, ["weight_bytes"] = r.WeightBytes,
-                    }).ToArray()),
-                };
-                var written = JsonOutput.Write(json, s.Json.Value, "bench_decode.json");
+                var written = JsonOutput.Write(DecodeBenchFile.Of(rows, limits).ToJson(), s.Json.Value, "bench_decode.json");
                 if (written is not null) CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {written}");
             }
         }

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Text.Json.Nodes;
+using HybridDistill.Benchmarks;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Evaluation;

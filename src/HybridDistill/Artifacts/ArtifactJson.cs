@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using HybridDistill.Benchmarks;
 using HybridDistill.Checkpoints;
 using HybridDistill.Evaluation;
 using HybridDistill.Pipeline;
@@ -21,6 +22,7 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(ComparisonPlanFile))]
 [JsonSerializable(typeof(ComparisonSummary))]
 [JsonSerializable(typeof(DecodeBenchFile))]
+[JsonSerializable(typeof(MachineLimits))]
 [JsonSerializable(typeof(LayerScoresFile))]
 [JsonSerializable(typeof(LayerResultFile))]
 [JsonSerializable(typeof(KlCurves.StopRule))]

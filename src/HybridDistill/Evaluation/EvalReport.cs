@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using HybridDistill.Artifacts;
+using HybridDistill.Benchmarks;
 
 namespace HybridDistill.Evaluation;
 

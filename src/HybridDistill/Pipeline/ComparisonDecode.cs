@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
+using HybridDistill.Benchmarks;
 using HybridDistill.Checkpoints;
 using HybridDistill.Evaluation;
 using HybridDistill.Models;
@@ -33,13 +34,3 @@ public static class ComparisonDecode
         }
     }
 }
-
-/// <summary>
-/// The comparison's bench_decode.json: <c>{"reference": model, "k": {model: K}, "rows": [{"model", "context",
-/// "ms_per_token", "cache_bytes", "weight_bytes"}]}</c> (a plain decode benchmark's file has rows only).
-/// </summary>
-public sealed record DecodeBenchFile(string? Reference, IReadOnlyDictionary<string, int>? K, [property: JsonRequired] IReadOnlyList<DecodeBenchRow> Rows);
-
-public sealed record DecodeBenchRow(
-    [property: JsonRequired] string Model, [property: JsonRequired] int Context, [property: JsonRequired] double MsPerToken,
-    [property: JsonRequired] long CacheBytes, long WeightBytes);

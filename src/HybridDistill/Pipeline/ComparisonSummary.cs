@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
+using HybridDistill.Benchmarks;
 using HybridDistill.Evaluation;
 
 namespace HybridDistill.Pipeline;

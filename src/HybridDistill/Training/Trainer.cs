@@ -225,7 +225,7 @@ public sealed class Trainer : IDisposable
         }
         line["elapsed_s"] = Math.Round(clock.Elapsed.TotalSeconds, 3);
         line["tokens_per_s"] = Math.Round(Rate(), 1);
-        line["rss_mb"] = Math.Round(Evaluation.Measure.ResidentBytes() / 1048576.0, 1);
+        line["rss_mb"] = Math.Round(Models.ProcessMemory.ResidentBytes() / 1048576.0, 1);
         TrainCheckpoint.AppendMetrics(runDir, line);
         return line;
     }

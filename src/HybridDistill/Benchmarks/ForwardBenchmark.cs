@@ -1,7 +1,7 @@
 using HybridDistill.Models;
 using static TorchSharp.torch;
 
-namespace HybridDistill.Evaluation;
+namespace HybridDistill.Benchmarks;
 
 public sealed record ForwardBenchmarkResult(
     int Batch, int Tokens, double PrefillMs, double PrefillTokensPerSecond, double ModelGflopsPerToken,

@@ -1,7 +1,7 @@
 using HybridDistill.Attention;
 using static TorchSharp.torch;
 
-namespace HybridDistill.Evaluation;
+namespace HybridDistill.Benchmarks;
 
 /// <summary>One timing: an attention kind's code path at sequence length T, forward or forward+backward.</summary>
 public sealed record AttentionTiming(string Kind, string Path, int T, string Pass, double Ms);

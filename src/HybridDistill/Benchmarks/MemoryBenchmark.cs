@@ -2,7 +2,7 @@ using HybridDistill.Generation;
 using HybridDistill.Models;
 using static TorchSharp.torch;
 
-namespace HybridDistill.Evaluation;
+namespace HybridDistill.Benchmarks;
 
 /// <summary>Resident memory during a long generation: what it grew by after the warm-up, against the cache it added.
 /// The resident size is host memory: on a CUDA device the cache lives in GPU memory and does not show in it.</summary>
@@ -35,12 +35,12 @@ public static class MemoryBenchmark
             if (i + 1 == warmupTokens)
             {
                 GC.Collect();
-                rssWarm = Measure.ResidentBytes();
+                rssWarm = ProcessMemory.ResidentBytes();
                 cacheWarm = state.CacheBytes;
             }
             if ((i + 1) % 100 == 0) progress?.Report(i + 1);
         }
         GC.Collect();
-        return new MemoryResult(tokens, warmupTokens, rssWarm, Measure.ResidentBytes(), cacheWarm, state.CacheBytes);
+        return new MemoryResult(tokens, warmupTokens, rssWarm, ProcessMemory.ResidentBytes(), cacheWarm, state.CacheBytes);
     }
 }

@@ -12,7 +12,7 @@ using HybridDistill.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace HybridDistill.Evaluation;
+namespace HybridDistill.Benchmarks;
 
 public sealed record TrainBenchmarkResult(
     int Stage, int Seq, int Batch, IReadOnlyList<string> LayerTypes, int Steps, double StepMs, double TokensPerSecond,
@@ -28,10 +28,6 @@ public sealed record TrainBenchmarkResult(
 
 public static class TrainBenchmark
 {
-    /// <summary>Stage 2's benchmark student: softmax at every fourth layer counted from the end (layers 3 and 7 of 8), GDN elsewhere.</summary>
-    public static IReadOnlyList<string> QuarterHybrid(int layers) =>
-        Enumerable.Range(0, layers).Select(l => (l + 1) % 4 == 0 ? LayerKinds.Softmax : LayerKinds.GatedDeltaNet).ToArray();
-
     /// <summary>Times <paramref name="steps"/> training steps after a warm-up one, on <paramref name="device"/> (default: the CPU;
     /// models are built on the CPU and moved; on CUDA each step's clock is read after a synchronize). The per-phase split
     /// (<see cref="PhaseTimes"/>) is not synchronised, so on CUDA it shows launch times rather than kernel times.
@@ -48,7 +44,7 @@ public static class TrainBenchmark
         teacher.eval();
         var layerTypes = stage == 1
             ? Enumerable.Repeat(LayerKinds.GatedDeltaNet, teacherConfig.NumHiddenLayers).ToArray()
-            : QuarterHybrid(teacherConfig.NumHiddenLayers);
+            : BenchmarkLayouts.QuarterHybrid(teacherConfig.NumHiddenLayers);
         using var student = StudentBuilder.Build(teacher, layerTypes, null, seed: 0);
         if (device is not null && device.type != TorchSharp.DeviceType.CPU)
         {

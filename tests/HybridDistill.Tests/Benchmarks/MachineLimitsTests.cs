@@ -1,9 +1,9 @@
-using HybridDistill.Evaluation;
+using HybridDistill.Benchmarks;
 using HybridDistill.Models;
 using HybridDistill.Tests.Models;
 using static TorchSharp.torch;
 
-namespace HybridDistill.Tests.Evaluation;
+namespace HybridDistill.Tests.Benchmarks;
 
 public class MachineLimitsTests
 {
@@ -53,5 +53,21 @@ public class MachineLimitsTests
         using var untied = new HybridCausalLM(tied with { TieWordEmbeddings = false });
         long untiedAll = untied.parameters().Sum(p => p.numel());
         Assert.Equal((untiedAll - 50 * 32) * 4, ForwardBenchmark.DecodeWeightBytes(untied));
+    }
+
+    [Fact]
+    public void PlainDecodeBenchFile_CarriesRowsAndTheMachine_NotTheComparisonsKeys()
+    {
+        var limits = new MachineLimits(SgemmPeakGflops: 163.5, SgemmSize: 2048, ReadBandwidthGBps: 31.25, ReadBytes: 1 << 30, Threads: 2);
+        var text = DecodeBenchFile.Of([new DecodeRow("teacher", 512, 7.5, 4096, 1000)], limits).ToJson();
+        var json = System.Text.Json.Nodes.JsonNode.Parse(text)!.AsObject();
+        Assert.Equal(new[] { "rows", "machine" }, json.Select(p => p.Key));
+        Assert.Equal(31.25, (double)json["machine"]!["read_bandwidth_gbps"]!);
+        Assert.Equal(163.5, (double)json["machine"]!["sgemm_peak_gflops"]!);
+        Assert.Equal(new[] { "sgemm_peak_gflops", "sgemm_size", "read_bandwidth_gbps", "read_bytes", "threads" },
+            json["machine"]!.AsObject().Select(p => p.Key));
+        var row = json["rows"]![0]!;
+        Assert.Equal(("teacher", 512, 7.5, 4096L, 1000L),
+            ((string)row["model"]!, (int)row["context"]!, (double)row["ms_per_token"]!, (long)row["cache_bytes"]!, (long)row["weight_bytes"]!));
     }
 }

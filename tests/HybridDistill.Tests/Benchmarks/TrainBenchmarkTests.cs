@@ -1,17 +1,17 @@
-using HybridDistill.Evaluation;
+using HybridDistill.Benchmarks;
 using HybridDistill.Models;
 using HybridDistill.Tests.Models;
 using HybridDistill.Training;
 
-namespace HybridDistill.Tests.Evaluation;
+namespace HybridDistill.Tests.Benchmarks;
 
 public class TrainBenchmarkTests
 {
     [Fact]
     public void QuarterHybrid_KeepsEveryFourthLayerFromTheEnd()
     {
-        Assert.Equal(new[] { "gdn", "gdn", "gdn", "softmax", "gdn", "gdn", "gdn", "softmax" }, TrainBenchmark.QuarterHybrid(8));
-        Assert.Equal(new[] { "gdn", "gdn", "gdn", "softmax", "gdn" }, TrainBenchmark.QuarterHybrid(5));
+        Assert.Equal(new[] { "gdn", "gdn", "gdn", "softmax", "gdn", "gdn", "gdn", "softmax" }, BenchmarkLayouts.QuarterHybrid(8));
+        Assert.Equal(new[] { "gdn", "gdn", "gdn", "softmax", "gdn" }, BenchmarkLayouts.QuarterHybrid(5));
     }
 
     [Fact]
@@ -19,7 +19,7 @@ public class TrainBenchmarkTests
     {
         var config = TinyConfigs.Llama(layers: 4);                       // d 32, vocab 50, tied
         using var teacher = new HybridCausalLM(config);
-        using var student = StudentBuilder.Build(teacher, TrainBenchmark.QuarterHybrid(4), null, 0);
+        using var student = StudentBuilder.Build(teacher, BenchmarkLayouts.QuarterHybrid(4), null, 0);
         long nonEmbedding = student.parameters().Sum(p => p.numel()) - 50 * 32;
         // tied: the LM head's V*d is added back; one softmax layer contributes 2 d T per token
         Assert.Equal(2.0 * (nonEmbedding + 50 * 32) + 2.0 * 1 * 32 * 100, TrainBenchmark.StudentFlopsPerToken(student, 100));

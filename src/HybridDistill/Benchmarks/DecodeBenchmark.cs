@@ -1,8 +1,10 @@
+using System.Text.Json.Serialization;
 using System.Diagnostics;
+using HybridDistill.Artifacts;
 using HybridDistill.Models;
 using static TorchSharp.torch;
 
-namespace HybridDistill.Evaluation;
+namespace HybridDistill.Benchmarks;
 
 /// <summary>One measurement: a model decoding one token at a given context length.</summary>
 public sealed record DecodeRow(string Model, int Context, double MsPerToken, long CacheBytes, long WeightBytes)
@@ -18,6 +20,25 @@ public sealed record DecodeRow(string Model, int Context, double MsPerToken, lon
 /// </summary>
 public static class DecodeBenchmark
 {
+    /// <summary>
+    /// The default lineup on a random-weight teacher of <paramref name="config"/> (seed 0): the teacher, "hybrid-25"
+    /// (<see cref="BenchmarkLayouts.QuarterHybrid"/>) and "hybrid-12.5" (softmax at the last layer only), each hybrid
+    /// built from the teacher by <see cref="StudentBuilder"/>. The caller disposes the models.
+    /// </summary>
+    public static IReadOnlyList<(string Name, HybridCausalLM Model)> DefaultLineup(Config.ModelConfig config)
+    {
+        var teacher = new HybridCausalLM(config);
+        teacher.InitializeWeights(seed: 0);
+        int layers = config.NumHiddenLayers;
+        var eighth = Enumerable.Range(0, layers).Select(l => l == layers - 1 ? Config.LayerKinds.Softmax : Config.LayerKinds.GatedDeltaNet).ToArray();
+        return
+        [
+            ("teacher", teacher),
+            ("hybrid-25", StudentBuilder.Build(teacher, BenchmarkLayouts.QuarterHybrid(layers))),
+            ("hybrid-12.5", StudentBuilder.Build(teacher, eighth)),
+        ];
+    }
+
     public static IReadOnlyList<DecodeRow> Run(IReadOnlyList<(string Name, HybridCausalLM Model)> models, IReadOnlyList<int> contexts,
         int stepsPerRound = 8, int rounds = 3, IProgress<string>? progress = null, CancellationToken cancellation = default)
     {
@@ -79,3 +100,26 @@ public static class DecodeBenchmark
         return (all - unread) * sizeof(float);
     }
 }
+
+/// <summary>
+/// The comparison's bench_decode.json: <c>{"reference": model, "k": {model: K}, "rows": [{"model", "context",
+/// "ms_per_token", "cache_bytes", "weight_bytes"}]}</c>; a plain decode benchmark's file (bench decode) has rows and
+/// "machine" (the same run's <see cref="MachineLimits"/>) instead of reference and k.
+/// </summary>
+public sealed record DecodeBenchFile(
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Reference,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, int>? K,
+    [property: JsonRequired] IReadOnlyList<DecodeBenchRow> Rows,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] MachineLimits? Machine = null)
+{
+    /// <summary>A plain decode benchmark's file (bench decode): its rows and the machine's ceilings of the same run.</summary>
+    public static DecodeBenchFile Of(IReadOnlyList<DecodeRow> rows, MachineLimits? machine = null) =>
+        new(null, null, rows.Select(r => new DecodeBenchRow(r.Model, r.Context, r.MsPerToken, r.CacheBytes, r.WeightBytes)).ToArray(), machine);
+
+    /// <summary>The file's text (indented JSON).</summary>
+    public string ToJson() => System.Text.Encoding.UTF8.GetString(ArtifactJson.Bytes(this, ArtifactJson.Types.DecodeBenchFile));
+}
+
+public sealed record DecodeBenchRow(
+    [property: JsonRequired] string Model, [property: JsonRequired] int Context, [property: JsonRequired] double MsPerToken,
+    [property: JsonRequired] long CacheBytes, long WeightBytes);

@@ -11,13 +11,20 @@
 using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 using static TorchSharp.torch;
 
-namespace HybridDistill.Evaluation;
+namespace HybridDistill.Benchmarks;
 
 /// <summary>This machine's fp32 sgemm peak and main-memory read bandwidth, measured now with <see cref="Threads"/> threads.</summary>
-public sealed record MachineLimits(double SgemmPeakGflops, int SgemmSize, double ReadBandwidthGBps, long ReadBytes, int Threads)
+public sealed record MachineLimits(double SgemmPeakGflops, int SgemmSize,
+    [property: JsonPropertyName("read_bandwidth_gbps")] double ReadBandwidthGBps, long ReadBytes, int Threads)
 {
+    /// <summary>As the bench outputs carry it: {"sgemm_peak_gflops", "sgemm_size", "read_bandwidth_gbps", "read_bytes", "threads"}.</summary>
+    public JsonObject ToJson() => ArtifactJson.ToNode(this, ArtifactJson.Types.MachineLimits);
+
     /// <summary>Time to read <paramref name="bytes"/> once at <see cref="ReadBandwidthGBps"/>, in milliseconds.</summary>
     public double ReadMs(double bytes) => bytes / (ReadBandwidthGBps * 1e9) * 1e3;
 
@@ -41,10 +48,10 @@ public sealed record MachineLimits(double SgemmPeakGflops, int SgemmSize, double
         double best = double.MaxValue;
         for (int i = 0; i < repeats + 2; i++)
         {
-            Evaluation.Measure.Synchronize(device);
+            Benchmarks.Measure.Synchronize(device);
             var sw = Stopwatch.StartNew();
             c.addmm_(a, b, beta: 0, alpha: 1);                                   // c = a b, no allocation
-            Evaluation.Measure.Synchronize(device);
+            Benchmarks.Measure.Synchronize(device);
             if (i >= 2) best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
         return 2.0 * n * n * n / best / 1e9;

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 
-namespace HybridDistill.Evaluation;
+namespace HybridDistill.Benchmarks;
 
-/// <summary>Timing and memory readings shared by the benchmarks.</summary>
+/// <summary>Timing readings shared by the benchmarks (the process's memory: <see cref="Models.ProcessMemory"/>).</summary>
 public static class Measure
 {
     /// <summary>Median milliseconds of <paramref name="repeats"/> runs after <paramref name="warmup"/> untimed ones. On a CUDA
@@ -21,17 +21,6 @@ public static class Measure
         }
         Array.Sort(times);
         return times[repeats / 2];
-    }
-
-    /// <summary>Resident set size of this process in bytes (Linux /proc/self/status VmRSS).</summary>
-    public static long ResidentBytes()
-    {
-        const string path = "/proc/self/status";
-        if (!File.Exists(path)) return Environment.WorkingSet;
-        foreach (var line in File.ReadLines(path))
-            if (line.StartsWith("VmRSS:"))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        return Environment.WorkingSet;
     }
 
     /// <summary>
