@@ -73,9 +73,12 @@ public class SoftmaxAttention : AttentionLayer
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.forward(x).view(b, t, heads, headDim);       // [B, T, H*D] -> [B, T, H, D]
-        var k = k_proj.forward(x).view(b, t, kvHeads, headDim);     // [B, T, Hkv*D] -> [B, T, Hkv, D]
-        var v = v_proj.forward(x).view(b, t, kvHeads, headDim);
+        Tensor[] qkv = t == 1 && DecodeKernels.CanProject(x, q_proj, k_proj, v_proj)
+            ? DecodeKernels.Project(x, q_proj, k_proj, v_proj)     // one decoding token: one pass over the three weights
+            : [q_proj.forward(x), k_proj.forward(x), v_proj.forward(x)];
+        var q = qkv[0].view(b, t, heads, headDim);                  // [B, T, H*D] -> [B, T, H, D]
+        var k = qkv[1].view(b, t, kvHeads, headDim);                // [B, T, Hkv*D] -> [B, T, Hkv, D]
+        var v = qkv[2].view(b, t, kvHeads, headDim);
         if (q_norm is not null && k_norm is not null)
         {
             q = q_norm.forward(q);
@@ -93,7 +96,7 @@ public class SoftmaxAttention : AttentionLayer
         using var scope = NewDisposeScope();
         long b = o.shape[0], t = o.shape[2];
         var merged = o.transpose(1, 2).reshape(b, t, heads * headDim); // [B, H, T, D] -> [B, T, H*D]
-        return scope.MoveToOuter(o_proj.forward(merged));
+        return scope.MoveToOuter(t == 1 && DecodeKernels.CanProject(merged, o_proj) ? DecodeKernels.Project(merged, o_proj)[0] : o_proj.forward(merged));
     }
 
     /// <summary>A whole sequence from position 0: q [B, H, T, D], k and v [B, H_kv, T, D] -> o [B, H, T, D].</summary>

@@ -1,0 +1,230 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Modules;
+
+// One-token decoding's matrix-vector products over raw fp32 memory.
+//
+// A decode step reads every weight once and does two flops per weight, so it is bound by memory bandwidth:
+// the d=512, 8-layer, 32000-vocabulary model reads 167 MB per token. Through libtorch each product is a
+// separate call (~8 us of TorchSharp overhead each, plus a thread-pool fork per call) and the products of one
+// input (q/k/v, gate/up) each re-dispatch. Here the linears that share an input are done in one pass: their
+// output rows are laid end to end and split in fixed contiguous ranges between the cores (the same split every
+// call, so results do not depend on timing), each range reads its weights straight from the parameters' own
+// buffers. Nothing is copied or cached, so weights changed by training or loading are seen at the next call.
+//
+// Layouts: WeightLayout stores Linear weights W [out, in] column-major, i.e. W^T [in, out] row-major in memory;
+// then y[r, j] = sum_i x[r, i] W^T[i, j] is a run of axpys over contiguous rows of W^T (one block of outputs at
+// a time, kept in L1). A row-major W (tied embeddings as the LM head, modules built outside a model) takes
+// dot products instead. Anything else (other devices or dtypes, autograd, no SIMD, many rows) takes the
+// tensor path, which is the reference the tests compare this with.
+
+/// <summary>Matrix-vector products for one decoding token over raw fp32 CPU memory, several linears per pass.</summary>
+public static class DecodeKernels
+{
+    /// <summary>Rows (batch x tokens) up to which the raw path runs; beyond it the weights are reused often enough for libtorch's GEMM.</summary>
+    public const int MaxRows = 4;
+
+    /// <summary>Outputs per block of the column-major kernel: 4 x 1024 floats (16 KB accumulators at most) stay in L1.</summary>
+    const int Block = 1024;
+
+    /// <summary>Below this many multiply-adds a call is not split between cores (the fork costs more than it saves).</summary>
+    const long ParallelThreshold = 1L << 16;
+
+    /// <summary>
+    /// Whether <see cref="Project(Tensor, Tensor[], Tensor?[])"/> can serve input <paramref name="x"/> [..., in] with these
+    /// weights [out, in] (biases [out] or null): SIMD available, no autograd, fp32 CPU everywhere, at most
+    /// <see cref="MaxRows"/> rows, every weight contiguous row- or column-major.
+    /// </summary>
+    public static bool CanProject(Tensor x, ReadOnlySpan<Tensor> weights, ReadOnlySpan<Tensor?> biases = default)
+    {
+        if (!Vector.IsHardwareAccelerated || is_grad_enabled() || !IsCpuFloat(x)) return false;
+        long inDim = x.shape[^1];
+        if (inDim == 0 || x.numel() / inDim > MaxRows) return false;
+        foreach (var w in weights)
+            if (!IsCpuFloat(w) || w.dim() != 2 || w.shape[1] != inDim || w.numel() > int.MaxValue / sizeof(float) || LayoutOf(w) is null)
+                return false;
+        foreach (var b in biases)
+            if (b is not null && (!IsCpuFloat(b) || !b.is_contiguous())) return false;
+        return true;
+    }
+
+    /// <summary><see cref="CanProject(Tensor, ReadOnlySpan{Tensor}, ReadOnlySpan{Tensor?})"/> for linear modules.</summary>
+    public static bool CanProject(Tensor x, params Linear[] linears) =>
+        CanProject(x, linears.Select(l => l.weight!).ToArray(), linears.Select(l => (Tensor?)l.bias).ToArray());
+
+    /// <summary>x [..., in] -> x W_m^T + b_m [..., out_m] for each linear, in one pass (see <see cref="CanProject(Tensor, Linear[])"/>).</summary>
+    public static Tensor[] Project(Tensor x, params Linear[] linears) =>
+        Project(x, linears.Select(l => l.weight!).ToArray(), linears.Select(l => (Tensor?)l.bias).ToArray());
+
+    /// <summary>
+    /// x [..., in] -> x W_m^T (+ b_m) [..., out_m] for each weight W_m [out_m, in], reading x once and splitting the
+    /// outputs of all weights together between the cores. Callers check <see cref="CanProject(Tensor, ReadOnlySpan{Tensor}, ReadOnlySpan{Tensor?})"/> first.
+    /// </summary>
+    public static Tensor[] Project(Tensor x, Tensor[] weights, Tensor?[]? biases = null)
+    {
+        using var scope = NewDisposeScope();
+        int inDim = (int)x.shape[^1];
+        var input = x.contiguous();
+        int rows = (int)(input.numel() / inDim);
+        var lead = x.shape[..^1];
+        var jobs = new Projection[weights.Length];
+        var outputs = new Tensor[weights.Length];
+        long total = 0;
+        for (int m = 0; m < weights.Length; m++)
+        {
+            var w = weights[m];
+            int outDim = (int)w.shape[0];
+            bool columnMajor = LayoutOf(w) == true;
+            outputs[m] = empty([.. lead, outDim]);                                           // [..., out_m]
+            jobs[m] = new Projection(columnMajor ? w.t() : w, columnMajor, outDim, biases?[m], outputs[m], (int)total);
+            total += outDim;
+        }
+        int parts = total * inDim >= ParallelThreshold ? Math.Clamp(get_num_threads(), 1, Environment.ProcessorCount) : 1;
+        if (parts == 1) RunPart(jobs, input, rows, inDim, 0, (int)total);
+        else
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, p =>
+                RunPart(jobs, input, rows, inDim, Split(total, parts, p), Split(total, parts, p + 1)));
+        foreach (var o in outputs) scope.MoveToOuter(o);
+        return outputs;
+    }
+
+    /// <summary>One weight of a pass: its data (W^T [in, out] when column-major, else W [out, in]), bias, output and where its rows start in the pass.</summary>
+    sealed record Projection(Tensor Data, bool ColumnMajor, int OutDim, Tensor? Bias, Tensor Output, int Offset);
+
+    /// <summary>Start of part <paramref name="p"/> of <paramref name="parts"/> over <paramref name="total"/> outputs, on a 16-float boundary.</summary>
+    static int Split(long total, int parts, int p) => p == parts ? (int)total : (int)(total * p / parts / 16 * 16);
+
+    /// <summary>The outputs [from, to) of the pass (all weights' rows end to end).</summary>
+    static void RunPart(Projection[] jobs, Tensor input, int rows, int inDim, int from, int to)
+    {
+        ReadOnlySpan<float> x = Floats(input);                                                // [rows, in]
+        foreach (var job in jobs)
+        {
+            int j0 = Math.Max(from, job.Offset) - job.Offset, j1 = Math.Min(to, job.Offset + job.OutDim) - job.Offset;
+            if (j0 >= j1) continue;
+            ReadOnlySpan<float> w = Floats(job.Data), bias = job.Bias is null ? default : Floats(job.Bias);
+            Span<float> y = Floats(job.Output);                                               // [rows, out]
+            if (job.ColumnMajor) ColumnMajorRange(w, x, bias, y, rows, inDim, job.OutDim, j0, j1);
+            else RowMajorRange(w, x, bias, y, rows, inDim, job.OutDim, j0, j1);
+        }
+    }
+
+    /// <summary>
+    /// y[r, j0..j1) = x[r] W^T[:, j0..j1) + b with W^T [in, out] row-major: per block of outputs, an axpy per input
+    /// channel, four channels per pass over the block so each accumulator load/store serves four weight rows.
+    /// </summary>
+    internal static void ColumnMajorRange(ReadOnlySpan<float> wt, ReadOnlySpan<float> x, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int inDim, int outDim, int j0, int j1)
+    {
+        for (int c0 = j0; c0 < j1; c0 += Block)
+        {
+            int n = Math.Min(Block, j1 - c0);
+            for (int r = 0; r < rows; r++)
+            {
+                var acc = y.Slice(r * outDim + c0, n);
+                if (bias.IsEmpty) acc.Clear(); else bias.Slice(c0, n).CopyTo(acc);
+            }
+            int i = 0;
+            for (; i + 4 <= inDim; i += 4)
+            {
+                var w0 = wt.Slice(i * outDim + c0, n);
+                var w1 = wt.Slice((i + 1) * outDim + c0, n);
+                var w2 = wt.Slice((i + 2) * outDim + c0, n);
+                var w3 = wt.Slice((i + 3) * outDim + c0, n);
+                for (int r = 0; r < rows; r++)
+                {
+                    var xr = x.Slice(r * inDim + i, 4);
+                    AddScaled4(y.Slice(r * outDim + c0, n), xr[0], w0, xr[1], w1, xr[2], w2, xr[3], w3);
+                }
+            }
+            for (; i < inDim; i++)
+            {
+                var wi = wt.Slice(i * outDim + c0, n);
+                for (int r = 0; r < rows; r++) AddScaled(y.Slice(r * outDim + c0, n), x[r * inDim + i], wi);
+            }
+        }
+    }
+
+    /// <summary>y[r, j] = W[j] . x[r] + b[j] for j in [j0, j1), W [out, in] row-major.</summary>
+    internal static void RowMajorRange(ReadOnlySpan<float> w, ReadOnlySpan<float> x, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int inDim, int outDim, int j0, int j1)
+    {
+        for (int j = j0; j < j1; j++)
+        {
+            var wj = w.Slice(j * inDim, inDim);
+            for (int r = 0; r < rows; r++)
+                y[r * outDim + j] = Dot(wj, x.Slice(r * inDim, inDim)) + (bias.IsEmpty ? 0f : bias[j]);
+        }
+    }
+
+    /// <summary>acc += a0 w0 + a1 w1 + a2 w2 + a3 w3 (fused multiply-adds where the CPU has them).</summary>
+    static void AddScaled4(Span<float> acc, float a0, ReadOnlySpan<float> w0, float a1, ReadOnlySpan<float> w1,
+        float a2, ReadOnlySpan<float> w2, float a3, ReadOnlySpan<float> w3)
+    {
+        int n = acc.Length, i = 0;
+        var accV = MemoryMarshal.Cast<float, Vector<float>>(acc);
+        var w0V = MemoryMarshal.Cast<float, Vector<float>>(w0);
+        var w1V = MemoryMarshal.Cast<float, Vector<float>>(w1);
+        var w2V = MemoryMarshal.Cast<float, Vector<float>>(w2);
+        var w3V = MemoryMarshal.Cast<float, Vector<float>>(w3);
+        var a0V = new Vector<float>(a0); var a1V = new Vector<float>(a1);
+        var a2V = new Vector<float>(a2); var a3V = new Vector<float>(a3);
+        for (int v = 0; v < accV.Length; v++)
+        {
+            var s = Vector.MultiplyAddEstimate(a0V, w0V[v], accV[v]);
+            s = Vector.MultiplyAddEstimate(a1V, w1V[v], s);
+            s = Vector.MultiplyAddEstimate(a2V, w2V[v], s);
+            accV[v] = Vector.MultiplyAddEstimate(a3V, w3V[v], s);
+        }
+        for (i = accV.Length * Vector<float>.Count; i < n; i++)
+            acc[i] = MathF.FusedMultiplyAdd(a3, w3[i], MathF.FusedMultiplyAdd(a2, w2[i], MathF.FusedMultiplyAdd(a1, w1[i], MathF.FusedMultiplyAdd(a0, w0[i], acc[i]))));
+    }
+
+    /// <summary>acc += a w.</summary>
+    static void AddScaled(Span<float> acc, float a, ReadOnlySpan<float> w)
+    {
+        var accV = MemoryMarshal.Cast<float, Vector<float>>(acc);
+        var wV = MemoryMarshal.Cast<float, Vector<float>>(w);
+        var aV = new Vector<float>(a);
+        for (int v = 0; v < accV.Length; v++) accV[v] = Vector.MultiplyAddEstimate(aV, wV[v], accV[v]);
+        for (int i = accV.Length * Vector<float>.Count; i < acc.Length; i++) acc[i] = MathF.FusedMultiplyAdd(a, w[i], acc[i]);
+    }
+
+    static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        var aV = MemoryMarshal.Cast<float, Vector<float>>(a);
+        var bV = MemoryMarshal.Cast<float, Vector<float>>(b);
+        Vector<float> s0 = Vector<float>.Zero, s1 = Vector<float>.Zero;
+        int v = 0;
+        for (; v + 2 <= aV.Length; v += 2)
+        {
+            s0 = Vector.MultiplyAddEstimate(aV[v], bV[v], s0);
+            s1 = Vector.MultiplyAddEstimate(aV[v + 1], bV[v + 1], s1);
+        }
+        if (v < aV.Length) s0 = Vector.MultiplyAddEstimate(aV[v], bV[v], s0);
+        float sum = Vector.Sum(s0 + s1);
+        for (int i = aV.Length * Vector<float>.Count; i < a.Length; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        return sum;
+    }
+
+    /// <summary>gate [..., I] &lt;- silu(gate) * up, in place (the SwiGLU between the MLP's projections).</summary>
+    public static void SiluMultiplyInPlace(Tensor gate, Tensor up)
+    {
+        Span<float> g = Floats(gate);
+        ReadOnlySpan<float> u = Floats(up);
+        for (int i = 0; i < g.Length; i++) g[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
+    }
+
+    /// <summary>True when W [out, in] is stored column-major (strides [1, out]), false when row-major, null otherwise.</summary>
+    static bool? LayoutOf(Tensor w) =>
+        w.is_contiguous() ? false : w.dim() == 2 && w.stride(0) == 1 && w.stride(1) == w.shape[0] ? true : null;
+
+    static bool IsCpuFloat(Tensor t) => t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU;
+
+    /// <summary>A contiguous fp32 CPU tensor's elements, without copying.</summary>
+    static Span<float> Floats(Tensor t) => MemoryMarshal.Cast<byte, float>(t.bytes);
+}
