@@ -219,6 +219,57 @@ public static class DecodeKernels
         for (int i = 0; i < g.Length; i++) g[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
     }
 
+    /// <summary>Elements up to which <see cref="RmsNorm"/> runs on raw memory (a decoding token's hidden state, or its heads).</summary>
+    const long MaxNormElements = 1L << 16;
+
+    /// <summary>Whether <see cref="RmsNorm"/> can normalise x [..., N] with weight [N]: no autograd, contiguous fp32 CPU, a decoding token's size.</summary>
+    public static bool CanNormalize(Tensor x, Tensor weight) =>
+        !is_grad_enabled() && IsCpuFloat(x) && IsCpuFloat(weight) && x.numel() <= MaxNormElements
+        && x.is_contiguous() && weight.is_contiguous() && weight.numel() == x.shape[^1];
+
+    /// <summary>x [..., N] -> x / sqrt(mean(x^2) + eps) * weight, row by row (as <see cref="Modules.RmsNorm"/>, one call instead of six ops).</summary>
+    public static Tensor RmsNorm(Tensor x, Tensor weight, double eps)
+    {
+        var y = empty(x.shape);
+        ReadOnlySpan<float> xs = Floats(x), w = Floats(weight);
+        Span<float> ys = Floats(y);
+        int n = w.Length;
+        for (int at = 0; at < xs.Length; at += n)
+        {
+            var row = xs.Slice(at, n);
+            float inv = 1f / MathF.Sqrt(Dot(row, row) / n + (float)eps);
+            var outRow = ys.Slice(at, n);
+            for (int i = 0; i < n; i++) outRow[i] = row[i] * inv * w[i];
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// RoPE in place on one token's heads x [B, 1, H, D] (contiguous) with the tables cos, sin [1, D] (rotate-half, as
+    /// <see cref="Rotary.Apply"/>): x_i &lt;- x_i cos_i - x_{i+D/2} sin_i, x_{i+D/2} &lt;- x_{i+D/2} cos_{i+D/2} + x_i sin_{i+D/2}.
+    /// </summary>
+    public static void RotateInPlace(Tensor x, RotaryTables tables)
+    {
+        Span<float> xs = Floats(x);
+        ReadOnlySpan<float> cos = Floats(tables.Cos), sin = Floats(tables.Sin);
+        int d = cos.Length, half = d / 2;
+        for (int at = 0; at < xs.Length; at += d)
+        {
+            var head = xs.Slice(at, d);
+            for (int i = 0; i < half; i++)
+            {
+                float x1 = head[i], x2 = head[i + half];
+                head[i] = x1 * cos[i] + -x2 * sin[i];
+                head[i + half] = x2 * cos[i + half] + x1 * sin[i + half];
+            }
+        }
+    }
+
+    /// <summary>Whether <see cref="RotateInPlace"/> applies: one position's tables, contiguous fp32 CPU heads, no autograd.</summary>
+    public static bool CanRotateInPlace(Tensor x, RotaryTables tables) =>
+        !is_grad_enabled() && IsCpuFloat(x) && x.is_contiguous() && tables.Cos.shape[0] == 1
+        && IsCpuFloat(tables.Cos) && IsCpuFloat(tables.Sin) && tables.Cos.is_contiguous() && tables.Sin.is_contiguous();
+
     /// <summary>True when W [out, in] is stored column-major (strides [1, out]), false when row-major, null otherwise.</summary>
     static bool? LayoutOf(Tensor w) =>
         w.is_contiguous() ? false : w.dim() == 2 && w.stride(0) == 1 && w.stride(1) == w.shape[0] ? true : null;

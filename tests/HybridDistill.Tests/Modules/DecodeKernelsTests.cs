@@ -82,6 +82,36 @@ public class DecodeKernelsTests
         Assert.False(DecodeKernels.CanProject(x, [randn([16, 9])]), "input size mismatch");
     }
 
+    [Fact]
+    public void RmsNormAndRotaryEqualTheirTensorForms()
+    {
+        using var scope = NewDisposeScope();
+        var generator = new Generator(8);
+        var x = randn([2, 1, 3, 14], generator: generator);                                    // [B, 1, H, D], D/2 odd
+        var weight = randn([14], generator: generator);
+        var reference = x * rsqrt(x.pow(2).mean([-1L], keepdim: true) + 1e-6) * weight;
+        using (no_grad())
+        {
+            Assert.True(DecodeKernels.CanNormalize(x, weight));
+            KernelAssert.Close(DecodeKernels.RmsNorm(x, weight, 1e-6), reference, "RMSNorm", tolerance: 1e-6);
+        }
+
+        var config = ModelConfig.FromJson(new JsonObject
+        {
+            ["model_type"] = "llama", ["hidden_size"] = 42, ["intermediate_size"] = 8, ["num_hidden_layers"] = 1,
+            ["num_attention_heads"] = 3, ["num_key_value_heads"] = 3, ["vocab_size"] = 8, ["max_position_embeddings"] = 64,
+        });
+        var tables = new Rotary(config).Tables(37, 1, x.device);                                // position 37, [1, D]
+        var rotated = Rotary.Apply(x.transpose(1, 2), tables).transpose(1, 2);                  // [B, 1, H, D]
+        var inPlace = x.clone();
+        using (no_grad())
+        {
+            Assert.True(DecodeKernels.CanRotateInPlace(inPlace, tables));
+            DecodeKernels.RotateInPlace(inPlace, tables);
+        }
+        KernelAssert.Close(inPlace, rotated, "RoPE", tolerance: 1e-6);
+    }
+
     /// <summary>Odd sizes on purpose: hidden 72, MLP 1030, vocabulary 1001, head dim 12, GQA 6:2.</summary>
     static ModelConfig OddConfig(bool tied) => ModelConfig.FromJson(new JsonObject
     {
