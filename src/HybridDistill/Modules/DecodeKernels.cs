@@ -11,16 +11,18 @@ namespace HybridDistill.Modules;
 // A decode step reads every weight once and does two flops per weight, so it is bound by memory bandwidth:
 // the d=512, 8-layer, 32000-vocabulary model reads 167 MB per token. Through libtorch each product is a
 // separate call (~8 us of TorchSharp overhead each, plus a thread-pool fork per call) and the products of one
-// input (q/k/v, gate/up) each re-dispatch. Here the linears that share an input are done in one pass: their
-// output rows are laid end to end and split in fixed contiguous ranges between the cores (the same split every
-// call, so results do not depend on timing), each range reads its weights straight from the parameters' own
-// buffers. Nothing is copied or cached, so weights changed by training or loading are seen at the next call.
+// input (q/k/v, gate/up) each re-dispatch. Here the linears that share an input are done in one pass, reading
+// the parameters' own buffers: nothing is copied or cached, so weights changed by training or loading are seen
+// at the next call.
 //
 // Layouts: WeightLayout stores Linear weights W [out, in] column-major, i.e. W^T [in, out] row-major in memory;
-// then y[r, j] = sum_i x[r, i] W^T[i, j] is a run of axpys over contiguous rows of W^T (one block of outputs at
-// a time, kept in L1). A row-major W (tied embeddings as the LM head, modules built outside a model) takes
-// dot products instead. Anything else (other devices or dtypes, autograd, no SIMD, many rows) takes the
-// tensor path, which is the reference the tests compare this with.
+// then y[r, :] = sum_i x[r, i] W^T[i, :] is a run of axpys over contiguous rows of W^T. The cores split the input
+// channels, so each reads one contiguous stretch of every weight (whole rows of W^T: a split of the outputs would
+// read short runs of every row, 1 KB for a 512-wide o_proj, which streams from memory at a fraction of the rate);
+// each part sums into its own accumulators, added at the end. The split is fixed by the thread count, so results
+// do not depend on timing. A row-major W (tied embeddings as the LM head, modules built outside a model) takes
+// dot products, its output rows split between the cores. Anything else (other devices or dtypes, autograd, no
+// SIMD, many rows) takes the tensor path, which is the reference the tests compare this with.
 
 /// <summary>Matrix-vector products for one decoding token over raw fp32 CPU memory, several linears per pass.</summary>
 public static class DecodeKernels
@@ -28,11 +30,15 @@ public static class DecodeKernels
     /// <summary>Rows (batch x tokens) up to which the raw path runs; beyond it the weights are reused often enough for libtorch's GEMM.</summary>
     public const int MaxRows = 4;
 
-    /// <summary>Outputs per block of the column-major kernel: 4 x 1024 floats (16 KB accumulators at most) stay in L1.</summary>
-    const int Block = 1024;
+    /// <summary>
+    /// Outputs per block of the column-major kernel: whole rows of W^T up to 16384 outputs (every layer's weights of the
+    /// d=512 model), 64 KB runs of the LM head's. Under load, the LM head (32000 x 512) took 8 ms with 1024-output blocks
+    /// (4 KB runs) and 3.5-3.9 ms with 8192 or 16384 (best of 40, outputs split; before the split moved to the inputs).
+    /// </summary>
+    const int Block = 16384;
 
-    /// <summary>Below this many multiply-adds a call is not split between cores (the fork costs more than it saves).</summary>
-    const long ParallelThreshold = 1L << 16;
+    /// <summary>Below this many multiply-adds (1 MB of weights) a call is not split between cores: the fork costs tens of us on a busy machine.</summary>
+    const long ParallelThreshold = 1L << 18;
 
     /// <summary>
     /// Whether <see cref="Project(Tensor, Tensor[], Tensor?[])"/> can serve input <paramref name="x"/> [..., in] with these
@@ -62,7 +68,7 @@ public static class DecodeKernels
 
     /// <summary>
     /// x [..., in] -> x W_m^T (+ b_m) [..., out_m] for each weight W_m [out_m, in], reading x once and splitting the
-    /// outputs of all weights together between the cores. Callers check <see cref="CanProject(Tensor, ReadOnlySpan{Tensor}, ReadOnlySpan{Tensor?})"/> first.
+    /// weights' memory between the cores. Callers check <see cref="CanProject(Tensor, ReadOnlySpan{Tensor}, ReadOnlySpan{Tensor?})"/> first.
     /// </summary>
     public static Tensor[] Project(Tensor x, Tensor[] weights, Tensor?[]? biases = null)
     {
@@ -73,63 +79,87 @@ public static class DecodeKernels
         var lead = x.shape[..^1];
         var jobs = new Projection[weights.Length];
         var outputs = new Tensor[weights.Length];
-        long total = 0;
+        int total = 0;
         for (int m = 0; m < weights.Length; m++)
         {
             var w = weights[m];
             int outDim = (int)w.shape[0];
             bool columnMajor = LayoutOf(w) == true;
             outputs[m] = empty([.. lead, outDim]);                                           // [..., out_m]
-            jobs[m] = new Projection(columnMajor ? w.t() : w, columnMajor, outDim, biases?[m], outputs[m], (int)total);
+            jobs[m] = new Projection(columnMajor ? w.t() : w, columnMajor, outDim, biases?[m], outputs[m], total);
             total += outDim;
         }
-        int parts = total * inDim >= ParallelThreshold ? Math.Clamp(get_num_threads(), 1, Environment.ProcessorCount) : 1;
-        if (parts == 1) RunPart(jobs, input, rows, inDim, 0, (int)total);
+        int parts = (long)total * inDim >= ParallelThreshold ? Math.Clamp(get_num_threads(), 1, Environment.ProcessorCount) : 1;
+        if (parts == 1) RunPart(jobs, input, rows, inDim, 0, 1, default);
         else
+        {
+            // parts 1.. sum their input channels into scratch [rows, total] each; part 0 writes the outputs, which get the rest added
+            var scratch = new float[parts - 1][];
+            for (int p = 1; p < parts; p++) scratch[p - 1] = System.Buffers.ArrayPool<float>.Shared.Rent(rows * total);
             Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, p =>
-                RunPart(jobs, input, rows, inDim, Split(total, parts, p), Split(total, parts, p + 1)));
+                RunPart(jobs, input, rows, inDim, p, parts, p == 0 ? default : scratch[p - 1].AsSpan(0, rows * total)));
+            foreach (var job in jobs)
+            {
+                if (!job.ColumnMajor) continue;
+                Span<float> y = Floats(job.Output);                                           // [rows, out]
+                foreach (var partial in scratch)
+                    for (int r = 0; r < rows; r++)
+                        Add(y.Slice(r * job.OutDim, job.OutDim), partial.AsSpan(r * total + job.Offset, job.OutDim));
+            }
+            foreach (var partial in scratch) System.Buffers.ArrayPool<float>.Shared.Return(partial);
+        }
         foreach (var o in outputs) scope.MoveToOuter(o);
         return outputs;
     }
 
-    /// <summary>One weight of a pass: its data (W^T [in, out] when column-major, else W [out, in]), bias, output and where its rows start in the pass.</summary>
+    /// <summary>One weight of a pass: its data (W^T [in, out] when column-major, else W [out, in]), bias, output and where its outputs start in the pass.</summary>
     sealed record Projection(Tensor Data, bool ColumnMajor, int OutDim, Tensor? Bias, Tensor Output, int Offset);
 
-    /// <summary>Start of part <paramref name="p"/> of <paramref name="parts"/> over <paramref name="total"/> outputs, on a 16-float boundary.</summary>
-    static int Split(long total, int parts, int p) => p == parts ? (int)total : (int)(total * p / parts / 16 * 16);
+    /// <summary>Start of share <paramref name="p"/> of <paramref name="parts"/> over <paramref name="size"/> items, on a multiple of <paramref name="align"/>.</summary>
+    static int Split(int size, int parts, int p, int align) => p == parts ? size : (int)((long)size * p / parts / align * align);
 
-    /// <summary>The outputs [from, to) of the pass (all weights' rows end to end).</summary>
-    static void RunPart(Projection[] jobs, Tensor input, int rows, int inDim, int from, int to)
+    /// <summary>
+    /// Share <paramref name="p"/> of <paramref name="parts"/> of a pass. Each part reads a contiguous share of every weight's
+    /// memory: of a column-major weight (W^T [in, out]) the rows of its share of input channels, summed into the outputs
+    /// (part 0, with the bias) or into <paramref name="partial"/> [rows, total outputs] (other parts); of a row-major weight
+    /// its share of output rows, written to the outputs.
+    /// </summary>
+    static void RunPart(Projection[] jobs, Tensor input, int rows, int inDim, int p, int parts, Span<float> partial)
     {
         ReadOnlySpan<float> x = Floats(input);                                                // [rows, in]
+        int i0 = Split(inDim, parts, p, 4), i1 = Split(inDim, parts, p + 1, 4);
+        int total = jobs.Sum(j => j.OutDim);
         foreach (var job in jobs)
         {
-            int j0 = Math.Max(from, job.Offset) - job.Offset, j1 = Math.Min(to, job.Offset + job.OutDim) - job.Offset;
-            if (j0 >= j1) continue;
             ReadOnlySpan<float> w = Floats(job.Data), bias = job.Bias is null ? default : Floats(job.Bias);
             Span<float> y = Floats(job.Output);                                               // [rows, out]
-            if (job.ColumnMajor) ColumnMajorRange(w, x, bias, y, rows, inDim, job.OutDim, j0, j1);
-            else RowMajorRange(w, x, bias, y, rows, inDim, job.OutDim, j0, j1);
+            if (job.ColumnMajor)
+            {
+                if (p == 0) ColumnMajorRows(w, x, bias, y, job.OutDim, rows, inDim, job.OutDim, i0, i1);
+                else ColumnMajorRows(w, x, default, partial.Slice(job.Offset), total, rows, inDim, job.OutDim, i0, i1);
+            }
+            else RowMajorRange(w, x, bias, y, rows, inDim, job.OutDim, Split(job.OutDim, parts, p, 1), Split(job.OutDim, parts, p + 1, 1));
         }
     }
 
     /// <summary>
-    /// y[r, j0..j1) = x[r] W^T[:, j0..j1) + b with W^T [in, out] row-major: per block of outputs, an axpy per input
-    /// channel, four channels per pass over the block so each accumulator load/store serves four weight rows.
+    /// acc[r, :out] = b + sum over input channels i in [i0, i1) of x[r, i] W^T[i, :] with W^T [in, out] row-major (acc rows
+    /// <paramref name="accStride"/> apart): per block of outputs, an axpy per channel, four channels per pass over the block
+    /// so each accumulator load/store serves four weight rows. Blocks of 16384 outputs read 64 KB runs of each row.
     /// </summary>
-    internal static void ColumnMajorRange(ReadOnlySpan<float> wt, ReadOnlySpan<float> x, ReadOnlySpan<float> bias, Span<float> y,
-        int rows, int inDim, int outDim, int j0, int j1)
+    internal static void ColumnMajorRows(ReadOnlySpan<float> wt, ReadOnlySpan<float> x, ReadOnlySpan<float> bias, Span<float> acc,
+        int accStride, int rows, int inDim, int outDim, int i0, int i1)
     {
-        for (int c0 = j0; c0 < j1; c0 += Block)
+        for (int c0 = 0; c0 < outDim; c0 += Block)
         {
-            int n = Math.Min(Block, j1 - c0);
+            int n = Math.Min(Block, outDim - c0);
             for (int r = 0; r < rows; r++)
             {
-                var acc = y.Slice(r * outDim + c0, n);
-                if (bias.IsEmpty) acc.Clear(); else bias.Slice(c0, n).CopyTo(acc);
+                var a = acc.Slice(r * accStride + c0, n);
+                if (bias.IsEmpty) a.Clear(); else bias.Slice(c0, n).CopyTo(a);
             }
-            int i = 0;
-            for (; i + 4 <= inDim; i += 4)
+            int i = i0;
+            for (; i + 4 <= i1; i += 4)
             {
                 var w0 = wt.Slice(i * outDim + c0, n);
                 var w1 = wt.Slice((i + 1) * outDim + c0, n);
@@ -138,15 +168,24 @@ public static class DecodeKernels
                 for (int r = 0; r < rows; r++)
                 {
                     var xr = x.Slice(r * inDim + i, 4);
-                    AddScaled4(y.Slice(r * outDim + c0, n), xr[0], w0, xr[1], w1, xr[2], w2, xr[3], w3);
+                    AddScaled4(acc.Slice(r * accStride + c0, n), xr[0], w0, xr[1], w1, xr[2], w2, xr[3], w3);
                 }
             }
-            for (; i < inDim; i++)
+            for (; i < i1; i++)
             {
                 var wi = wt.Slice(i * outDim + c0, n);
-                for (int r = 0; r < rows; r++) AddScaled(y.Slice(r * outDim + c0, n), x[r * inDim + i], wi);
+                for (int r = 0; r < rows; r++) AddScaled(acc.Slice(r * accStride + c0, n), x[r * inDim + i], wi);
             }
         }
+    }
+
+    /// <summary>acc += x.</summary>
+    static void Add(Span<float> acc, ReadOnlySpan<float> x)
+    {
+        var accV = MemoryMarshal.Cast<float, Vector<float>>(acc);
+        var xV = MemoryMarshal.Cast<float, Vector<float>>(x);
+        for (int v = 0; v < accV.Length; v++) accV[v] += xV[v];
+        for (int i = accV.Length * Vector<float>.Count; i < acc.Length; i++) acc[i] += x[i];
     }
 
     /// <summary>y[r, j] = W[j] . x[r] + b[j] for j in [j0, j1), W [out, in] row-major.</summary>

@@ -20,17 +20,19 @@ public class DecodeKernelsTests
         return stored;
     }
 
-    // Sizes not multiples of the SIMD width (8 or 16 floats), of the 4-channel unroll, of the 1024-output block or of
-    // the 16-float split boundary; the larger ones are split between the cores (>= 2^16 multiply-adds per pass).
+    // Sizes not multiples of the SIMD width (8 or 16 floats), of the 4-channel unroll or of the 16384-output block; those
+    // of 2^18 multiply-adds or more are split between the cores (input channels of column-major weights, output rows of
+    // row-major ones), some with fewer channels than cores x 4 so that a part gets none.
     public static TheoryData<int, int[], int, bool, bool> Shapes => new()
     {
         { 1, [1], 1, true, false },
         { 7, [13], 1, true, true },
-        { 37, [2053], 1, true, false },              // two blocks and a tail, split across cores
-        { 37, [2053], 3, false, true },
-        { 64, [29, 1031, 5, 611], 2, true, true },     // four weights in one pass, the split inside the second
-        { 66, [1000, 1, 3], 4, false, false },
-        { 513, [130], 1, true, true },               // the split inside a single short weight
+        { 37, [7100], 1, true, false },              // split between cores
+        { 37, [7100], 3, false, true },
+        { 3, [90001], 2, true, true },               // six blocks and a tail; one channel per part at most
+        { 64, [29, 1031, 5, 3100], 2, true, true },  // four weights in one pass
+        { 66, [4000, 1, 3], 4, false, false },
+        { 513, [530], 1, true, true },
     };
 
     [Theory]
@@ -112,11 +114,11 @@ public class DecodeKernelsTests
         KernelAssert.Close(inPlace, rotated, "RoPE", tolerance: 1e-6);
     }
 
-    /// <summary>Odd sizes on purpose: hidden 72, MLP 1030, vocabulary 1001, head dim 12, GQA 6:2.</summary>
+    /// <summary>Odd sizes on purpose: hidden 72, MLP 1900, vocabulary 3700 (gate/up and the LM head split between cores), head dim 12, GQA 6:2.</summary>
     static ModelConfig OddConfig(bool tied) => ModelConfig.FromJson(new JsonObject
     {
-        ["model_type"] = "llama", ["hidden_size"] = 72, ["intermediate_size"] = 1030, ["num_hidden_layers"] = 4,
-        ["num_attention_heads"] = 6, ["num_key_value_heads"] = 2, ["vocab_size"] = 1001, ["max_position_embeddings"] = 128,
+        ["model_type"] = "llama", ["hidden_size"] = 72, ["intermediate_size"] = 1900, ["num_hidden_layers"] = 4,
+        ["num_attention_heads"] = 6, ["num_key_value_heads"] = 2, ["vocab_size"] = 3700, ["max_position_embeddings"] = 128,
         ["rms_norm_eps"] = 1e-5, ["tie_word_embeddings"] = tied, ["attention_bias"] = true,
     });
 
