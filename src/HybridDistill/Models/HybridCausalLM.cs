@@ -85,11 +85,11 @@ public sealed class HybridCausalLM : nn.Module
         return scope.MoveToOuter(model.Norm.forward(x));
     }
 
-    /// <summary>hidden [..., d] -> logits [..., V]; a decoding token's (a few rows) through <see cref="DecodeKernels"/>.</summary>
+    /// <summary>hidden [..., d] -> logits [..., V]; a decoding token's [B, 1, d] through <see cref="DecodeKernels"/>.</summary>
     public Tensor Logits(Tensor hidden)
     {
         var weight = LmHeadWeight;
-        return DecodeKernels.CanProject(hidden, [weight]) ? DecodeKernels.Project(hidden, [weight])[0] : nn.functional.linear(hidden, weight);
+        return hidden.dim() == 3 && hidden.shape[1] == 1 && DecodeKernels.CanProject(hidden, [weight]) ? DecodeKernels.Project(hidden, [weight])[0] : nn.functional.linear(hidden, weight);
     }
 
     /// <summary>An empty decoding state for up to <paramref name="capacity"/> positions (default: the model's context).</summary>

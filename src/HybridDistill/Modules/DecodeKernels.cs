@@ -236,9 +236,11 @@ public static class DecodeKernels
     /// <summary>Elements up to which <see cref="RmsNorm"/> runs on raw memory (a decoding token's hidden state, or its heads).</summary>
     const long MaxNormElements = 1L << 16;
 
-    /// <summary>Whether <see cref="RmsNorm"/> can normalise x [..., N] with weight [N]: no autograd, contiguous fp32 CPU, a decoding token's size.</summary>
+    /// <summary>Whether <see cref="RmsNorm"/> can normalise x with weight [N]: a decoding token's hidden state [B, 1, N],
+    /// no autograd, contiguous fp32 CPU. (Only decoding: sequences keep libtorch's reduction order, which evaluation
+    /// without autograd is tested to reproduce to the last digits.)</summary>
     public static bool CanNormalize(Tensor x, Tensor weight) =>
-        !is_grad_enabled() && IsCpuFloat(x) && IsCpuFloat(weight) && x.numel() <= MaxNormElements
+        !is_grad_enabled() && x.dim() == 3 && x.shape[1] == 1 && IsCpuFloat(x) && IsCpuFloat(weight) && x.numel() <= MaxNormElements
         && x.is_contiguous() && weight.is_contiguous() && weight.numel() == x.shape[^1];
 
     /// <summary>x [..., N] -> x / sqrt(mean(x^2) + eps) * weight, row by row (as <see cref="Modules.RmsNorm"/>, one call instead of six ops).</summary>

@@ -89,14 +89,17 @@ public class DecodeKernelsTests
     {
         using var scope = NewDisposeScope();
         var generator = new Generator(8);
-        var x = randn([2, 1, 3, 14], generator: generator);                                    // [B, 1, H, D], D/2 odd
+        var hidden = randn([3, 1, 14], generator: generator);                                  // [B, 1, d]
         var weight = randn([14], generator: generator);
-        var reference = x * rsqrt(x.pow(2).mean([-1L], keepdim: true) + 1e-6) * weight;
+        var reference = hidden * rsqrt(hidden.pow(2).mean([-1L], keepdim: true) + 1e-6) * weight;
         using (no_grad())
         {
-            Assert.True(DecodeKernels.CanNormalize(x, weight));
-            KernelAssert.Close(DecodeKernels.RmsNorm(x, weight, 1e-6), reference, "RMSNorm", tolerance: 1e-6);
+            Assert.True(DecodeKernels.CanNormalize(hidden, weight));
+            Assert.False(DecodeKernels.CanNormalize(randn([3, 2, 14]), weight), "a sequence keeps libtorch's reduction");
+            KernelAssert.Close(DecodeKernels.RmsNorm(hidden, weight, 1e-6), reference, "RMSNorm", tolerance: 1e-6);
         }
+
+        var x = randn([2, 1, 3, 14], generator: generator);                                    // [B, 1, H, D], D/2 odd
 
         var config = ModelConfig.FromJson(new JsonObject
         {
