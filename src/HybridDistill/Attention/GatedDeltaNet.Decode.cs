@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -40,6 +41,7 @@ public sealed partial class GatedDeltaNet
     /// One head, one token: S &lt;- alpha S; u = beta (v - S^T k); S &lt;- S + k u^T; o = S^T q. S is [Dk, Dv] row-major,
     /// updated in place; <paramref name="scratch"/> holds Dv floats.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // SIMD loops of every decoding token: no unoptimised first tier
     static void StepHead(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, float beta, float alpha,
         Span<float> s, Span<float> o, Span<float> scratch)
     {
@@ -62,6 +64,7 @@ public sealed partial class GatedDeltaNet
     /// convolution + SiLU with its caches advanced in place), gates, the step (state updated in place) and
     /// o_norm(o) * silu(g). Inputs are the raw projections [B, H*D] (a, b: [B, H]); returns y [B, 1, H*D] for o_proj.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     Tensor DecodeProjected(Tensor qRaw, Tensor kRaw, Tensor vRaw, Tensor gateRaw, Tensor aRaw, Tensor bRaw, RecurrentState state)
     {
         int batch = (int)qRaw.shape[0], d = headDim, channels = heads * headDim;
@@ -111,6 +114,7 @@ public sealed partial class GatedDeltaNet
     /// The short convolution's last output for one new input per channel, then SiLU: y_c = silu(sum_{j<K-1} w[c, j] h[c, j]
     /// + w[c, K-1] x_c), and the history h [C, K-1] shifted left with x_c appended (as <see cref="ShortConvolution"/> with a cache).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void ConvSilu(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> weight, Span<float> history, int kernel)
     {
         int taps = kernel - 1;
@@ -172,6 +176,7 @@ public sealed partial class GatedDeltaNet
     }
 
     /// <summary>acc += a * x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void AddScaled(Span<float> acc, float a, ReadOnlySpan<float> x)
     {
         int i = 0;
@@ -187,6 +192,7 @@ public sealed partial class GatedDeltaNet
     }
 
     /// <summary>row = a * row + b * x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void ScaleAddScaled(Span<float> row, float a, float b, ReadOnlySpan<float> x)
     {
         int i = 0;

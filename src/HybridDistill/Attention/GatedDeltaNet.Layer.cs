@@ -113,9 +113,12 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
     {
         long b = x.shape[0];
         var x2 = x.reshape(b, -1);                                                                 // [B, 1, d] -> [B, d]
-        var y = DecodeProjected(q_proj.forward(x2), k_proj.forward(x2), v_proj.forward(x2),        // [B, H*D] each
-            g_proj.forward(x2), a_proj.forward(x2), b_proj.forward(x2), state);                   // [B, H*D], [B, H], [B, H]
-        return o_proj.forward(y);                                                                  // [B, 1, H*D] -> [B, 1, d]
+        Linear[] projections = [q_proj, k_proj, v_proj, g_proj, a_proj, b_proj];
+        var p = DecodeKernels.CanProject(x2, projections)
+            ? DecodeKernels.Project(x2, projections)                                               // one pass over the six weights
+            : projections.Select(l => l.forward(x2)).ToArray();
+        var y = DecodeProjected(p[0], p[1], p[2], p[3], p[4], p[5], state);                       // [B, H*D] x 4, [B, H] x 2
+        return DecodeKernels.CanProject(y, o_proj) ? DecodeKernels.Project(y, o_proj)[0] : o_proj.forward(y); // [B, 1, H*D] -> [B, 1, d]
     }
 
     /// <summary>

@@ -57,10 +57,11 @@ public sealed partial class GatedLinearAttention : AttentionLayer, ITeacherIniti
         if (state is not null && recurrent is null)
             throw new ArgumentException($"gated linear attention needs a RecurrentState, got {state.GetType().Name}");
         long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.forward(x).view(b, t, heads, headDim).transpose(1, 2) * Math.Pow(headDim, -0.5); // [B, T, H*D] -> [B, H, T, D]
-        var k = k_proj.forward(x).view(b, t, heads, headDim).transpose(1, 2);
-        var v = v_proj.forward(x).view(b, t, heads, headDim).transpose(1, 2);
-        var gk = (nn.functional.logsigmoid(gk_proj.forward(x)) / options.GateLogitNormalizer)
+        var (qRaw, kRaw, vRaw, gkRaw, gRaw) = Projections(x, t);                                       // [B, T, H*D] each
+        var q = qRaw.view(b, t, heads, headDim).transpose(1, 2) * Math.Pow(headDim, -0.5);            // [B, T, H*D] -> [B, H, T, D]
+        var k = kRaw.view(b, t, heads, headDim).transpose(1, 2);
+        var v = vRaw.view(b, t, heads, headDim).transpose(1, 2);
+        var gk = (nn.functional.logsigmoid(gkRaw) / options.GateLogitNormalizer)
             .view(b, t, heads, headDim).transpose(1, 2);                                                // [B, H, T, D], <= 0
 
         var o = RecurrentState.Advance(recurrent, t,
@@ -71,9 +72,26 @@ public sealed partial class GatedLinearAttention : AttentionLayer, ITeacherIniti
                 return (step.unsqueeze(2), next);                                                  // [B, H, D] -> [B, H, 1, D]
             });
 
-        var gate = nn.functional.silu(g_proj.forward(x)).view(b, t, heads, headDim);                  // [B, T, H, D]
+        var gate = nn.functional.silu(gRaw).view(b, t, heads, headDim);                               // [B, T, H, D]
         var y = (o_norm.forward(o.transpose(1, 2)) * gate).reshape(b, t, heads * headDim);              // [B, H, T, D] -> [B, T, H*D]
-        return scope.MoveToOuter(o_proj.forward(y));
+        return scope.MoveToOuter(t == 1 && DecodeKernels.CanProject(y, o_proj) ? DecodeKernels.Project(y, o_proj)[0] : o_proj.forward(y));
+    }
+
+    /// <summary>
+    /// The projections of x [B, T, d]: q, k, v, the gate logits gk (rank-16: W_2 (W_1 x) + b) and the output gate g,
+    /// each [B, T, H*D]. One decoding token reads x once for the five weights that take it (<see cref="DecodeKernels"/>).
+    /// </summary>
+    private (Tensor Q, Tensor K, Tensor V, Tensor Gk, Tensor G) Projections(Tensor x, long t)
+    {
+        var gkLayers = gk_proj.children().Cast<Linear>().ToArray();                                    // W_1 [16, d], W_2 [H*D, 16]
+        Linear[] fromX = [q_proj, k_proj, v_proj, g_proj, gkLayers[0]];
+        if (t == 1 && DecodeKernels.CanProject(x, fromX))
+        {
+            var p = DecodeKernels.Project(x, fromX);
+            var gk = DecodeKernels.CanProject(p[4], gkLayers[1]) ? DecodeKernels.Project(p[4], gkLayers[1])[0] : gkLayers[1].forward(p[4]);
+            return (p[0], p[1], p[2], gk, p[3]);
+        }
+        return (q_proj.forward(x), k_proj.forward(x), v_proj.forward(x), gk_proj.forward(x), g_proj.forward(x));
     }
 
     /// <summary>RADLADS transfer: q and o copied, k and v expanded from KV heads to query heads, biases carried over.</summary>

@@ -73,16 +73,30 @@ public class SoftmaxAttention : AttentionLayer
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.forward(x).view(b, t, heads, headDim);       // [B, T, H*D] -> [B, T, H, D]
-        var k = k_proj.forward(x).view(b, t, kvHeads, headDim);     // [B, T, Hkv*D] -> [B, T, Hkv, D]
-        var v = v_proj.forward(x).view(b, t, kvHeads, headDim);
+        bool decoding = t == 1 && DecodeKernels.CanProject(x, q_proj, k_proj, v_proj);
+        Tensor[] qkv = decoding
+            ? DecodeKernels.Project(x, q_proj, k_proj, v_proj)     // one decoding token: one pass over the three weights
+            : [q_proj.forward(x), k_proj.forward(x), v_proj.forward(x)];
+        var q = qkv[0].view(b, t, heads, headDim);                  // [B, T, H*D] -> [B, T, H, D]
+        var k = qkv[1].view(b, t, kvHeads, headDim);                // [B, T, Hkv*D] -> [B, T, Hkv, D]
+        var v = qkv[2].view(b, t, kvHeads, headDim);
         if (q_norm is not null && k_norm is not null)
         {
             q = q_norm.forward(q);
             k = k_norm.forward(k);
         }
-        q = Rotary.Apply(q.transpose(1, 2), context.Rotary);        // [B, T, H, D] -> [B, H, T, D]
-        k = Rotary.Apply(k.transpose(1, 2), context.Rotary);        // [B, T, Hkv, D] -> [B, Hkv, T, D]
+        if (decoding && DecodeKernels.CanRotateInPlace(q, context.Rotary) && DecodeKernels.CanRotateInPlace(k, context.Rotary))
+        {
+            DecodeKernels.RotateInPlace(q, context.Rotary);         // fresh tensors of this call: rotated in place, one pass each
+            DecodeKernels.RotateInPlace(k, context.Rotary);
+            q = q.transpose(1, 2);                                  // [B, 1, H, D] -> [B, H, 1, D]
+            k = k.transpose(1, 2);                                  // [B, 1, Hkv, D] -> [B, Hkv, 1, D]
+        }
+        else
+        {
+            q = Rotary.Apply(q.transpose(1, 2), context.Rotary);    // [B, T, H, D] -> [B, H, T, D]
+            k = Rotary.Apply(k.transpose(1, 2), context.Rotary);    // [B, T, Hkv, D] -> [B, Hkv, T, D]
+        }
         v = v.transpose(1, 2);
         return (scope.MoveToOuter(q), scope.MoveToOuter(k), scope.MoveToOuter(v));
     }
@@ -93,7 +107,7 @@ public class SoftmaxAttention : AttentionLayer
         using var scope = NewDisposeScope();
         long b = o.shape[0], t = o.shape[2];
         var merged = o.transpose(1, 2).reshape(b, t, heads * headDim); // [B, H, T, D] -> [B, T, H*D]
-        return scope.MoveToOuter(o_proj.forward(merged));
+        return scope.MoveToOuter(t == 1 && DecodeKernels.CanProject(merged, o_proj) ? DecodeKernels.Project(merged, o_proj)[0] : o_proj.forward(merged));
     }
 
     /// <summary>A whole sequence from position 0: q [B, H, T, D], k and v [B, H_kv, T, D] -> o [B, H, T, D].</summary>

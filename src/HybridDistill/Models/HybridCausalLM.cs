@@ -85,8 +85,12 @@ public sealed class HybridCausalLM : nn.Module
         return scope.MoveToOuter(model.Norm.forward(x));
     }
 
-    /// <summary>hidden [..., d] -> logits [..., V].</summary>
-    public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, LmHeadWeight);
+    /// <summary>hidden [..., d] -> logits [..., V]; a decoding token's [B, 1, d] through <see cref="DecodeKernels"/>.</summary>
+    public Tensor Logits(Tensor hidden)
+    {
+        var weight = LmHeadWeight;
+        return hidden.dim() == 3 && hidden.shape[1] == 1 && DecodeKernels.CanProject(hidden, [weight]) ? DecodeKernels.Project(hidden, [weight])[0] : nn.functional.linear(hidden, weight);
+    }
 
     /// <summary>An empty decoding state for up to <paramref name="capacity"/> positions (default: the model's context).</summary>
     public ModelState CreateState(long batch = 1, long? capacity = null)

@@ -22,6 +22,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        if (DecodeKernels.CanNormalize(x, weight)) return DecodeKernels.RmsNorm(x, weight, eps);   // a decoding token: one pass
         using var scope = NewDisposeScope();
         // [..., N] -> [..., N]
         var y = x * rsqrt(x.pow(2).mean([-1L], keepdim: true) + eps) * weight;
