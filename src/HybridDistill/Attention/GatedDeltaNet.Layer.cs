@@ -136,5 +136,9 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         conv is null ? nn.functional.silu(projected) : conv.forward(projected, convCache);
 
     /// <summary>x / sqrt(sum x^2 + 1e-6) over the last dimension.</summary>
-    private static Tensor L2Normalize(Tensor x) => x * rsqrt(x.pow(2).sum(-1, keepdim: true) + 1e-6);
+    // The epsilon as a Scalar that lives as long as the process: an implicit double -> Scalar in `t + 1e-6` can be
+    // finalised by the garbage collector while libtorch reads it (see RmsNorm).
+    private static readonly Scalar L2Epsilon = 1e-6.ToScalar();
+
+    private static Tensor L2Normalize(Tensor x) => x * rsqrt(x.square().sum(-1, keepdim: true).add(L2Epsilon));
 }

@@ -194,7 +194,7 @@ public sealed class Trainer : IDisposable
         using var _ = no_grad();
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
         if (grads.Count == 0) return (0, 1);
-        var norm = stack(grads.Select(g => linalg.vector_norm(g, 2, null, false)).ToArray()).pow(2).sum().sqrt().item<float>();
+        var norm = stack(grads.Select(g => linalg.vector_norm(g, 2, null, false)).ToArray()).square().sum().sqrt().item<float>();
         return (norm, maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1.0);
     }
 

@@ -157,7 +157,7 @@ public class DecodeKernelsTests
             Gla = new GlaOptions(ChunkSize: 16),
             Swa = new SwaOptions(Window: 12),
         };
-        using var model = HybridConversion.FromTeacher(teacher, layout.Split(','), options: options);
+        using var model = StudentBuilder.Build(teacher, layout.Split(','), options: options);
         using var scope = NewDisposeScope();
         var ids = randint(0, config.VocabSize, [2, 30], dtype: int64);
         Tensor full;
