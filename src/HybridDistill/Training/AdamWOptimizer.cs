@@ -143,8 +143,15 @@ public sealed class AdamWOptimizer : IDisposable
             {
                 var grad = p.grad;
                 if (grad is null) continue;
-                if (!FusedAdamW.CanUse(grad)) grad = grad.contiguous();
                 var (m, v) = moments[name];
+                if (!FusedAdamW.SameDenseLayout(p, grad, m, v))
+                {
+                    // a gradient laid out unlike its parameter (autograd normally matches them): give it the parameter's layout
+                    var like = empty_like(p);
+                    grad = like.copy_(grad);
+                    if (!FusedAdamW.SameDenseLayout(p, grad, m, v))
+                        throw new InvalidOperationException($"fused AdamW: parameter {name} and its state are not laid out alike.");
+                }
                 bool decay = WeightDecay != 0 && (Decay1d || p.dim() >= 2);
                 work.Add(new FusedAdamW.Slot(p, grad, m, v, decay ? constants with { Decay = (float)(1 - lr * WeightDecay) } : constants, decay));
             }

@@ -32,8 +32,16 @@ internal static class FusedAdamW
 
     public static bool Supported => Vector.IsHardwareAccelerated;
 
+    /// <summary>Whether <paramref name="t"/> is fp32 on the CPU with its elements in one dense block: contiguous, or a
+    /// column-major matrix (the layers' linear weights are stored that way, see WeightLayout).</summary>
     public static bool CanUse(Tensor t) =>
-        t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU && t.is_contiguous() && t.numel() <= int.MaxValue / sizeof(float);
+        t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU && t.numel() <= int.MaxValue / sizeof(float)
+        && (t.is_contiguous() || Modules.WeightLayout.IsColumnMajor(t));
+
+    /// <summary>Whether the update can run element by element over the four tensors' raw memory: each one dense and all
+    /// four laid out alike (element i of one is element i of the others).</summary>
+    public static bool SameDenseLayout(Tensor p, Tensor g, Tensor m, Tensor v) =>
+        new[] { p, g, m, v }.All(CanUse) && new[] { g, m, v }.All(t => t.stride().SequenceEqual(p.stride()));
 
     public static void Run(IReadOnlyList<Slot> slots, int threads)
     {
@@ -98,5 +106,11 @@ internal static class FusedAdamW
         }
     }
 
-    static Span<float> Floats(Tensor t) => MemoryMarshal.Cast<byte, float>(t.bytes);
+    // A dense tensor's elements in memory order (a column-major matrix through its contiguous transpose).
+    static Span<float> Floats(Tensor t)
+    {
+        if (t.is_contiguous()) return MemoryMarshal.Cast<byte, float>(t.bytes);
+        using var rowMajor = t.t();
+        return MemoryMarshal.Cast<byte, float>(rowMajor.bytes);
+    }
 }

@@ -43,21 +43,23 @@ public class OptimizerAndScheduleTests
         // Sizes: a matrix spanning several slices with a ragged end, a vector, and a length below one SIMD width; two
         // groups with different rates; the schedule changing lr between steps; a parameter without a gradient.
         manual_seed(0);
-        var init = new[] { randn(301, 517), randn(517), randn(5), randn(3, 4) };
+        // the last one column-major, as the layers store their linear weights (WeightLayout); its gradient row-major
+        var init = new[] { randn(301, 517), randn(517), randn(5), randn(3, 4), randn(33, 70).t().contiguous().t() };
         Parameter[] Copy() => init.Select(t => new Parameter(t.clone())).ToArray();
         var fused = Copy();
         var reference = Copy();
         AdamWOptimizer Make(Parameter[] p) => new(
-            [new ParameterGroup("a", [("w", p[0]), ("b", p[1])], 3e-3), new ParameterGroup("c", [("n", p[2]), ("unused", p[3])], 1e-2)],
+            [new ParameterGroup("a", [("w", p[0]), ("b", p[1]), ("column_major", p[4])], 3e-3), new ParameterGroup("c", [("n", p[2]), ("unused", p[3])], 1e-2)],
             0.9, 0.95, 1e-8, weightDecay: 0.1, decay1d);
         using var fusedOpt = Make(fused);
         using var referenceOpt = Make(reference);
         Assert.True(fusedOpt.Fused);
+        Assert.True(HybridDistill.Modules.WeightLayout.IsColumnMajor(fused[4]));
         referenceOpt.Fused = false;
         for (int step = 0; step < 6; step++)
         {
             manual_seed(100 + step);
-            for (int i = 0; i < 3; i++)
+            foreach (int i in new[] { 0, 1, 2, 4 })
             {
                 var g = randn(init[i].shape) * (step % 2 == 0 ? 1e-3 : 10.0);   // tiny and large gradients
                 fused[i].grad = g.clone();
