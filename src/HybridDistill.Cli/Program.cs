@@ -3,7 +3,7 @@ using HybridDistill.Cli.Commands;
 using Spectre.Console.Cli;
 
 // Both read once by native code, so before the first TorchSharp call of any command: see each for the measurements.
-HybridDistill.Models.CpuThreading.PreferPassiveWaiting();
+HybridDistill.Models.CpuThreading.PreferShortSpinning();
 NativeMemory.UseHugePagesForLargeTensors();
 return CliRunner.Run(CliApp.Create(), args);
 
