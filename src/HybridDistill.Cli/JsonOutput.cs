@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using HybridDistill.Benchmarks;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
+using Spectre.Console;
 
 namespace HybridDistill.Cli;
 
@@ -32,6 +33,16 @@ public static class JsonOutput
 /// <summary>How every bench command shows the machine's ceilings it measured in the same run.</summary>
 public static class MachineLimitsOutput
 {
+
+    /// <summary>Achieved GFLOP/s against the same run's sgemm peak and, second, against the model-shaped matmul.</summary>
+    public static void AddThroughputRows(Table table, double achievedGflops, double modelShapeGflops, MachineLimits m)
+    {
+        table.AddRow("achieved GFLOP/s", $"{achievedGflops:F1}");
+        table.AddRow("sgemm peak GFLOP/s (same run)", $"{m.SgemmPeakGflops:F1}");
+        table.AddRow("achieved / sgemm peak", $"{achievedGflops / m.SgemmPeakGflops:P0}");
+        table.AddRow("model-shape matmul GFLOP/s (same run)", $"{modelShapeGflops:F1}");
+        table.AddRow("achieved / model-shape matmul", $"{achievedGflops / modelShapeGflops:P0}");
+    }
 
     public static string Line(MachineLimits m) =>
         $"this machine, same run: sgemm peak {m.SgemmPeakGflops:F1} GFLOP/s ({m.SgemmSize}^2, preallocated output, best of 5), " +

@@ -89,11 +89,7 @@ public sealed class BenchForwardCommand : Command<BenchForwardCommand.Settings>
         table.AddRow("prefill", $"{r.Batch} x {r.Tokens} tokens in {r.PrefillMs:F1} ms");
         table.AddRow("prefill tokens/s", $"{r.PrefillTokensPerSecond:F0}");
         table.AddRow("model GFLOP/token", $"{r.ModelGflopsPerToken:F4}");
-        table.AddRow("achieved GFLOP/s", $"{r.AchievedGflops:F1}");
-        table.AddRow("sgemm peak GFLOP/s (same run)", $"{r.Limits.SgemmPeakGflops:F1}");
-        table.AddRow("achieved / sgemm peak", $"{r.FractionOfSgemmPeak:P0}");
-        table.AddRow("model-shape matmul GFLOP/s (same run)", $"{r.MatmulGflops:F1}");
-        table.AddRow("achieved / model-shape matmul", $"{r.AchievedGflops / r.MatmulGflops:P0}");
+        MachineLimitsOutput.AddThroughputRows(table, r.AchievedGflops, r.MatmulGflops, r.Limits);
         table.AddRow("read bandwidth GB/s (same run)", $"{r.Limits.ReadBandwidthGBps:F1}");
         table.AddRow("decode weights read per token", $"{r.DecodeWeightBytes / 1e6:F1} MB");
         foreach (var (ctx, ms) in r.DecodeMsPerToken)

@@ -93,13 +93,9 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
         table.AddRow("step", $"{r.Batch} x {r.Seq} tokens in {r.StepMs:F0} ms (median of {r.Steps})");
         table.AddRow("tokens/s", $"{r.TokensPerSecond:F0}");
         foreach (var (phase, ms) in r.PhaseMs) table.AddRow($"  {phase} ms", $"{ms:F0}");
-        table.AddRow("GFLOP/token teacher fwd / student fwd", $"{r.TeacherGflopPerToken:F4} / {r.StudentForwardGflopPerToken:F4}");
-        table.AddRow("achieved GFLOP/s", $"{r.AchievedGflops:F1}");
         table.AddRow("  optimizer share of the step", $"{r.OptimizerFraction:P1}");
-        table.AddRow("sgemm peak GFLOP/s (same run)", $"{r.Limits.SgemmPeakGflops:F1}");
-        table.AddRow("achieved / sgemm peak", $"{r.FractionOfSgemmPeak:P0}");
-        table.AddRow("model-shape matmul GFLOP/s (same run)", $"{r.MatmulGflops:F1}");
-        table.AddRow("achieved / model-shape matmul", $"{r.AchievedGflops / r.MatmulGflops:P0}");
+        table.AddRow("GFLOP/token teacher fwd / student fwd", $"{r.TeacherGflopPerToken:F4} / {r.StudentForwardGflopPerToken:F4}");
+        MachineLimitsOutput.AddThroughputRows(table, r.AchievedGflops, r.MatmulGflops, r.Limits);
         AnsiConsole.Write(table);
         return 0;
     }
