@@ -39,7 +39,7 @@ public class DistillCliTests
             while (!(File.Exists(metrics) && File.ReadAllLines(metrics).Length >= 4) && clock.Elapsed.TotalSeconds < 120 && !p.HasExited)
                 Thread.Sleep(100);
             Assert.False(p.HasExited, p.HasExited ? await stderr : "");
-            using (var kill = System.Diagnostics.Process.Start("kill", ["-s", "INT", p.Id.ToString()])) kill.WaitForExit();
+            using (var kill = System.Diagnostics.Process.Start("kill", ["-s", HybridProcess.InterruptSignal, p.Id.ToString()])) kill.WaitForExit();
             Assert.True(p.WaitForExit(60_000));
             Assert.Equal(130, p.ExitCode);
             Assert.Contains("--resume", await stderr);

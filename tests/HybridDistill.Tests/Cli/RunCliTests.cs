@@ -64,7 +64,7 @@ public class RunCliTests
         Assert.True(whole.Code == 0, whole.Err);
 
         // Ctrl-C in the first stage-2 run: it saves a checkpoint, the run exits 130 and says how to resume
-        var first = RunAndSignal(Args(interrupted), "- models/all-linear-s0", "INT");
+        var first = RunAndSignal(Args(interrupted), "- models/all-linear-s0", HybridProcess.InterruptSignal);
         Assert.True(first.Code == 130, first.Err);
         Assert.Contains("Run the same command again to resume", first.Err);
         Assert.False(File.Exists(Path.Combine(interrupted, "summary.json")));
