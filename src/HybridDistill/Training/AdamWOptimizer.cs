@@ -11,9 +11,9 @@
 //                      denominator, addcdiv_): the reference, and the path on any device other than the CPU.
 //   the fused step     (fp32 CPU) one pass over p, g, m, v per element, in slices the cores share: each element is
 //                      read once and written once instead of six or seven times, which for 59M parameters is about
-//                      1.6 GB of memory traffic instead of ~5 GB plus some 300 tensor calls (bench train: optimizer
-//                      phase 277 ms -> see the closing note of issue 14). It evaluates the same float expressions in
-//                      the same order as torch's CPU kernels, fused multiply-adds where they use them.
+//                      1.6 GB of memory traffic instead of ~5 GB plus some 300 tensor calls (bench train, d512 stage
+//                      2: optimizer phase 306-348 ms -> 52-64 ms). It evaluates the same float expressions in the same
+//                      order as torch's CPU kernels, fused multiply-adds where they use them.
 using HybridDistill.Checkpoints;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -28,7 +28,9 @@ public sealed class AdamWOptimizer : IDisposable
 {
     private readonly Dictionary<string, (Tensor M, Tensor V)> moments = new(StringComparer.Ordinal);
     private readonly double[] currentLr;
-    private readonly Tensor scratch;   // room for the largest parameter: the denominator without a fresh allocation per step
+    // Room for the largest parameter: the tensor-op step's denominator without a fresh allocation per step. Made on that
+    // path's first step only, so the fused path does not hold a buffer the size of the largest matrix for nothing.
+    private Tensor? scratch;
 
     public AdamWOptimizer(IReadOnlyList<ParameterGroup> groups, double beta1, double beta2, double eps, double weightDecay, bool decay1d)
     {
@@ -47,10 +49,7 @@ public sealed class AdamWOptimizer : IDisposable
         foreach (var group in groups)
             foreach (var (name, p) in group.Parameters)
                 moments[name] = (zeros_like(p).DetachFromDisposeScope(), zeros_like(p).DetachFromDisposeScope());
-        var first = groups.SelectMany(g => g.Parameters).First().Parameter;
         Fused = FusedAdamW.Supported && Parameters.All(p => FusedAdamW.CanUse(p));   // the moments are made like them
-        scratch = empty([groups.SelectMany(g => g.Parameters).Max(p => p.Parameter.numel())], dtype: first.dtype, device: first.device)
-            .DetachFromDisposeScope();
     }
 
     public IReadOnlyList<ParameterGroup> Groups { get; }
@@ -78,7 +77,7 @@ public sealed class AdamWOptimizer : IDisposable
     }
 
     /// <summary>Whether <see cref="Step"/> takes the fused single-pass path (true by default where every parameter is a
-    /// contiguous fp32 CPU tensor and the CPU has SIMD with fused multiply-add); false forces the tensor-op reference.</summary>
+    /// dense fp32 CPU tensor, contiguous or column-major, and the CPU has SIMD); false forces the tensor-op reference.</summary>
     public bool Fused { get; set; }
 
     /// <summary>One update with every group's peak learning rate times <paramref name="lrScale"/>, the gradients multiplied
@@ -102,6 +101,8 @@ public sealed class AdamWOptimizer : IDisposable
         double bc1 = 1 - Math.Pow(Beta1, StepCount);
         double bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
         using var _ = no_grad();
+        var first = Parameters.First();
+        scratch ??= empty([Parameters.Max(p => p.numel())], dtype: first.dtype, device: first.device).DetachFromDisposeScope();
         using var mixing = tensor(1 - Beta1, dtype: float32, device: scratch.device);   // lerp weight (0-dim), on the parameters' device
         for (int gi = 0; gi < Groups.Count; gi++)
         {
@@ -153,7 +154,7 @@ public sealed class AdamWOptimizer : IDisposable
                         throw new InvalidOperationException($"fused AdamW: parameter {name} and its state are not laid out alike.");
                 }
                 bool decay = WeightDecay != 0 && (Decay1d || p.dim() >= 2);
-                work.Add(new FusedAdamW.Slot(p, grad, m, v, decay ? constants with { Decay = (float)(1 - lr * WeightDecay) } : constants, decay));
+                work.Add(new FusedAdamW.Slot(p, grad, m, v, decay ? constants with { Decay = (float)(1 - lr * WeightDecay) } : constants));
             }
         }
         FusedAdamW.Run(work, Math.Max(1, get_num_threads()));
@@ -195,7 +196,7 @@ public sealed class AdamWOptimizer : IDisposable
 
     public void Dispose()
     {
-        scratch.Dispose();
+        scratch?.Dispose();
         foreach (var (m, v) in moments.Values)
         {
             m.Dispose();
