@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using HybridDistill.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -137,7 +138,7 @@ public sealed partial class GatedDeltaNet
     static Span<float> Floats(Tensor t)
     {
         RequireRawFp32(t, "tensor");
-        return MemoryMarshal.Cast<byte, float>(t.bytes);
+        return RawFloats.Of(t);
     }
 
     static void RequireRawFp32(Tensor t, string name)

@@ -14,6 +14,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
+using HybridDistill.Modules;
 using static TorchSharp.torch;
 
 namespace HybridDistill.Benchmarks;
@@ -80,14 +81,14 @@ public sealed record MachineLimits(double SgemmPeakGflops, int SgemmSize,
     /// contiguous slice with the widest vectors the CPU has.</summary>
     public static double SumSlices(Tensor data, int threads)
     {
-        if (data.dtype != ScalarType.Float32 || data.device_type != TorchSharp.DeviceType.CPU || !data.is_contiguous())
+        if (!RawFloats.IsCpuFloat(data) || !data.is_contiguous())
             throw new ArgumentException("SumSlices reads contiguous fp32 CPU tensors.", nameof(data));
         int n = checked((int)data.numel());
         var partial = new double[threads];
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
             int from = (int)((long)n * t / threads), to = (int)((long)n * (t + 1) / threads);
-            partial[t] = SumSpan(MemoryMarshal.Cast<byte, float>(data.bytes).Slice(from, to - from));
+            partial[t] = SumSpan(RawFloats.Of(data).Slice(from, to - from));
         });
         return partial.Sum();
     }

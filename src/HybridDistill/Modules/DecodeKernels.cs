@@ -51,14 +51,14 @@ public static class DecodeKernels
     /// </summary>
     public static bool CanProject(Tensor x, ReadOnlySpan<Tensor> weights, ReadOnlySpan<Tensor?> biases = default)
     {
-        if (!Vector.IsHardwareAccelerated || is_grad_enabled() || !IsCpuFloat(x)) return false;
+        if (!Vector.IsHardwareAccelerated || is_grad_enabled() || !RawFloats.IsCpuFloat(x)) return false;
         long inDim = x.shape[^1];
         if (inDim == 0 || x.numel() / inDim > MaxRows) return false;
         foreach (var w in weights)
-            if (!IsCpuFloat(w) || w.dim() != 2 || w.shape[1] != inDim || w.numel() > int.MaxValue / sizeof(float) || LayoutOf(w) is null)
+            if (!RawFloats.IsCpuFloat(w) || w.dim() != 2 || w.shape[1] != inDim || w.numel() > int.MaxValue / sizeof(float) || LayoutOf(w) is null)
                 return false;
         foreach (var b in biases)
-            if (b is not null && (!IsCpuFloat(b) || !b.is_contiguous())) return false;
+            if (b is not null && (!RawFloats.IsCpuFloat(b) || !b.is_contiguous())) return false;
         return true;
     }
 
@@ -105,7 +105,7 @@ public static class DecodeKernels
             foreach (var job in jobs)
             {
                 if (!job.ColumnMajor) continue;
-                Span<float> y = Floats(job.Output);                                           // [rows, out]
+                Span<float> y = RawFloats.Of(job.Output);                                           // [rows, out]
                 foreach (var partial in scratch)
                     for (int r = 0; r < rows; r++)
                         Add(y.Slice(r * job.OutDim, job.OutDim), partial.AsSpan(r * total + job.Offset, job.OutDim));
@@ -130,13 +130,13 @@ public static class DecodeKernels
     /// </summary>
     static void RunPart(Projection[] jobs, Tensor input, int rows, int inDim, int p, int parts, Span<float> partial)
     {
-        ReadOnlySpan<float> x = Floats(input);                                                // [rows, in]
+        ReadOnlySpan<float> x = RawFloats.Of(input);                                                // [rows, in]
         int i0 = Split(inDim, parts, p, 4), i1 = Split(inDim, parts, p + 1, 4);
         int total = jobs.Sum(j => j.OutDim);
         foreach (var job in jobs)
         {
-            ReadOnlySpan<float> w = Floats(job.Data), bias = job.Bias is null ? default : Floats(job.Bias);
-            Span<float> y = Floats(job.Output);                                               // [rows, out]
+            ReadOnlySpan<float> w = RawFloats.Of(job.Data), bias = job.Bias is null ? default : RawFloats.Of(job.Bias);
+            Span<float> y = RawFloats.Of(job.Output);                                               // [rows, out]
             if (job.ColumnMajor)
             {
                 if (p == 0) ColumnMajorRows(w, x, bias, y, job.OutDim, rows, inDim, job.OutDim, i0, i1);
@@ -228,8 +228,8 @@ public static class DecodeKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SiluMultiplyInPlace(Tensor gate, Tensor up)
     {
-        Span<float> g = Floats(gate);
-        ReadOnlySpan<float> u = Floats(up);
+        Span<float> g = RawFloats.Of(gate);
+        ReadOnlySpan<float> u = RawFloats.Of(up);
         for (int i = 0; i < g.Length; i++) g[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
     }
 
@@ -240,7 +240,7 @@ public static class DecodeKernels
     /// no autograd, contiguous fp32 CPU. (Only decoding: sequences keep libtorch's reduction order, which evaluation
     /// without autograd is tested to reproduce to the last digits.)</summary>
     public static bool CanNormalize(Tensor x, Tensor weight) =>
-        !is_grad_enabled() && x.dim() == 3 && x.shape[1] == 1 && IsCpuFloat(x) && IsCpuFloat(weight) && x.numel() <= MaxNormElements
+        !is_grad_enabled() && x.dim() == 3 && x.shape[1] == 1 && RawFloats.IsCpuFloat(x) && RawFloats.IsCpuFloat(weight) && x.numel() <= MaxNormElements
         && x.is_contiguous() && weight.is_contiguous() && weight.numel() == x.shape[^1];
 
     /// <summary>x [..., N] -> x / sqrt(mean(x^2) + eps) * weight, row by row (as <see cref="Modules.RmsNorm"/>, one call instead of six ops).</summary>
@@ -248,8 +248,8 @@ public static class DecodeKernels
     public static Tensor RmsNorm(Tensor x, Tensor weight, double eps)
     {
         var y = empty(x.shape);
-        ReadOnlySpan<float> xs = Floats(x), w = Floats(weight);
-        Span<float> ys = Floats(y);
+        ReadOnlySpan<float> xs = RawFloats.Of(x), w = RawFloats.Of(weight);
+        Span<float> ys = RawFloats.Of(y);
         int n = w.Length;
         for (int at = 0; at < xs.Length; at += n)
         {
@@ -268,8 +268,8 @@ public static class DecodeKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RotateInPlace(Tensor x, RotaryTables tables)
     {
-        Span<float> xs = Floats(x);
-        ReadOnlySpan<float> cos = Floats(tables.Cos), sin = Floats(tables.Sin);
+        Span<float> xs = RawFloats.Of(x);
+        ReadOnlySpan<float> cos = RawFloats.Of(tables.Cos), sin = RawFloats.Of(tables.Sin);
         int d = cos.Length, half = d / 2;
         for (int at = 0; at < xs.Length; at += d)
         {
@@ -285,15 +285,11 @@ public static class DecodeKernels
 
     /// <summary>Whether <see cref="RotateInPlace"/> applies: one position's tables, contiguous fp32 CPU heads, no autograd.</summary>
     public static bool CanRotateInPlace(Tensor x, RotaryTables tables) =>
-        !is_grad_enabled() && IsCpuFloat(x) && x.is_contiguous() && tables.Cos.shape[0] == 1
-        && IsCpuFloat(tables.Cos) && IsCpuFloat(tables.Sin) && tables.Cos.is_contiguous() && tables.Sin.is_contiguous();
+        !is_grad_enabled() && RawFloats.IsCpuFloat(x) && x.is_contiguous() && tables.Cos.shape[0] == 1
+        && RawFloats.IsCpuFloat(tables.Cos) && RawFloats.IsCpuFloat(tables.Sin) && tables.Cos.is_contiguous() && tables.Sin.is_contiguous();
 
     /// <summary>True when W [out, in] is stored column-major (strides [1, out]), false when row-major, null otherwise.</summary>
     static bool? LayoutOf(Tensor w) =>
         w.is_contiguous() ? false : w.dim() == 2 && w.stride(0) == 1 && w.stride(1) == w.shape[0] ? true : null;
 
-    static bool IsCpuFloat(Tensor t) => t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU;
-
-    /// <summary>A contiguous fp32 CPU tensor's elements, without copying.</summary>
-    static Span<float> Floats(Tensor t) => MemoryMarshal.Cast<byte, float>(t.bytes);
 }

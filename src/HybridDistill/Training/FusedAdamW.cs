@@ -13,6 +13,7 @@
 // repeats the same path bit for bit. A factor of 1 (no clipping, no decay) is applied too: x * 1 is x to the bit.
 using System.Numerics;
 using System.Runtime.InteropServices;
+using HybridDistill.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -35,7 +36,7 @@ internal static class FusedAdamW
     /// <summary>Whether <paramref name="t"/> is fp32 on the CPU with its elements in one dense block: contiguous, or a
     /// column-major matrix (the layers' linear weights are stored that way, see WeightLayout).</summary>
     public static bool CanUse(Tensor t) =>
-        t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU && t.numel() <= int.MaxValue / sizeof(float)
+        RawFloats.IsCpuFloat(t) && t.numel() <= int.MaxValue / sizeof(float)
         && (t.is_contiguous() || Modules.WeightLayout.IsColumnMajor(t));
 
     /// <summary>Whether the update can run element by element over the four tensors' raw memory: each one dense and all
@@ -55,8 +56,8 @@ internal static class FusedAdamW
         {
             var (slot, from, length) = slices[index];
             var s = slots[slot];
-            Update(Floats(s.Parameter).Slice(from, length), Floats(s.Grad).Slice(from, length),
-                Floats(s.M).Slice(from, length), Floats(s.V).Slice(from, length), s.C);
+            Update(RawFloats.Of(s.Parameter).Slice(from, length), RawFloats.Of(s.Grad).Slice(from, length),
+                RawFloats.Of(s.M).Slice(from, length), RawFloats.Of(s.V).Slice(from, length), s.C);
         }
         if (threads <= 1 || slices.Count == 1)
             for (int i = 0; i < slices.Count; i++) UpdateSlice(i);
@@ -101,13 +102,5 @@ internal static class FusedAdamW
             v[i] = vk;
             p[i] = p[i] * c.Decay + c.StepSize * mk / (MathF.Sqrt(vk) + c.EpsScaled);
         }
-    }
-
-    // A dense tensor's elements in memory order (a column-major matrix through its contiguous transpose).
-    static Span<float> Floats(Tensor t)
-    {
-        if (t.is_contiguous()) return MemoryMarshal.Cast<byte, float>(t.bytes);
-        using var rowMajor = t.t();
-        return MemoryMarshal.Cast<byte, float>(rowMajor.bytes);
     }
 }

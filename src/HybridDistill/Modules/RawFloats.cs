@@ -1,0 +1,25 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HybridDistill.Modules;
+
+/// <summary>
+/// fp32 CPU tensors read and written as plain spans, without copying: the raw-memory paths (the decode kernels, the GDN
+/// token step, the fused AdamW, the bandwidth reader) all go through here.
+/// </summary>
+internal static class RawFloats
+{
+    public static bool IsCpuFloat(Tensor t) => t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU;
+
+    /// <summary>The elements of a dense fp32 CPU tensor in memory order: a contiguous tensor, or a column-major matrix
+    /// (through its contiguous transpose). Anything else is an <see cref="ArgumentException"/>.</summary>
+    public static Span<float> Of(Tensor t)
+    {
+        if (!IsCpuFloat(t)) throw new ArgumentException("raw floats need an fp32 CPU tensor", nameof(t));
+        if (t.is_contiguous()) return MemoryMarshal.Cast<byte, float>(t.bytes);
+        if (!WeightLayout.IsColumnMajor(t)) throw new ArgumentException("raw floats need a contiguous tensor or a column-major matrix", nameof(t));
+        using var rowMajor = t.t();
+        return MemoryMarshal.Cast<byte, float>(rowMajor.bytes);
+    }
+}
