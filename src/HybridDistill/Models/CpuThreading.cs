@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace HybridDistill.Models;
 
 /// <summary>
@@ -27,13 +25,8 @@ public static class CpuThreading
     public static string PreferShortSpinning()
     {
         foreach (var name in new[] { WaitPolicyVariable, SpinCountVariable })
-            if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } value) return $"{name}={value} (set by the user)";
-        // Environment.SetEnvironmentVariable changes only .NET's copy; native libraries read the C library's.
-        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) SetNative(SpinCountVariable, DefaultSpinCount, overwrite: 0);
-        Environment.SetEnvironmentVariable(SpinCountVariable, DefaultSpinCount);
+            if (Environment.GetEnvironmentVariable(name) is { } value) return $"{name}={value} (set by the user)";
+        NativeEnvironment.SetUnlessSet(SpinCountVariable, DefaultSpinCount);
         return $"{SpinCountVariable}={DefaultSpinCount}";
     }
-
-    [DllImport("libc", EntryPoint = "setenv", SetLastError = true)]
-    static extern int SetNative([MarshalAs(UnmanagedType.LPStr)] string name, [MarshalAs(UnmanagedType.LPStr)] string value, int overwrite);
 }

@@ -15,7 +15,7 @@ public class CpuThreadingTests
     {
         var policy = Environment.GetEnvironmentVariable(CpuThreading.WaitPolicyVariable);
         var spin = Environment.GetEnvironmentVariable(CpuThreading.SpinCountVariable);
-        if (!string.IsNullOrEmpty(policy) || !string.IsNullOrEmpty(spin))
+        if (policy is not null || spin is not null)
         {
             // The suite itself runs under a user's setting (e.g. OMP_WAIT_POLICY=PASSIVE): it must be left alone.
             string before = $"{Native(CpuThreading.WaitPolicyVariable)}|{Native(CpuThreading.SpinCountVariable)}";
