@@ -11,7 +11,7 @@ namespace HybridDistill.Tests;
 public class AssetsTests
 {
     [Fact]
-    public void EveryAssetMatchesSha256SumsAndNoneIsUnlisted()
+    public void EveryAsset_MatchesSha256SumsAndNoneIsUnlisted()
     {
         var problems = AssetChecksums.Problems(TestPaths.Assets(), out int verified);
         Assert.True(problems.Count == 0, "assets/ disagrees with assets/SHA256SUMS:\n  " + string.Join("\n  ", problems));
@@ -19,7 +19,7 @@ public class AssetsTests
     }
 
     [Fact]
-    public void CheckerReportsCorruptMissingUnlistedAndMalformed()
+    public void Checker_ReportsCorruptMissingUnlistedAndMalformed()
     {
         var root = TestPaths.NewTempDir("assets-checksums");
         Write(root, "a/model.bin", [1, 2, 3, 4]);
