@@ -18,7 +18,7 @@ public class CachedDecodingTests
 
     [Theory]
     [MemberData(nameof(Configs))]
-    public void PrefillThenStepByStepEqualsFullForward(string name)
+    public void PrefillThenStepByStep_EqualsFullForward(string name)
     {
         var config = Pick(name);
         using var model = new HybridCausalLM(config);
@@ -45,7 +45,7 @@ public class CachedDecodingTests
     }
 
     [Fact]
-    public void StateDictUsesHuggingFaceNames()
+    public void StateDict_UsesHuggingFaceNames()
     {
         using var tied = new HybridCausalLM(TinyConfigs.Qwen3WithQkNorm());
         var names = tied.state_dict().Keys.ToHashSet();
@@ -66,7 +66,7 @@ public class CachedDecodingTests
     }
 
     [Fact]
-    public void Llama3ScalingKeepsHighFrequenciesAndDividesLowOnes()
+    public void Llama3Scaling_KeepsHighFrequenciesAndDividesLowOnes()
     {
         var plain = HybridDistill.Modules.Rotary.InverseFrequencies(64, 500000, null);
         var scaled = HybridDistill.Modules.Rotary.InverseFrequencies(64, 500000, new RopeScaling("llama3", 8, 1, 4, 8192));

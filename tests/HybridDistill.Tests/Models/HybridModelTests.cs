@@ -21,7 +21,7 @@ public class HybridModelTests
     static double MaxAbs(Tensor a, Tensor b) => (a - b).abs().max().item<float>();
 
     [Fact]
-    public void AllSoftmaxConversionReproducesTheTeacherExactly()
+    public void AllSoftmaxConversion_ReproducesTheTeacherExactly()
     {
         using var teacher = HfCheckpoint.Load(TestPaths.Assets("stories260K"));
         using var student = StudentBuilder.Build(teacher, Enumerable.Repeat("softmax", 5).ToArray());
@@ -35,7 +35,7 @@ public class HybridModelTests
     [Theory]
     [InlineData(KvExpansion.Heads)]
     [InlineData(KvExpansion.Rows)]
-    public void GdnKeyValueRowsComeFromTheMatchingKvHead(KvExpansion mode)
+    public void GdnKeyValueRows_ComeFromTheMatchingKvHead(KvExpansion mode)
     {
         using var teacher = Teacher(TinyConfigs.Qwen2WithBias());   // 4 query heads, 2 KV heads, head dim 8
         using var student = StudentBuilder.Build(teacher, ["gdn", "softmax"], kvExpansion: mode);
@@ -69,7 +69,7 @@ public class HybridModelTests
 
     [Theory]
     [MemberData(nameof(Layouts))]
-    public void PrefillThenDecodingOfAMixedLayoutEqualsTheFullForward(string layout, bool shortConv)
+    public void PrefillThenDecodingOfAMixedLayout_EqualsTheFullForward(string layout, bool shortConv)
     {
         using var teacher = Teacher(TinyConfigs.Llama(layers: 3));
         var options = new LinearAttentionOptions
@@ -97,7 +97,7 @@ public class HybridModelTests
     }
 
     [Fact]
-    public void HybridCheckpointRoundTripsExactly()
+    public void HybridCheckpoint_RoundTripsExactly()
     {
         using var teacher = Teacher(TinyConfigs.Qwen3WithQkNorm());
         var options = new LinearAttentionOptions { Gdn = new GdnOptions(UseShortConv: true) };
@@ -121,7 +121,7 @@ public class HybridModelTests
     }
 
     [Fact]
-    public void SlidingWindowWiderThanTheSequenceEqualsTheTeacher()
+    public void SlidingWindowWiderThanTheSequence_EqualsTheTeacher()
     {
         using var teacher = Teacher(TinyConfigs.Qwen2WithBias());
         var options = new LinearAttentionOptions { Swa = new SwaOptions(Window: 64) };
@@ -140,7 +140,7 @@ public class HybridModelTests
     }
 
     [Fact]
-    public void StudentBuilderRefusesWhatItCannotBuildNamingTheFix()
+    public void StudentBuilder_RefusesWhatItCannotBuildNamingTheFix()
     {
         using var teacher = Teacher(TinyConfigs.Llama());
         // Llama's config has no sliding_window: swa layers need one given
@@ -155,7 +155,7 @@ public class HybridModelTests
     }
 
     [Fact]
-    public void GlaLayerUsesFlashLinearAttentionNames()
+    public void GlaLayer_UsesFlashLinearAttentionNames()
     {
         using var teacher = Teacher(TinyConfigs.Llama());
         using var hybrid = StudentBuilder.Build(teacher, ["gla", "softmax"]);

@@ -16,7 +16,7 @@ public class TeacherFidelityTests
     static JsonObject ReadJson(string file) => JsonNode.Parse(File.ReadAllText(Path.Combine(Stories, file)))!.AsObject();
 
     [Fact]
-    public void Stories260KReproducesReferenceLogits()
+    public void Stories260K_ReproducesReferenceLogits()
     {
         var reference = ReadJson("reference_logits.json");
         var tokens = reference["tokens"]!.AsArray().Select(t => (long)t!.GetValue<int>()).ToArray();
@@ -34,7 +34,7 @@ public class TeacherFidelityTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void Stories260KGreedyDecodingReproducesReference(bool useCache)
+    public void Stories260KGreedyDecoding_ReproducesReference(bool useCache)
     {
         var reference = ReadJson("greedy_200.json");
         var expected = reference["tokens"]!.AsArray().Select(t => t!.GetValue<int>()).ToArray();
@@ -45,7 +45,7 @@ public class TeacherFidelityTests
     }
 
     [Fact]
-    public void ImportedLlama2cCheckpointGivesTheSameLogitsAsTheHfCopy()
+    public void ImportedLlama2cCheckpoint_GivesTheSameLogitsAsTheHfCopy()
     {
         var dir = TestPaths.NewTempDir("import");
         Llama2cImporter.Import(Path.Combine(Stories, "stories260K.bin"), dir, Path.Combine(Stories, "tokenizer.model"));
@@ -60,7 +60,7 @@ public class TeacherFidelityTests
     }
 
     [Fact]
-    public void SaveThenLoadRoundTripsExactly()
+    public void SaveThenLoad_RoundTripsExactly()
     {
         var dir = TestPaths.NewTempDir("roundtrip");
         using var model = HfCheckpoint.Load(Stories);
@@ -74,7 +74,7 @@ public class TeacherFidelityTests
     }
 
     [Fact]
-    public void BabyLlamaPredictsTinyStoriesAtItsKnownLoss()
+    public void BabyLlama_PredictsTinyStoriesAtItsKnownLoss()
     {
         var dir = TestPaths.Assets("babyllama-tok105");
         using var model = HfCheckpoint.Load(dir);
