@@ -37,7 +37,7 @@ public class DecodeKernelsTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void ProjectEqualsLinear(int inDim, int[] outDims, int rows, bool columnMajor, bool withBias)
+    public void Project_EqualsLinear(int inDim, int[] outDims, int rows, bool columnMajor, bool withBias)
     {
         using var scope = NewDisposeScope();
         var generator = new Generator(17);
@@ -55,7 +55,7 @@ public class DecodeKernelsTests
     }
 
     [Fact]
-    public void ProjectSeesWeightsChangedInPlace()
+    public void Project_SeesWeightsChangedInPlace()
     {
         using var scope = NewDisposeScope();
         var generator = new Generator(3);
@@ -69,7 +69,7 @@ public class DecodeKernelsTests
     }
 
     [Fact]
-    public void TensorPathServesWhatTheKernelCannot()
+    public void TensorPath_ServesWhatTheKernelCannot()
     {
         using var scope = NewDisposeScope();
         var generator = new Generator(5);
@@ -85,7 +85,7 @@ public class DecodeKernelsTests
     }
 
     [Fact]
-    public void RmsNormAndRotaryEqualTheirTensorForms()
+    public void RmsNormAndRotary_EqualTheirTensorForms()
     {
         using var scope = NewDisposeScope();
         var generator = new Generator(8);
@@ -142,7 +142,7 @@ public class DecodeKernelsTests
     /// </summary>
     [Theory]
     [MemberData(nameof(Layouts))]
-    public void DecodingWithTheKernelsEqualsTheTensorPath(string layout, bool tied)
+    public void DecodingWithTheKernels_EqualsTheTensorPath(string layout, bool tied)
     {
         var config = OddConfig(tied);
         manual_seed(21);
