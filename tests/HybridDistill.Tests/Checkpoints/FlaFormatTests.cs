@@ -52,7 +52,7 @@ public class FlaFormatTests
     }
 
     [Fact]
-    public void TinyHybridHasFlasConfigKeysAndTensorNames()
+    public void TinyHybrid_HasFlasConfigKeysAndTensorNames()
     {
         using var model = RandomModel(TinyHybrid());
         var dir = Path.Combine(TestPaths.NewTempDir("fla-tiny"), "fla");
@@ -128,7 +128,7 @@ public class FlaFormatTests
     [Theory]
     [InlineData("2")]        // the acceptance layout: one softmax layer, four GDN
     [InlineData("")]         // all GDN: attn is null
-    public void Stories260KHybridRoundTripsExactly(string softmaxLayers)
+    public void Stories260KHybrid_RoundTripsExactly(string softmaxLayers)
     {
         using var model = Stories260KHybrid(softmaxLayers);
         var root = TestPaths.NewTempDir("fla-roundtrip");
@@ -167,7 +167,7 @@ public class FlaFormatTests
     }
 
     [Fact]
-    public void FlasOneNormEpsIsRepresentedByTheGdnOutputNormEps()
+    public void FlasOneNormEps_IsRepresentedByTheGdnOutputNormEps()
     {
         // fla's default norm_eps 1e-6 applies to the GDN o_norm too: linear_attention.gdn.norm_eps carries it here.
         var config = TinyHybrid(eps: 1e-6) with { LinearAttention = new LinearAttentionOptions { Gdn = new GdnOptions(UseShortConv: true, ConvSize: 3, NormEps: 1e-6) } };
@@ -196,7 +196,7 @@ public class FlaFormatTests
     }
 
     [Fact]
-    public void LargeModelsAreShardedWithAnIndex()
+    public void LargeModels_AreShardedWithAnIndex()
     {
         using var model = Stories260KHybrid("2");
         var fla = Path.Combine(TestPaths.NewTempDir("fla-shards"), "fla");
@@ -222,7 +222,7 @@ public class FlaFormatTests
 
     [Theory]
     [MemberData(nameof(Unrepresentable))]
-    public void ExportRefusesWhatFlaCannotRepresentAndWritesNothing(string what, string[] named)
+    public void Export_RefusesWhatFlaCannotRepresentAndWritesNothing(string what, string[] named)
     {
         var config = what switch
         {
@@ -249,7 +249,7 @@ public class FlaFormatTests
     [InlineData("attn", "{\"layers\":[1],\"num_heads\":2,\"window_size\":16}", "attn.window_size")]
     [InlineData("attn", "{\"layers\":[1],\"num_heads\":4}", "attn.num_heads 4 differs from num_heads 2")]
     [InlineData("model_type", "\"gla\"", "not fla's \"gated_deltanet\"")]
-    public void ImportRefusesWhatWeCannotRepresentNamingTheKey(string key, string value, string named)
+    public void Import_RefusesWhatWeCannotRepresentNamingTheKey(string key, string value, string named)
     {
         using var model = RandomModel(TinyHybrid());
         var dir = Path.Combine(TestPaths.NewTempDir("fla-import"), "fla");
@@ -264,7 +264,7 @@ public class FlaFormatTests
     }
 
     [Fact]
-    public void FlaDefaultsApplyToKeysTheConfigLeavesOut()
+    public void FlaDefaults_ApplyToKeysTheConfigLeavesOut()
     {
         // A minimal fla config: head_dim 256, expand_v 2 and norm_eps 1e-6 are fla's defaults, so expand_v must be given.
         var json = new JsonObject

@@ -16,7 +16,7 @@ public class Llama2cImporterTests
     }
 
     [Fact]
-    public void Stories260KImportEqualsTheHfCopyTensorByTensor()
+    public void Stories260KImport_EqualsTheHfCopyTensorByTensor()
     {
         var outDir = ImportStories260K();
         using var expected = SafeTensorsReader.Open(TestPaths.Assets("stories260K", "model.safetensors"));
@@ -38,7 +38,7 @@ public class Llama2cImporterTests
     }
 
     [Fact]
-    public void Stories260KConfigEqualsTheHfCopy()
+    public void Stories260KConfig_EqualsTheHfCopy()
     {
         var outDir = ImportStories260K();
         using var expected = JsonDocument.Parse(File.ReadAllBytes(TestPaths.Assets("stories260K", "config.json")));
@@ -63,7 +63,7 @@ public class Llama2cImporterTests
     /// source position in the .bin can be checked by arithmetic.
     /// </summary>
     [Fact]
-    public void UnsharedClassifierLayoutAndQkPermutationFollowTheV0Format()
+    public void UnsharedClassifierLayoutAndQkPermutation_FollowTheV0Format()
     {
         const int dim = 8, hidden = 6, layers = 2, heads = 2, kvHeads = 1, vocab = 5, seqLen = 3;
         const int hs = dim / heads, kvDim = kvHeads * hs;
@@ -120,7 +120,7 @@ public class Llama2cImporterTests
     /// llama2.c's interleaved RoPE on the original weights. Both RoPEs are written out here with plain loops.
     /// </summary>
     [Fact]
-    public void RotateHalfOnPermutedWeightsGivesTheInterleavedScores()
+    public void RotateHalfOnPermutedWeights_GivesTheInterleavedScores()
     {
         const int heads = 2, hs = 8, dim = heads * hs, positions = 5;
         var g = torch.manual_seed(3);
@@ -178,7 +178,7 @@ public class Llama2cImporterTests
     }
 
     [Fact]
-    public void TruncatedBinIsRejectedWithExpectedAndFoundBytes()
+    public void TruncatedBin_IsRejectedWithExpectedAndFoundBytes()
     {
         var dir = TestPaths.NewTempDir("l2c-trunc");
         var source = File.ReadAllBytes(TestPaths.Assets("stories260K", "stories260K.bin"));
@@ -199,7 +199,7 @@ public class Llama2cImporterTests
     }
 
     [Fact]
-    public void HeaderOfStories260KIsRead()
+    public void HeaderOfStories260K_IsRead()
     {
         var h = Llama2cImporter.ReadHeader(TestPaths.Assets("stories260K", "stories260K.bin"));
         Assert.Equal(new Llama2cHeader(64, 172, 5, 8, 4, 512, 512, true), h);

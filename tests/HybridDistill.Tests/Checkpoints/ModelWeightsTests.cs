@@ -30,7 +30,7 @@ public class ModelWeightsTests
     }
 
     [Fact]
-    public void SingleFileSaveReadAndLoadRoundTrip()
+    public void SingleFileSaveReadAndLoad_RoundTrip()
     {
         var dir = TestPaths.NewTempDir("mw-single");
         var tensors = TinyModel();
@@ -50,7 +50,7 @@ public class ModelWeightsTests
     }
 
     [Fact]
-    public void ShardedSaveWritesIndexAndRoundTrips()
+    public void ShardedSave_WritesIndexAndRoundTrips()
     {
         var dir = TestPaths.NewTempDir("mw-sharded");
         var tensors = TinyModel();
@@ -82,7 +82,7 @@ public class ModelWeightsTests
     }
 
     [Fact]
-    public void MissingShardIsRejectedNamingIt()
+    public void MissingShard_IsRejectedNamingIt()
     {
         var dir = TestPaths.NewTempDir("mw-noshard");
         ModelWeights.SaveDirectory(dir, TinyModel(), maxShardBytes: 200);
@@ -92,7 +92,7 @@ public class ModelWeightsTests
     }
 
     [Fact]
-    public void IndexNamingATensorTheShardLacksIsRejected()
+    public void IndexNamingATensorTheShardLacks_IsRejected()
     {
         var dir = TestPaths.NewTempDir("mw-badindex");
         using var w = torch.ones(2);
@@ -103,14 +103,14 @@ public class ModelWeightsTests
     }
 
     [Fact]
-    public void DirectoryWithoutWeightsIsRejected()
+    public void DirectoryWithoutWeights_IsRejected()
     {
         var dir = TestPaths.NewTempDir("mw-empty");
         HandBuilt.AssertInputError(() => ModelWeights.ReadDirectory(dir), dir, ModelWeights.SingleFileName);
     }
 
     [Fact]
-    public void ShapeMismatchNamesFileTensorAndBothShapes()
+    public void ShapeMismatch_NamesFileTensorAndBothShapes()
     {
         var dir = TestPaths.NewTempDir("mw-shape");
         var tensors = TinyModel();
@@ -125,7 +125,7 @@ public class ModelWeightsTests
     }
 
     [Fact]
-    public void MissingTensorIsRejectedUnlessOptional()
+    public void MissingTensor_IsRejectedUnlessOptional()
     {
         var dir = TestPaths.NewTempDir("mw-missing");
         var tensors = TinyModel().Where(kv => kv.Key != "lm_head.weight").ToList();
@@ -140,7 +140,7 @@ public class ModelWeightsTests
     }
 
     [Fact]
-    public void UnexpectedTensorsAreListedUnlessIgnored()
+    public void UnexpectedTensors_AreListedUnlessIgnored()
     {
         var dir = TestPaths.NewTempDir("mw-extra");
         var extra = Enumerable.Range(0, 7).Select(i => new KeyValuePair<string, Tensor>($"extra.{i}", torch.ones(1))).ToList();
@@ -156,7 +156,7 @@ public class ModelWeightsTests
     }
 
     [Fact]
-    public void LoadIntoConvertsToTheParameterDTypeAndKeepsRequiresGrad()
+    public void LoadInto_ConvertsToTheParameterDTypeAndKeepsRequiresGrad()
     {
         var dir = TestPaths.NewTempDir("mw-param");
         using var source = torch.tensor(new[] { 1f, 2f, 3f });

@@ -41,7 +41,7 @@ internal static class HandBuilt
 public class SafeTensorsReaderTests
 {
     [Fact]
-    public void ReadsHandBuiltF32F16AndBf16AsFp32()
+    public void HandBuiltF32F16AndBf16_AreReadAsFp32()
     {
         var dir = TestPaths.NewTempDir("st-dtypes");
         // F32 [2, 2] = [[1.5, -2], [0.25, 3e-8]]
@@ -86,7 +86,7 @@ public class SafeTensorsReaderTests
     }
 
     [Fact]
-    public void ReadsF64AndRejectsIntegerDTypeForWeights()
+    public void F64_IsRead_AndIntegerDTypeIsRejectedForWeights()
     {
         var dir = TestPaths.NewTempDir("st-f64");
         var data = BitConverter.GetBytes(0.1).Concat(BitConverter.GetBytes(-7.0)).Concat(BitConverter.GetBytes(5L)).ToArray();
@@ -100,14 +100,14 @@ public class SafeTensorsReaderTests
     }
 
     [Fact]
-    public void FileShorterThanEightBytesIsRejected()
+    public void FileShorterThanEightBytes_IsRejected()
     {
         var path = HandBuilt.WriteFile(TestPaths.NewTempDir("st-short"), "short.safetensors", [1, 2, 3]);
         HandBuilt.AssertInputError(() => SafeTensorsReader.Open(path), path, "3 bytes");
     }
 
     [Fact]
-    public void HeaderLengthBeyondFileIsRejected()
+    public void HeaderLengthBeyondFile_IsRejected()
     {
         var bytes = HandBuilt.SafeTensors("""{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", new byte[4], headerLength: 1000);
         var path = HandBuilt.WriteFile(TestPaths.NewTempDir("st-hlen"), "hlen.safetensors", bytes);
@@ -115,7 +115,7 @@ public class SafeTensorsReaderTests
     }
 
     [Fact]
-    public void HeaderThatIsNotJsonIsRejected()
+    public void HeaderThatIsNotJson_IsRejected()
     {
         var bytes = HandBuilt.SafeTensors("""{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]""", new byte[4]);
         var path = HandBuilt.WriteFile(TestPaths.NewTempDir("st-json"), "badjson.safetensors", bytes);
@@ -123,7 +123,7 @@ public class SafeTensorsReaderTests
     }
 
     [Fact]
-    public void OffsetsInconsistentWithShapeAreRejected()
+    public void OffsetsInconsistentWithShape_AreRejected()
     {
         // [2, 3] F32 needs 24 bytes but the offsets span 20.
         var bytes = HandBuilt.SafeTensors("""{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}""", new byte[24]);
@@ -132,7 +132,7 @@ public class SafeTensorsReaderTests
     }
 
     [Fact]
-    public void UnknownDTypeAndOverlappingTensorsAreRejected()
+    public void UnknownDTypeAndOverlappingTensors_AreRejected()
     {
         var dir = TestPaths.NewTempDir("st-misc");
         var unknown = HandBuilt.WriteFile(dir, "unknown.safetensors",
@@ -144,7 +144,7 @@ public class SafeTensorsReaderTests
     }
 
     [Fact]
-    public void TruncatedDataIsRejectedNamingFileAndTensor()
+    public void TruncatedData_IsRejectedNamingFileAndTensor()
     {
         var full = HandBuilt.SafeTensors(
             """{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}""",
@@ -154,7 +154,7 @@ public class SafeTensorsReaderTests
     }
 
     [Fact]
-    public void ReadsRealStories260KAndMatchesTheLlama2cBin()
+    public void RealStories260K_IsReadAndMatchesTheLlama2cBin()
     {
         var path = TestPaths.Assets("stories260K", "model.safetensors");
         using var reader = SafeTensorsReader.Open(path);

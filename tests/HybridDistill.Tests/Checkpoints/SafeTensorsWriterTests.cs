@@ -25,7 +25,7 @@ public class SafeTensorsWriterTests
     static float[] Values(Tensor t) => t.numel() == 0 ? [] : t.data<float>().ToArray();
 
     [Fact]
-    public void WriterThenReaderRoundTripIsExact()
+    public void WriterThenReaderRoundTrip_IsExact()
     {
         var path = Path.Combine(TestPaths.NewTempDir("st-roundtrip"), "model.safetensors");
         var tensors = SampleTensors();
@@ -46,7 +46,7 @@ public class SafeTensorsWriterTests
     }
 
     [Fact]
-    public void LayoutIsSpacePaddedHeaderThenLittleEndianDataInOrder()
+    public void Layout_IsSpacePaddedHeaderThenLittleEndianDataInOrder()
     {
         var path = Path.Combine(TestPaths.NewTempDir("st-layout"), "layout.safetensors");
         using var a = torch.tensor(new[] { 1f, -2f, 3.5f });
@@ -68,7 +68,7 @@ public class SafeTensorsWriterTests
     }
 
     [Fact]
-    public void NonFp32AndNonContiguousInputsAreStoredAsFp32Values()
+    public void NonFp32AndNonContiguousInputs_AreStoredAsFp32Values()
     {
         var path = Path.Combine(TestPaths.NewTempDir("st-convert"), "convert.safetensors");
         using var doubles = torch.tensor(new[] { 0.1, 2.0 });
@@ -88,7 +88,7 @@ public class SafeTensorsWriterTests
     }
 
     [Fact]
-    public void RewriteReplacesTheFileAndDuplicateNamesAreRefused()
+    public void Rewrite_ReplacesTheFile_AndDuplicateNamesAreRefused()
     {
         var path = Path.Combine(TestPaths.NewTempDir("st-rewrite"), "w.safetensors");
         using var first = torch.ones(4);
