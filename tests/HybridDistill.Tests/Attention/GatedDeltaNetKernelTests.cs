@@ -102,7 +102,7 @@ public sealed class GatedDeltaNetKernelTests
     [Theory]
     [InlineData(Gates.Moderate)]
     [InlineData(Gates.Strong)]
-    public void NaiveFp32MatchesNaiveFp64(Gates gates)
+    public void NaiveFp32_MatchesNaiveFp64(Gates gates)
     {
         var x = MakeInputs(200, gates);
         var reference = Run(Naive, x, float64);
@@ -115,7 +115,7 @@ public sealed class GatedDeltaNetKernelTests
     [InlineData(64)]
     [InlineData(65)]
     [InlineData(200)]
-    public void ChunkedMatchesNaive(int length)
+    public void Chunked_MatchesNaive(int length)
     {
         var x = MakeInputs(length);
         var reference = Run(Naive, x, float32);
@@ -125,7 +125,7 @@ public sealed class GatedDeltaNetKernelTests
     [Theory]
     [InlineData(65)]
     [InlineData(200)]
-    public void ChunkedWithChunkSize16MatchesNaive(int length)
+    public void ChunkedWithChunkSize16_MatchesNaive(int length)
     {
         var x = MakeInputs(length, seed: 7);
         var reference = Run(Naive, x, float32);
@@ -135,7 +135,7 @@ public sealed class GatedDeltaNetKernelTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void ChunkedGradientsWhenOnlyOneResultIsUsed(bool useOutput)
+    public void ChunkedGradientsWhenOnlyOneResultIsUsed_MatchNaive(bool useOutput)
     {
         // The other result's gradient arrives undefined in the hand-written backward and must count as zero.
         var x = MakeInputs(130, seed: 9);
@@ -158,7 +158,7 @@ public sealed class GatedDeltaNetKernelTests
     }
 
     [Fact]
-    public void ChunkedWithoutGradientsEqualsChunkedWithGradients()
+    public void ChunkedWithoutGradients_EqualsChunkedWithGradients()
     {
         var x = MakeInputs(150, seed: 10);
         var leaf = Leaves(x, float32);
@@ -174,7 +174,7 @@ public sealed class GatedDeltaNetKernelTests
     }
 
     [Fact]
-    public void ChunkedInFp64AgreesWithNaiveToRoundoff()
+    public void ChunkedInFp64_AgreesWithNaiveToRoundoff()
     {
         // The algebra of steps 1-5 is exact: in fp64 the chunked form equals the loop to ~1e-12.
         var x = MakeInputs(200, seed: 3);
@@ -187,7 +187,7 @@ public sealed class GatedDeltaNetKernelTests
     [InlineData(64)]
     [InlineData(65)]
     [InlineData(200)]
-    public void StepLoopMatchesNaive(int length)
+    public void StepLoop_MatchesNaive(int length)
     {
         var x = MakeInputs(length, seed: 1);
         var reference = Run(Naive, x, float32);
@@ -197,7 +197,7 @@ public sealed class GatedDeltaNetKernelTests
     [Theory]
     [InlineData(Gates.NearOne)]
     [InlineData(Gates.Strong)]
-    public void ExtremeGatesMatchNaiveWithoutNaN(Gates gates)
+    public void ExtremeGates_MatchNaiveWithoutNaN(Gates gates)
     {
         var x = MakeInputs(200, gates, seed: 2);
         var reference = Run(Naive, x, float32);
@@ -206,7 +206,7 @@ public sealed class GatedDeltaNetKernelTests
     }
 
     [Fact]
-    public void ZeroInitialStateWhenNoneIsGiven()
+    public void WithoutAnInitialState_StartsFromZero()
     {
         var x = MakeInputs(100, withState: false, seed: 4);
         var reference = Run(Naive, x, float32);
@@ -218,7 +218,7 @@ public sealed class GatedDeltaNetKernelTests
     }
 
     [Fact]
-    public void SplittingTheSequenceAndCarryingTheStateEqualsOnePass()
+    public void SplittingTheSequenceAndCarryingTheState_EqualsOnePass()
     {
         var x = MakeInputs(200, seed: 5);
         var q = x.Q.to(float32); var k = x.K.to(float32); var v = x.V.to(float32);
@@ -277,7 +277,7 @@ public sealed class GatedDeltaNetKernelTests
     static long LiveTensorsOfThisThread() => DisposeScopeManager.Statistics.ThreadTotalLiveCount;
 
     [Fact]
-    public void KernelsFreeTheirIntermediates()
+    public void Kernels_FreeTheirIntermediates()
     {
         var x = MakeInputs(100, seed: 6);
         var q = x.Q.to(float32); var k = x.K.to(float32); var v = x.V.to(float32);
@@ -304,7 +304,7 @@ public sealed class GatedDeltaNetKernelTests
     }
 
     [Fact]
-    public void MismatchedShapesAreRejected()
+    public void MismatchedShapes_AreRejected()
     {
         var x = MakeInputs(10);
         Assert.Throws<ArgumentException>(() => GatedDeltaNet.Chunked(x.Q, x.K.narrow(2, 0, 9), x.V, x.Beta, x.G));
