@@ -13,10 +13,10 @@ public class RegexDialectTests
     [InlineData(@"(ab|c)++d", @"(?>(ab|c)+)d")]
     [InlineData(@"[]+]++", @"(?>[]+]+)")]
     [InlineData(@"\u0041++", @"(?>\u0041+)")]
-    public void PossessiveBecomesAtomic(string pattern, string expected) => Assert.Equal(expected, RegexDialect.ToDotNet(pattern));
+    public void Possessive_BecomesAtomic(string pattern, string expected) => Assert.Equal(expected, RegexDialect.ToDotNet(pattern));
 
     [Fact]
-    public void PatternsWithoutPossessivesAreUnchanged()
+    public void PatternsWithoutPossessives_AreUnchanged()
     {
         foreach (var family in new[] { "qwen3", "llama3" })
         {
@@ -28,7 +28,7 @@ public class RegexDialectTests
     }
 
     [Fact]
-    public void AtomicGroupsNeverGiveBack()
+    public void AtomicGroups_NeverGiveBack()
     {
         Assert.Throws<RegexParseException>(() => new Regex("a++a"));          // why the translation exists
         Assert.DoesNotMatch(new Regex(RegexDialect.ToDotNet("a++a")), "aaa");  // possessive: the a+ keeps every a

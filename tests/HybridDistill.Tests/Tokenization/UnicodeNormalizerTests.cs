@@ -12,7 +12,7 @@ public class UnicodeNormalizerTests
     static string N(string s, TextNormalization f) => UnicodeNormalizer.Normalize(s, f);
 
     [Fact]
-    public void StringNormalizeIsANoOpUnderTheProjectsInvariantGlobalization()
+    public void StringNormalize_IsANoOpUnderTheProjectsInvariantGlobalization()
     {
         // Why UnicodeNormalizer exists: with <InvariantGlobalization>true</InvariantGlobalization> .NET 10 returns the
         // input unchanged (and calls it normalized). If this starts failing, globalization was turned on.
@@ -23,7 +23,7 @@ public class UnicodeNormalizerTests
     }
 
     [Fact]
-    public void HandPickedCases()
+    public void HandPickedCases_MatchTheirKnownForms()
     {
         Assert.Equal("\u00c5", N("A\u030a", TextNormalization.Nfc));
         Assert.Equal("\u00c5", N("\u212b", TextNormalization.Nfc));                 // ANGSTROM SIGN: singleton, never composed back
