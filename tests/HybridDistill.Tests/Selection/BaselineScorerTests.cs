@@ -6,7 +6,7 @@ namespace HybridDistill.Tests.Selection;
 public class BaselineScorerTests
 {
     [Fact]
-    public void UniformAnchoredLastKeepsTheLastLayerAndWritesEveryK()
+    public void UniformAnchoredLast_KeepsTheLastLayerAndWritesEveryK()
     {
         var s = UniformScorer.Build(5, UniformScorer.Last);
         Assert.Equal([4], s.Layouts![1]);
@@ -20,7 +20,7 @@ public class BaselineScorerTests
     }
 
     [Fact]
-    public void UniformAnchoredFirstMirrorsTheLastAnchoredPattern()
+    public void UniformAnchoredFirst_MirrorsTheLastAnchoredPattern()
     {
         var s = UniformScorer.Build(5, UniformScorer.First);
         Assert.Equal([0], s.Layouts![1]);
@@ -34,7 +34,7 @@ public class BaselineScorerTests
     }
 
     [Fact]
-    public void EndsGoesFromBothEndsInwards()
+    public void Ends_GoesFromBothEndsInwards()
     {
         Assert.Equal([0, 4, 1, 3, 2], EndsScorer.Build(5).Ranking);
         Assert.Equal([0, 3, 1, 2], EndsScorer.Build(4).Ranking);
@@ -43,7 +43,7 @@ public class BaselineScorerTests
     }
 
     [Fact]
-    public void RandomIsASeededPermutation()
+    public void Random_IsASeededPermutation()
     {
         var a = RandomScorer.Build(8, seed: 3);
         Assert.Equal(Enumerable.Range(0, 8), a.Ranking.Order());
@@ -70,7 +70,7 @@ public class BaselineScorerTests
     }
 
     [Fact]
-    public void ScorersReadTheLayerCountFromTheTeacherAndRecordTheirSettings()
+    public void Scorers_ReadTheLayerCountFromTheTeacherAndRecordTheirSettings()
     {
         var teacher = TeacherConfigDir(8);
         var context = new ScoringContext
@@ -91,7 +91,7 @@ public class BaselineScorerTests
     }
 
     [Fact]
-    public void MissingOptionsAndUnknownSettingsAreNamed()
+    public void MissingOptionsAndUnknownSettings_AreNamed()
     {
         var teacher = TeacherConfigDir(4);
         Assert.Contains("needs --teacher", Assert.Throws<InputException>(() => LayerScorers.Create("ends").Score(new ScoringContext { Method = "ends" })).Message);

@@ -12,7 +12,7 @@ public class KlCurvesTests
         Curve(Enumerable.Range(0, n).Select(i => level + (i % 2 == 0 ? noise : -noise)).ToArray());
 
     [Fact]
-    public void ScoreIsMinusTheMeanOfTheLastLoggedValues()
+    public void Score_IsMinusTheMeanOfTheLastLoggedValues()
     {
         var c = Curve(5, 4, 3, 2, 1);
         Assert.Equal(-2.0, KlCurves.LateMeanScore(c, 3), 12);
@@ -23,7 +23,7 @@ public class KlCurvesTests
     }
 
     [Fact]
-    public void StepZeroPointIsNeverInAScore()
+    public void StepZeroPoint_IsNeverInAScore()
     {
         // the step-0 point (tokens 0, before any update) of layer 1 is very low; it must not make layer 1 look best
         IReadOnlyList<CurvePoint> WithStepZero(double atZero, params double[] kl) => [new CurvePoint(0, atZero), .. Curve(kl)];

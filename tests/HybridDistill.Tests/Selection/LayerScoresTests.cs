@@ -13,7 +13,7 @@ public class LayerScoresTests
     };
 
     [Fact]
-    public void RoundTripsEveryField()
+    public void SaveThenLoad_RoundTripsEveryField()
     {
         var dir = TestPaths.NewTempDir("scores-json");
         var path = Path.Combine(dir, "scores.json");
@@ -39,7 +39,7 @@ public class LayerScoresTests
     [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, 2], "ranking": [1, 0], "layouts": {"2": [0]}}""", "must list 2 distinct layers")]
     [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, 2], "ranking": [1, 0], "layouts": {"3": [0, 1, 2]}}""", "not a layer count between 1 and 2")]
     [InlineData("""{"method": "x", "num_layers": 2, "scores": [1, 2], "ranking": [1, 0], "curves": {"0": [{"tokens": 1}]}}""", "'kl'")]
-    public void BadFilesGiveAnErrorNamingTheFileAndKey(string text, string expected)
+    public void BadFiles_GiveAnErrorNamingTheFileAndKey(string text, string expected)
     {
         var path = Path.Combine(TestPaths.NewTempDir("scores-bad"), "scores.json");
         File.WriteAllText(path, text);
@@ -49,13 +49,13 @@ public class LayerScoresTests
     }
 
     [Fact]
-    public void MissingFileSaysHowToMakeOne()
+    public void MissingFile_SaysHowToMakeOne()
     {
         var e = Assert.Throws<InputException>(() => LayerScores.Load(Path.Combine(TestPaths.NewTempDir("scores-none"), "scores.json")));
         Assert.Contains("hybrid score", e.Message);
     }
 
     [Fact]
-    public void NaNScoresAreRejected() =>
+    public void NaNScores_AreRejected() =>
         Assert.Throws<InputException>(() => LayerScores.FromScores("ppl", [0.1, double.NaN]));
 }

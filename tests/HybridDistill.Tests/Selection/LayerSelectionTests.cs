@@ -15,7 +15,7 @@ public class LayerSelectionTests
     [InlineData("0.3", 5, 2)]      // 1.5 exactly in decimal (a double would give 1.4999...)
     [InlineData("1%", 5, 1)]       // at least one
     [InlineData("100%", 5, 5)]
-    public void KeepCountRoundsHalvesUpAndKeepsAtLeastOne(string budget, int layers, int expected)
+    public void KeepCount_RoundsHalvesUpAndKeepsAtLeastOne(string budget, int layers, int expected)
     {
         Assert.Equal(expected, LayerSelection.KeepCount(LayerSelection.ParseBudget(budget), layers));
     }
@@ -25,7 +25,7 @@ public class LayerSelectionTests
     [InlineData("0.25", 0.25)]
     [InlineData(" 12.5 % ", 0.125)]
     [InlineData("1", 1.0)]
-    public void ParsesPercentAndFraction(string text, double expected) =>
+    public void ParseBudget_AcceptsPercentAndFraction(string text, double expected) =>
         Assert.Equal((decimal)expected, LayerSelection.ParseBudget(text));
 
     [Theory]
@@ -35,14 +35,14 @@ public class LayerSelectionTests
     [InlineData("150%")]
     [InlineData("-0.1")]
     [InlineData("2")]
-    public void RejectsImpossibleBudgets(string text)
+    public void ParseBudget_RejectsImpossibleBudgets(string text)
     {
         var e = Assert.Throws<InputException>(() => LayerSelection.ParseBudget(text));
         Assert.Contains("--budget", e.Message);
     }
 
     [Fact]
-    public void BudgetListsReadCountsAndFractionsMergingTheSameK()
+    public void BudgetLists_ReadCountsAndFractionsMergingTheSameK()
     {
         // 25% of 8 and 2L are both K = 2 (first label kept); 0.125 is K = 1; 8L keeps every layer
         Assert.Equal([("0.125", 1), ("25%", 2), ("8L", 8)], LayerSelection.ParseBudgetList(" 25%, 2L ,0.125,8L", 8, "--budgets"));
@@ -54,7 +54,7 @@ public class LayerSelectionTests
     [InlineData("xL")]
     [InlineData("150%")]
     [InlineData("abc")]
-    public void BudgetListErrorsAreTheSameForRunAndKlScoring(string item)
+    public void BudgetListErrors_AreTheSameForRunAndKlScoring(string item)
     {
         string expected = $"\"{item}\" is not a budget for a model of 8 layers; give layer counts 1L..8L or fractions of the layers such as 12.5%,25% (above 0, at most 100%).";
         Assert.Equal("--budgets: " + expected, Assert.Throws<InputException>(() => ComparisonBudget.ParseList("1L," + item, 8)).Message);
@@ -62,7 +62,7 @@ public class LayerSelectionTests
     }
 
     [Fact]
-    public void ResolveKNeedsExactlyOneOfBudgetAndKeepWithinTheLayers()
+    public void ResolveK_NeedsExactlyOneOfBudgetAndKeepWithinTheLayers()
     {
         Assert.Equal(2, LayerSelection.ResolveK(null, 2, 5));
         Assert.Equal(3, LayerSelection.ResolveK("50%", null, 5));
@@ -73,7 +73,7 @@ public class LayerSelectionTests
     }
 
     [Fact]
-    public void ChooseTakesTheTopKOfTheRankingSortedAscending()
+    public void Choose_TakesTheTopKOfTheRankingSortedAscending()
     {
         var scores = LayerScores.FromScores("test", [0.1, 0.9, 0.5, 0.9, 0.0]);
         Assert.Equal([1, 3, 2, 0, 4], scores.Ranking);      // tie 0.9: layer 1 before 3
@@ -83,7 +83,7 @@ public class LayerSelectionTests
     }
 
     [Fact]
-    public void ChooseUsesTheMethodsLayoutForThatKWhenPresent()
+    public void Choose_UsesTheMethodsLayoutForThatKWhenPresent()
     {
         var scores = LayerScores.FromScores("test", [0.1, 0.9, 0.5, 0.8, 0.0]) with
         {

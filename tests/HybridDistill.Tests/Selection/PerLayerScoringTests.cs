@@ -18,7 +18,7 @@ public class PerLayerScoringTests
     };
 
     [Fact]
-    public void RerunSkipsFinishedLayersAndMergesWhenAllAreDone()
+    public void Rerun_SkipsFinishedLayersAndMergesWhenAllAreDone()
     {
         var (teacher, windows) = Planted();
         var outDir = TestPaths.NewTempDir("ppl-resume");
@@ -52,7 +52,7 @@ public class PerLayerScoringTests
     }
 
     [Fact]
-    public void MergeListsTheMissingLayers()
+    public void Merge_ListsTheMissingLayers()
     {
         var (teacher, windows) = Planted();
         var outDir = TestPaths.NewTempDir("ppl-merge");
@@ -64,7 +64,7 @@ public class PerLayerScoringTests
     }
 
     [Fact]
-    public void ResultsOfAnotherJobAreNeverReused()
+    public void ResultsOfAnotherJob_AreNeverReused()
     {
         var (teacher, windows) = Planted();
         var outDir = TestPaths.NewTempDir("ppl-otherjob");
@@ -76,7 +76,7 @@ public class PerLayerScoringTests
     }
 
     [Fact]
-    public void WithoutAnOutputDirectoryEveryLayerIsScoredInMemory()
+    public void WithoutAnOutputDirectory_EveryLayerIsScoredInMemory()
     {
         var (teacher, windows) = Planted();
         var scores = new PerplexityScorer().Score(new ScoringContext

@@ -30,7 +30,7 @@ public class PlantedAnswerTests
     }
 
     [Fact]
-    public void TheTeacherRecallsOnlyThroughThePlantedLayer()
+    public void TheTeacher_RecallsOnlyThroughThePlantedLayer()
     {
         using var teacher = PlantedTeacher.Build(layers: 4, plantedLayer: 2);
         Assert.True(AnswerProbability(teacher, null) > 0.99);
@@ -40,7 +40,7 @@ public class PlantedAnswerTests
     }
 
     [Fact]
-    public void UniformAndEndsMissThePlantedLayerAndPplFindsIt()
+    public void UniformAndEnds_MissThePlantedLayer_AndPplFindsIt()
     {
         var dir = PlantedTeacher.SaveTo(TestPaths.NewTempDir("planted"), layers: 4, plantedLayer: 2);
         var windows = new InMemoryTokenWindows(PlantedTeacher.Sequences(count: 16, Queries, seed: 9));

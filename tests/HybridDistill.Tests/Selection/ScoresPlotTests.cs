@@ -11,7 +11,7 @@ public class ScoresPlotTests
         (BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(16)), BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(20)));   // IHDR
 
     [Fact]
-    public void WritesARealPngWithOnePanelForScores()
+    public void Save_WritesARealPngWithOnePanelForScores()
     {
         var path = Path.Combine(TestPaths.NewTempDir("scores-png"), "scores.png");
         ScoresPlot.Save(UniformScorer.Build(8), path, k: 2, "25%");
@@ -22,7 +22,7 @@ public class ScoresPlotTests
     }
 
     [Fact]
-    public void AddsACurvePanelWhenTheScoresCarryCurves()
+    public void Save_AddsACurvePanelWhenTheScoresCarryCurves()
     {
         var curves = Enumerable.Range(0, 4).ToDictionary(l => l,
             l => (IReadOnlyList<CurvePoint>)Enumerable.Range(1, 10).Select(i => new CurvePoint(i * 512L, (l + 1) * 2.0 / i)).ToArray());

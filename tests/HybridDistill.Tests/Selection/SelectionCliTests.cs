@@ -21,7 +21,7 @@ public class SelectionCliTests
     }
 
     [Fact]
-    public void ScoreThenSelectWritesTheLayoutOfThatK()
+    public void ScoreThenSelect_WritesTheLayoutOfThatK()
     {
         var teacher = TestPaths.NewTempDir("cli-teacher");
         TinyConfigs.Llama(5).Save(teacher);
@@ -45,7 +45,7 @@ public class SelectionCliTests
     }
 
     [Fact]
-    public void EveryScoreOptionReachesTheMethod()
+    public void EveryScoreOption_ReachesTheMethod()
     {
         var teacher = TestPaths.NewTempDir("cli-teacher");
         TinyConfigs.Llama(6).Save(teacher);
@@ -59,7 +59,7 @@ public class SelectionCliTests
     }
 
     [Fact]
-    public void UserErrorsExitWithCodeTwo()
+    public void UserErrors_ExitWithCodeTwo()
     {
         Assert.Equal(2, Run("select", "--scores", "/nonexistent/scores.json", "--keep", "1").Code);
         Assert.Equal(2, Run("select", "--scores", "x.json").Code);                                   // neither --budget nor --keep
@@ -91,7 +91,7 @@ public class SelectionCliTests
     }
 
     [Fact]
-    public void MergeCombinesLayerFilesFromSeparateRuns()
+    public void Merge_CombinesLayerFilesFromSeparateRuns()
     {
         var teacher = PlantedTeacher.SaveTo(TestPaths.NewTempDir("cli-planted"));
         var outDir = TestPaths.NewTempDir("cli-merge");
@@ -112,7 +112,7 @@ public class SelectionCliTests
     }
 
     [Fact]
-    public void RepeatedSetOptionsAllReachTheMethod()
+    public void RepeatedSetOptions_AllReachTheMethod()
     {
         var outDir = Path.Combine(TestPaths.NewTempDir("cli-set"), "ppl");
         var stories = TestPaths.Assets("stories260K");

@@ -15,7 +15,7 @@ public class TokenWindowsTests
     }
 
     [Fact]
-    public void TextFileWindowsAreConsecutiveDocumentsWithBos()
+    public void TextFileWindows_AreConsecutiveDocumentsWithBos()
     {
         var text = SmallText();
         var windows = TokenWindowSources.FromPath(text).Open(Stories, length: 64, maxTokens: 64 * 5 + 10);
@@ -34,7 +34,7 @@ public class TokenWindowsTests
     }
 
     [Fact]
-    public void TokenDirectoryWindowsComeFromTheValidationSplit()
+    public void TokenDirectoryWindows_ComeFromTheValidationSplit()
     {
         var dir = Path.Combine(TestPaths.NewTempDir("windows-tokens"), "data");
         CorpusBuilder.Build(Stories, [SmallText()], dir, new TokenizeOptions { MinValTokens = 1024 });
@@ -53,7 +53,7 @@ public class TokenWindowsTests
     }
 
     [Fact]
-    public void PplScoresFromATokenDirectory()
+    public void Ppl_ScoresFromATokenDirectory()
     {
         var dir = Path.Combine(TestPaths.NewTempDir("windows-ppl"), "data");
         CorpusBuilder.Build(Stories, [SmallText()], dir, new TokenizeOptions { MinValTokens = 1024 });
@@ -69,7 +69,7 @@ public class TokenWindowsTests
     }
 
     [Fact]
-    public void MissingOrWrongDataPathsAreNamed()
+    public void MissingOrWrongDataPaths_AreNamed()
     {
         Assert.Contains("data file not found", Assert.Throws<InputException>(() => TokenWindowSources.FromPath("/nonexistent/x.txt")).Message);
         Assert.Contains("without manifest.json", Assert.Throws<InputException>(() => TokenWindowSources.FromPath(TestPaths.NewTempDir("empty"))).Message);
