@@ -78,7 +78,7 @@ public class GatedLinearAttentionTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Chunked_matches_naive_outputs_state_and_gradients(long tokens, string regime) =>
+    public void Chunked_MatchesNaiveOutputsStateAndGradients(long tokens, string regime) =>
         AssertMatchesNaive((q, k, v, g, s) => GatedLinearAttention.Chunked(q, k, v, g, s), tokens, regime);
 
     [Theory]
@@ -92,7 +92,7 @@ public class GatedLinearAttentionTests
     [InlineData(8L, true, "extreme")]
     [InlineData(4L, true, "extreme")]
     [InlineData(64L, true, "medium")]
-    public void Every_intra_chunk_scheme_matches_naive(long sub, bool pairwise, string regime)
+    public void EveryIntraChunkScheme_MatchesNaive(long sub, bool pairwise, string regime)
     {
         foreach (var tokens in new long[] { 65, 200 })
             AssertMatchesNaive((q, k, v, g, s) => GatedLinearAttention.ChunkedCore(q, k, v, g, s, 64, (sub, pairwise)), tokens, regime);
@@ -103,7 +103,7 @@ public class GatedLinearAttentionTests
     [InlineData(16)]
     [InlineData(32)]
     [InlineData(128)]
-    public void Other_chunk_sizes_match_naive(int chunkSize)
+    public void OtherChunkSizes_MatchNaive(int chunkSize)
     {
         AssertMatchesNaive((q, k, v, g, s) => GatedLinearAttention.Chunked(q, k, v, g, s, chunkSize), 65, "realistic");
         AssertMatchesNaive((q, k, v, g, s) => GatedLinearAttention.Chunked(q, k, v, g, s, chunkSize), 65, "strong");
@@ -114,7 +114,7 @@ public class GatedLinearAttentionTests
     [InlineData(65L, "realistic")]
     [InlineData(200L, "weak")]
     [InlineData(200L, "strong")]
-    public void Step_loop_matches_naive(long tokens, string regime) =>
+    public void StepLoop_MatchesNaive(long tokens, string regime) =>
         AssertMatchesNaive((q, k, v, g, s) =>
         {
             var state = s;
@@ -131,7 +131,7 @@ public class GatedLinearAttentionTests
     [Theory]
     [InlineData("realistic")]
     [InlineData("strong")]
-    public void Two_calls_with_carried_state_equal_one_pass(string regime)
+    public void TwoCallsWithCarriedState_EqualOnePass(string regime)
     {
         using var scope = torch.NewDisposeScope();
         var inputs = Inputs(200, regime, 7);
@@ -153,7 +153,7 @@ public class GatedLinearAttentionTests
     }
 
     [Fact]
-    public void Without_initial_state_starts_from_zero()
+    public void WithoutInitialState_StartsFromZero()
     {
         using var scope = torch.NewDisposeScope();
         var inputs = Inputs(70, "realistic", 3);
@@ -168,7 +168,7 @@ public class GatedLinearAttentionTests
     }
 
     [Fact]
-    public void One_token_naive_equals_the_formula()
+    public void OneTokenNaive_EqualsTheFormula()
     {
         using var scope = torch.NewDisposeScope();
         var inputs = Inputs(1, "realistic", 5);
@@ -187,7 +187,7 @@ public class GatedLinearAttentionTests
     [InlineData("strong", 8L, false)]
     [InlineData("severe", 4L, false)]
     [InlineData("extreme", 8L, true)]
-    public void Scheme_follows_the_decay_strength(string regime, long sub, bool pairwise)
+    public void Scheme_FollowsTheDecayStrength(string regime, long sub, bool pairwise)
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(11);
@@ -195,7 +195,7 @@ public class GatedLinearAttentionTests
     }
 
     [Fact]
-    public void Chunked_rejects_positive_log_decay()
+    public void Chunked_RejectsPositiveLogDecay()
     {
         using var scope = torch.NewDisposeScope();
         var inputs = Inputs(10, "realistic", 2);
@@ -205,7 +205,7 @@ public class GatedLinearAttentionTests
     }
 
     [Fact]
-    public void Kernels_leave_no_live_tensors_behind()
+    public void Kernels_LeaveNoLiveTensorsBehind()
     {
         using var scope = torch.NewDisposeScope();
         var inputs = Inputs(100, "strong", 10);

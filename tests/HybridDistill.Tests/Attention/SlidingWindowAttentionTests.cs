@@ -47,7 +47,7 @@ public class SlidingWindowAttentionTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Masked_matches_naive_outputs_and_gradients(long tokens, int window) =>
+    public void Masked_MatchesNaiveOutputsAndGradients(long tokens, int window) =>
         AssertMatchesNaive((q, k, v) => SlidingWindowAttention.Masked(q, k, v, window), tokens, window);
 
     [Theory]
@@ -57,7 +57,7 @@ public class SlidingWindowAttentionTests
     [InlineData(130L, 5, 100L)]   // two blocks, the second ragged
     [InlineData(200L, 16, 64L)]   // the default block for window 16
     [InlineData(65L, 1, 64L)]
-    public void Blocked_path_matches_naive_for_several_query_blocks(long tokens, int window, long block) =>
+    public void BlockedPath_MatchesNaiveForSeveralQueryBlocks(long tokens, int window, long block) =>
         AssertMatchesNaive((q, k, v) => SlidingWindowAttention.MaskedCore(q, k, v, window, block, denseUpTo: 0), tokens, window);
 
     [Theory]
@@ -66,7 +66,7 @@ public class SlidingWindowAttentionTests
     [InlineData(65L, 300)]
     [InlineData(200L, 200)]
     [InlineData(200L, 1000)]
-    public void Window_at_least_T_equals_full_causal_attention(long tokens, int window)
+    public void WindowAtLeastT_EqualsFullCausalAttention(long tokens, int window)
     {
         using var scope = torch.NewDisposeScope();
         var inputs = Inputs(tokens, 3);
@@ -76,7 +76,7 @@ public class SlidingWindowAttentionTests
     }
 
     [Fact]
-    public void Naive_window_one_returns_the_values()
+    public void NaiveWindowOne_ReturnsTheValues()
     {
         using var scope = torch.NewDisposeScope();
         var inputs = Inputs(20, 4);
@@ -84,7 +84,7 @@ public class SlidingWindowAttentionTests
     }
 
     [Fact]
-    public void Naive_equals_a_dense_banded_softmax()
+    public void Naive_EqualsADenseBandedSoftmax()
     {
         using var scope = torch.NewDisposeScope();
         const long tokens = 40; const int window = 7;
@@ -104,7 +104,7 @@ public class SlidingWindowAttentionTests
     [InlineData(40L, 70L, 16)]
     [InlineData(5L, 30L, 1)]
     [InlineData(20L, 50L, 300)]
-    public void Prefill_then_steps_equals_naive_over_the_whole_sequence(long prefill, long tokens, int window)
+    public void PrefillThenSteps_EqualNaiveOverTheWholeSequence(long prefill, long tokens, int window)
     {
         using var scope = torch.NewDisposeScope();
         var (q, k, v) = (Inputs(tokens, 6)[0], Inputs(tokens, 6)[1], Inputs(tokens, 6)[2]);
@@ -124,7 +124,7 @@ public class SlidingWindowAttentionTests
     }
 
     [Fact]
-    public void Cache_keeps_the_last_window_tokens_in_their_ring_slots()
+    public void Cache_KeepsTheLastWindowTokensInTheirRingSlots()
     {
         using var scope = torch.NewDisposeScope();
         const int window = 16;
@@ -148,7 +148,7 @@ public class SlidingWindowAttentionTests
     }
 
     [Fact]
-    public void Prefill_rejects_a_non_empty_cache_and_append_rejects_wrong_shapes()
+    public void Prefill_RejectsANonEmptyCache_AndAppendRejectsWrongShapes()
     {
         using var scope = torch.NewDisposeScope();
         var (q, k, v) = (Inputs(10, 9)[0], Inputs(10, 9)[1], Inputs(10, 9)[2]);
@@ -159,7 +159,7 @@ public class SlidingWindowAttentionTests
     }
 
     [Fact]
-    public void Kernels_leave_no_live_tensors_behind()
+    public void Kernels_LeaveNoLiveTensorsBehind()
     {
         using var scope = torch.NewDisposeScope();
         var (q, k, v) = (Inputs(100, 10)[0], Inputs(100, 10)[1], Inputs(100, 10)[2]);
