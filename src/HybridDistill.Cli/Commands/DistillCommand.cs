@@ -184,8 +184,8 @@ public static class TrainingProgressView
                 err.WriteLine($"{title}: {(p.Step > 0 ? $"resuming at step {p.Step}" : "starting")} ({p.TotalSteps} steps, {p.TotalTokens:N0} tokens)");
                 break;
             case TrainEvent.Line:
-                string val = p.Line?["val_loss"] is { } v ? $" val_loss {(double)v:G5}" : "";
-                string baseline = p.Line?["val_baseline_loss"] is { } b ? $" (zero-output baseline {(double)b:G5})" : "";
+                string val = p.Line?.ValLoss is double v ? $" val_loss {v:G5}" : "";
+                string baseline = p.Line?.ValExtra("baseline_loss") is double b ? $" (zero-output baseline {b:G5})" : "";
                 err.WriteLine($"{title} step {p.Step}/{p.TotalSteps} tokens {p.Tokens:N0} loss {p.Loss:G5} lr {p.Lr:G3}{val}{baseline} {p.TokensPerSecond:N0} tok/s");
                 break;
             case TrainEvent.Checkpoint:

@@ -54,8 +54,8 @@ public sealed class PretrainCommand : Command<PretrainCommand.Settings>
             {
                 if (p.Event == TrainEvent.Line && p.Line is { } line)
                     err.WriteLine($"  {phase.Name} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}" +
-                                  (line["val_loss"] is { } v ? $" val {(double)v:F4}" : "") +
-                                  string.Concat(line.Where(kv => kv.Key.StartsWith("val_acc_")).Select(kv => $" {kv.Key[8..]} {(double)kv.Value!:F3}")) +
+                                  (line.ValLoss is double v ? $" val {v:F4}" : "") +
+                                  string.Concat(line.ValExtras.Where(e => e.Name.StartsWith("acc_")).Select(e => $" {e.Name[4..]} {e.Value:F3}")) +
                                   $" {p.TokensPerSecond:F0} tok/s");
             }),
             interrupt.Token);

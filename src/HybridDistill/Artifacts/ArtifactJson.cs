@@ -48,6 +48,17 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(McEntry))]
 [JsonSerializable(typeof(McLine))]
 [JsonSerializable(typeof(IReadOnlyDictionary<string, RecallLengthEntry>))]
+[JsonSerializable(typeof(HybridDistill.Training.TrainerStateFile))]
+[JsonSerializable(typeof(HybridDistill.Training.MetricSumsFile))]
+[JsonSerializable(typeof(HybridDistill.Training.MetricsLine))]
+[JsonSerializable(typeof(HybridDistill.Training.MetricsLineStep))]
+[JsonSerializable(typeof(HybridDistill.Training.DistillRunConfig))]
+[JsonSerializable(typeof(HybridDistill.Training.PretrainRunConfig))]
+[JsonSerializable(typeof(HybridDistill.Training.PretrainPhaseRunConfig))]
+[JsonSerializable(typeof(HybridDistill.Training.PretrainRecipeFile))]
+[JsonSerializable(typeof(HybridDistill.Training.PretrainRunIdentity))]
+[JsonSerializable(typeof(HybridDistill.Training.CorpusSeqLen))]
+[JsonSerializable(typeof(HybridDistill.Training.WallTimeRecord))]
 internal sealed partial class ArtifactJsonContext : JsonSerializerContext;
 
 /// <summary>Writing and reading artifacts through <see cref="ArtifactJsonContext"/>.</summary>
@@ -68,6 +79,41 @@ internal static class ArtifactJson
 
     public static JsonObject ToNode<T>(T value, JsonTypeInfo<T> type) => JsonSerializer.SerializeToNode(value, type)!.AsObject();
 
+    /// <summary>One line of a .jsonl file: the value on one line (not indented) and a newline.</summary>
+    public static byte[] Line<T>(T value, JsonTypeInfo<T> type)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer)) JsonSerializer.Serialize(writer, value, type);
+        return [.. buffer.WrittenSpan, (byte)'\n'];
+    }
+
+    /// <summary>One line of a .jsonl file read back; a <see cref="JsonException"/> when it is not one value of <typeparamref name="T"/>.</summary>
+    public static T ParseLine<T>(string line, JsonTypeInfo<T> type) =>
+        JsonSerializer.Deserialize(line, type) ?? throw new JsonException("null is not a line of this file");
+
+    /// <summary>
+    /// Where a stored file's JSON and <paramref name="current"/> differ, as "key.path: then-value then, now-value now"
+    /// (objects compared key by key, anything else as a whole); <paramref name="ignored"/> paths ("config.threads") are
+    /// not compared. A <see cref="JsonException"/> when the stored bytes are not a JSON object.
+    /// </summary>
+    public static IReadOnlyList<string> Differences<T>(byte[] stored, T current, JsonTypeInfo<T> type, params string[] ignored)
+    {
+        var before = JsonNode.Parse(stored) as JsonObject ?? throw new JsonException("not an object");
+        return Differences(before, JsonSerializer.SerializeToNode(current, type), "", ignored).ToList();
+    }
+
+    static IEnumerable<string> Differences(JsonNode? a, JsonNode? b, string path, string[] ignored)
+    {
+        if (ignored.Contains(path.TrimStart('.'))) yield break;
+        if (a is JsonObject oa && b is JsonObject ob)
+        {
+            foreach (var key in oa.Select(p => p.Key).Union(ob.Select(p => p.Key)))
+                foreach (var d in Differences(oa[key], ob[key], path + "." + key, ignored)) yield return d;
+        }
+        else if (!JsonNode.DeepEquals(a, b))
+            yield return $"{path.TrimStart('.')}: {a?.ToJsonString() ?? "null"} then, {b?.ToJsonString() ?? "null"} now";
+    }
+
     /// <summary>
     /// Reads PATH as <typeparamref name="T"/>. A missing file, invalid JSON, something other than an object, a value of
     /// the wrong type or a missing required key is one <see cref="InputException"/> naming the file, what it should be,
@@ -82,5 +128,182 @@ internal static class ArtifactJson
         if (node is not JsonObject) throw new InputException($"{path}: expected a JSON object ({what}); {fix}.");
         try { return JsonSerializer.Deserialize(node, type)!; }
         catch (JsonException e) { throw new InputException($"{path}: not {what} ({e.Message}); {fix}.", e); }
+    }
+}
+
+/// <summary>
+/// A part of an artifact whose schema is not the artifact's own: a recipe as its author wrote it (key order and number
+/// text kept), a settings tree that its owner reads by hand (<c>TrainConfig</c>, a model's config.json), the run record a
+/// caller hands the trainer. Written back as it came, indented with the file around it; equal when the JSON is.
+/// </summary>
+[JsonConverter(typeof(OpaqueJsonConverter))]
+public sealed class OpaqueJson : IEquatable<OpaqueJson>
+{
+    readonly JsonNode node;
+
+    OpaqueJson(JsonNode node) => this.node = node;
+
+    /// <summary><c>{}</c></summary>
+    public static OpaqueJson EmptyObject => new(new JsonObject());
+
+    /// <summary>A record as its typed schema writes it.</summary>
+    public static OpaqueJson Of<T>(T value, JsonTypeInfo<T> type) => new(JsonSerializer.SerializeToNode(value, type) ?? throw new ArgumentNullException(nameof(value)));
+
+    /// <summary>A tree that its owner built or read (a copy is kept).</summary>
+    public static OpaqueJson FromNode(JsonNode node) => new(node.DeepClone());
+
+    /// <summary>A copy of the tree, for the owner of its schema to read.</summary>
+    public JsonObject ToObject() => node.DeepClone() as JsonObject ?? throw new JsonException($"expected an object, got {node.ToJsonString()}");
+
+    /// <summary>The part read as the typed record <typeparamref name="T"/> (keys that <typeparamref name="T"/> lacks are ignored unless it says otherwise).</summary>
+    public T As<T>(JsonTypeInfo<T> type) => JsonSerializer.Deserialize(node, type) ?? throw new JsonException("null");
+
+    /// <summary>An object with <paramref name="over"/>'s keys set over this one's (a phase's settings over the shared ones).</summary>
+    public OpaqueJson Merged(OpaqueJson? over)
+    {
+        var merged = ToObject();
+        if (over is not null)
+            foreach (var (key, value) in over.ToObject()) merged[key] = value?.DeepClone();
+        return new(merged);
+    }
+
+    /// <summary>This object with <paramref name="key"/> set to <paramref name="value"/> when it has no such key (or null there).</summary>
+    public OpaqueJson WithDefault(string key, long value)
+    {
+        var copy = ToObject();
+        copy[key] ??= value;
+        return new(copy);
+    }
+
+    public bool Equals(OpaqueJson? other) => other is not null && JsonNode.DeepEquals(node, other.node);
+    public override bool Equals(object? obj) => obj is OpaqueJson o && Equals(o);
+    public override int GetHashCode() => node.ToJsonString().GetHashCode(StringComparison.Ordinal);
+    public override string ToString() => node.ToJsonString();
+
+    internal sealed class OpaqueJsonConverter : JsonConverter<OpaqueJson>
+    {
+        public override OpaqueJson Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            new(JsonNode.Parse(ref reader) ?? throw new JsonException("null"));
+
+        public override void Write(Utf8JsonWriter writer, OpaqueJson value, JsonSerializerOptions options) => value.node.WriteTo(writer, options);
+    }
+}
+
+/// <summary>
+/// A metrics.jsonl line, key by key in the order the trainer always wrote them: (phase, total_step, total_tokens in
+/// pretraining's combined file), step, tokens, loss, lr, lrs, the objective's extras by name, grad_norm, layer_losses,
+/// val_loss, the validation extras as val_NAME, val_layer_losses, elapsed_s, tokens_per_s, rss_mb. Optional keys are
+/// left out when absent; any other numeric key read back is an extra (val_NAME a validation one).
+/// </summary>
+sealed class MetricsLineConverter : JsonConverter<HybridDistill.Training.MetricsLine>
+{
+    const string ValPrefix = "val_";
+
+    public override HybridDistill.Training.MetricsLine Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("a metrics line is a JSON object.");
+        string? phase = null;
+        long? totalStep = null, totalTokens = null, step = null, tokens = null;
+        double? loss = null, lr = null, gradNorm = null, valLoss = null, elapsed = null, rate = null, rss = null;
+        IReadOnlyList<HybridDistill.Training.NamedValue>? lrs = null;
+        IReadOnlyList<double>? layers = null, valLayers = null;
+        var extras = new List<HybridDistill.Training.NamedValue>();
+        var valExtras = new List<HybridDistill.Training.NamedValue>();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            string key = reader.GetString()!;
+            reader.Read();
+            switch (key)
+            {
+                case "phase": phase = reader.GetString(); break;
+                case "total_step": totalStep = reader.GetInt64(); break;
+                case "total_tokens": totalTokens = reader.GetInt64(); break;
+                case "step": step = reader.GetInt64(); break;
+                case "tokens": tokens = reader.GetInt64(); break;
+                case "loss": loss = reader.GetDouble(); break;
+                case "lr": lr = reader.GetDouble(); break;
+                case "lrs": lrs = ReadNamed(ref reader); break;
+                case "grad_norm": gradNorm = reader.GetDouble(); break;
+                case "layer_losses": layers = ReadArray(ref reader); break;
+                case "val_loss": valLoss = reader.GetDouble(); break;
+                case "val_layer_losses": valLayers = ReadArray(ref reader); break;
+                case "elapsed_s": elapsed = reader.GetDouble(); break;
+                case "tokens_per_s": rate = reader.GetDouble(); break;
+                case "rss_mb": rss = reader.GetDouble(); break;
+                default:
+                    if (reader.TokenType != JsonTokenType.Number) throw new JsonException($"\"{key}\" should be a number.");
+                    if (key.StartsWith(ValPrefix, StringComparison.Ordinal)) valExtras.Add(new(key[ValPrefix.Length..], reader.GetDouble()));
+                    else extras.Add(new(key, reader.GetDouble()));
+                    break;
+            }
+        }
+        static T Required<T>(T? v, string key) where T : struct => v ?? throw new JsonException($"a metrics line needs \"{key}\".");
+        return new HybridDistill.Training.MetricsLine
+        {
+            Phase = phase is null ? null : new HybridDistill.Training.PhasePosition(phase, Required(totalStep, "total_step"), Required(totalTokens, "total_tokens")),
+            Step = Required(step, "step"), Tokens = Required(tokens, "tokens"), Loss = Required(loss, "loss"), Lr = Required(lr, "lr"), Lrs = lrs,
+            Extras = extras, GradNorm = gradNorm, LayerLosses = layers, ValLoss = valLoss, ValExtras = valExtras, ValLayerLosses = valLayers,
+            ElapsedS = Required(elapsed, "elapsed_s"), TokensPerS = Required(rate, "tokens_per_s"), RssMb = Required(rss, "rss_mb"),
+        };
+    }
+
+    static List<HybridDistill.Training.NamedValue> ReadNamed(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("\"lrs\" should be an object {group: lr}.");
+        var values = new List<HybridDistill.Training.NamedValue>();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            string name = reader.GetString()!;
+            reader.Read();
+            values.Add(new(name, reader.GetDouble()));
+        }
+        return values;
+    }
+
+    static List<double> ReadArray(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.StartArray) throw new JsonException("layer losses should be an array of numbers.");
+        var values = new List<double>();
+        while (reader.Read() && reader.TokenType == JsonTokenType.Number) values.Add(reader.GetDouble());
+        return values;
+    }
+
+    public override void Write(Utf8JsonWriter writer, HybridDistill.Training.MetricsLine line, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        if (line.Phase is { } p)
+        {
+            writer.WriteString("phase", p.Phase);
+            writer.WriteNumber("total_step", p.TotalStep);
+            writer.WriteNumber("total_tokens", p.TotalTokens);
+        }
+        writer.WriteNumber("step", line.Step);
+        writer.WriteNumber("tokens", line.Tokens);
+        writer.WriteNumber("loss", line.Loss);
+        writer.WriteNumber("lr", line.Lr);
+        if (line.Lrs is { } lrs)
+        {
+            writer.WriteStartObject("lrs");
+            foreach (var g in lrs) writer.WriteNumber(g.Name, g.Value);
+            writer.WriteEndObject();
+        }
+        foreach (var e in line.Extras) writer.WriteNumber(e.Name, e.Value);
+        if (line.GradNorm is double norm) writer.WriteNumber("grad_norm", norm);
+        WriteArray(writer, "layer_losses", line.LayerLosses);
+        if (line.ValLoss is double valLoss) writer.WriteNumber("val_loss", valLoss);
+        foreach (var e in line.ValExtras) writer.WriteNumber(ValPrefix + e.Name, e.Value);
+        WriteArray(writer, "val_layer_losses", line.ValLayerLosses);
+        writer.WriteNumber("elapsed_s", line.ElapsedS);
+        writer.WriteNumber("tokens_per_s", line.TokensPerS);
+        writer.WriteNumber("rss_mb", line.RssMb);
+        writer.WriteEndObject();
+    }
+
+    static void WriteArray(Utf8JsonWriter writer, string name, IReadOnlyList<double>? values)
+    {
+        if (values is null) return;
+        writer.WriteStartArray(name);
+        foreach (var v in values) writer.WriteNumberValue(v);
+        writer.WriteEndArray();
     }
 }

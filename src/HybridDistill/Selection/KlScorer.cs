@@ -243,8 +243,8 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             student.train();
             // every candidate trains on the same batches: with the process's cache on (hybrid run), the teacher runs once per batch
             var objective = new Stage2Distillation(teacher, student, config) { TeacherKey = teacherKey };
-            var runConfig = ArtifactJson.ToNode(new KlRunConfig(provenance["teacher"]?["path"]?.GetValue<string>(), layer, runKey), ArtifactJson.Types.KlRunConfig);
-            using var trainer = new Trainer(objective, data, config, dir, runConfig);
+            var runConfig = new KlRunConfig(provenance["teacher"]?["path"]?.GetValue<string>(), layer, runKey);
+            using var trainer = new Trainer(objective, data, config, dir, OpaqueJson.Of(runConfig, ArtifactJson.Types.KlRunConfig), teacher: runConfig.Teacher);
             trainer.ResumeOrStartOver(resume: true);
             var result = trainer.RunUntil(untilStep, context.Cancellation);
             if (!result.Completed) trainer.Save();                          // paused (or cancelled): the next round resumes here

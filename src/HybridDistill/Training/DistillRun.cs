@@ -4,9 +4,9 @@
 //   TrainLoop, and when the budget is done write the final model at the top of the run directory:
 //   OUT/config.json, OUT/model.safetensors, the teacher's tokenizer files     (a loadable model directory)
 //   OUT/run_config.json, OUT/metrics.jsonl, OUT/checkpoints/step-NNNNNNNN/    (the run's record)
-using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Data;
@@ -37,6 +37,23 @@ public sealed record DistillRequest
     public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 }
 
+/// <summary>
+/// run_config.json of a distillation stage: what the run is, so that --resume can check it is asked for the same run.
+/// <code>
+/// { "stage", "teacher", "data", "from", "layer_types": [...], "softmax_layers": [...],
+///   "config": {the resolved TrainConfig of the stage}, "recipe_file", "recipe": {the recipe file as written}, "overrides": ["key=value", ...] }
+/// </code>
+/// </summary>
+public sealed record DistillRunConfig(string Stage, string Teacher, string Data, string? From, IReadOnlyList<string> LayerTypes,
+    IReadOnlyList<int> SoftmaxLayers, OpaqueJson Config, string? RecipeFile, OpaqueJson Recipe, IReadOnlyList<string> Overrides)
+{
+    public bool Equals(DistillRunConfig? o) => o is not null && (Stage, Teacher, Data, From, RecipeFile) == (o.Stage, o.Teacher, o.Data, o.From, o.RecipeFile)
+        && LayerTypes.SequenceEqual(o.LayerTypes) && SoftmaxLayers.SequenceEqual(o.SoftmaxLayers) && Config.Equals(o.Config)
+        && Recipe.Equals(o.Recipe) && Overrides.SequenceEqual(o.Overrides);
+
+    public override int GetHashCode() => HashCode.Combine(Stage, Teacher, Data, From);
+}
+
 public sealed record DistillOutcome(string RunDirectory, TrainResult Result, IReadOnlyList<string> LayerTypes, bool AlreadyFinished);
 
 public static class DistillRun
@@ -55,25 +72,16 @@ public static class DistillRun
         var fromConfig = fromDir is null ? null : ModelConfig.Load(fromDir);
         var layerTypes = Layout(request.Stage, teacher.Config, fromConfig, config, request.SoftmaxLayers, request.LayoutFile);
 
-        var runConfig = new JsonObject
-        {
-            ["stage"] = Stages.Name(request.Stage),
-            ["teacher"] = teacherDir,
-            ["data"] = Path.GetFullPath(request.Data),
-            ["from"] = fromDir,
-            ["layer_types"] = new JsonArray(layerTypes.Select(t => (JsonNode)t).ToArray()),
-            ["softmax_layers"] = new JsonArray(Enumerable.Range(0, layerTypes.Count).Where(l => layerTypes[l] == LayerKinds.Softmax).Select(l => (JsonNode)l).ToArray()),
-            ["config"] = config.ToJson(request.Stage),
-            ["recipe_file"] = recipe.Path,
-            ["recipe"] = recipe.Json.DeepClone(),
-            ["overrides"] = new JsonArray(request.Overrides.Select(o => (JsonNode)o).ToArray()),
-        };
+        var runConfig = new DistillRunConfig(Stages.Name(request.Stage), teacherDir, Path.GetFullPath(request.Data), fromDir, layerTypes,
+            Enumerable.Range(0, layerTypes.Count).Where(l => layerTypes[l] == LayerKinds.Softmax).ToArray(),
+            config.ToRecord(request.Stage), recipe.Path, recipe.Record, request.Overrides.ToArray());
+        var runType = ArtifactJson.Types.DistillRunConfig;
         // Everything that can fail on bad input is checked before the run directory is touched.
         using var data = new TokenDataset(request.Data);
         data.CheckFits(teacher.Config.VocabSize, config.SeqLen, teacherDir);
         if (request.Resume && IsFinished(runDir))
         {
-            PrepareRunDirectory(runDir, runConfig, resume: true);      // only checks the arguments match
+            PrepareRunDirectory(runDir, runConfig, runType, resume: true);      // only checks the arguments match
             var ckpt = TrainCheckpoint.Latest(runDir);
             var result = new TrainResult(config.TotalSteps, config.TotalSteps, config.TotalSteps * config.TokensPerStep, true, null, ckpt);
             return new DistillOutcome(runDir, result, layerTypes, AlreadyFinished: true);
@@ -84,7 +92,7 @@ public static class DistillRun
             teacher.to(request.Device.Torch);
             student.to(request.Device.Torch);
         }
-        PrepareRunDirectory(runDir, runConfig, request.Resume);
+        PrepareRunDirectory(runDir, runConfig, runType, request.Resume);
         student.train();
         teacher.eval();
         ITrainingObjective objective = request.Stage switch
@@ -93,7 +101,8 @@ public static class DistillRun
             Stage.Stage2 => new Stage2Distillation(teacher, student, config) { TeacherKey = TeacherOutputCache.TeacherKey(teacherDir) },
             _ => new NextTokenObjective(student, config),
         };
-        var trainResult = TrainLoop.Run(objective, data, config, runDir, runConfig, request.Resume, progress, cancellation);
+        var trainResult = TrainLoop.Run(objective, data, config, runDir, OpaqueJson.Of(runConfig, runType), request.Resume, progress, cancellation,
+            teacher: teacherDir);
         if (trainResult.Completed)
         {
             // config.json goes last: a run directory whose final model did not fit is not finished, and --resume
@@ -145,18 +154,17 @@ public static class DistillRun
         File.Exists(Path.Combine(runDir, "config.json")) && File.Exists(Path.Combine(runDir, RunConfigFile));
 
     /// <summary>Writes run_config.json into a new run directory; on resume, checks the stored one names the same
-    /// settings (threads aside) and lists the ones that differ; without resume, refuses a directory that holds a run.</summary>
-    internal static void PrepareRunDirectory(string runDir, JsonObject runConfig, bool resume)
+    /// settings (threads aside: a run may be resumed with another thread count) and lists the ones that differ; without resume, refuses a directory that holds a run.</summary>
+    internal static void PrepareRunDirectory<T>(string runDir, T runConfig, JsonTypeInfo<T> type, bool resume)
     {
         var path = Path.Combine(runDir, RunConfigFile);
         if (resume)
         {
             if (File.Exists(path))
             {
-                JsonObject stored;
-                try { stored = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new JsonException("not an object"); }
+                IReadOnlyList<string> differences;
+                try { differences = ArtifactJson.Differences(File.ReadAllBytes(path), runConfig, type, "config.threads"); }
                 catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}).", e); }
-                var differences = Differences(stored, runConfig, "").ToList();
                 if (differences.Count > 0)
                     throw new InputException(
                         $"{path}: --resume with different settings ({string.Join("; ", differences.Take(5))}). " +
@@ -167,19 +175,6 @@ public static class DistillRun
         else if (File.Exists(path) || Directory.Exists(Path.Combine(runDir, TrainCheckpoint.CheckpointsDir)))
             throw new InputException($"{runDir}: already holds a run. Pass --resume to continue it, or choose another --out directory.");
         Directory.CreateDirectory(runDir);
-        AtomicFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(runConfig.ToJsonString(JsonOptions.Indented)));
-    }
-
-    /// <summary>Paths where two run configs differ (threads may change between a run and its resume).</summary>
-    static IEnumerable<string> Differences(JsonNode? a, JsonNode? b, string path)
-    {
-        if (path == ".config.threads") yield break;
-        if (a is JsonObject oa && b is JsonObject ob)
-        {
-            foreach (var key in oa.Select(p => p.Key).Union(ob.Select(p => p.Key)))
-                foreach (var d in Differences(oa[key], ob[key], path + "." + key)) yield return d;
-        }
-        else if (!JsonNode.DeepEquals(a, b))
-            yield return $"{path.TrimStart('.')}: {a?.ToJsonString() ?? "null"} then, {b?.ToJsonString() ?? "null"} now";
+        ArtifactJson.Write(path, runConfig, type);
     }
 }

@@ -8,7 +8,8 @@
 // Resuming loads the newest complete one and drops the metrics lines after its step.
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Data;
@@ -23,7 +24,36 @@ public sealed record CheckpointInfo(string Path, long Step);
 /// <summary>What trainer_state.json records beside the weights and the optimizer's moments.</summary>
 public sealed record TrainerState(
     long Step, long Tokens, long TotalSteps, long OptimizerSteps, SamplerPosition Sampler, long Seed, byte[] RngState,
-    MetricSums Sums, JsonObject Config);
+    MetricSums Sums, OpaqueJson Config)
+{
+    /// <summary>trainer_state.json's content.</summary>
+    public TrainerStateFile ToFile() => new(Step, Tokens, TotalSteps, OptimizerSteps, new SamplerRecord(Sampler.Epoch, Sampler.Index, Seed),
+        Convert.ToBase64String(RngState), Sums.ToFile(), Config);
+
+    public static TrainerState FromFile(TrainerStateFile f) => new(f.Step, f.Tokens, f.TotalSteps, f.OptimizerSteps,
+        new SamplerPosition(f.Sampler.Epoch, f.Sampler.Index), f.Sampler.Seed, Convert.FromBase64String(f.RngState), MetricSums.FromFile(f.MetricSums), f.Config ?? OpaqueJson.EmptyObject);
+}
+
+/// <summary>
+/// trainer_state.json:
+/// <code>
+/// { "step", "tokens", "total_steps", "optimizer_steps", "sampler": {"epoch", "index", "seed"},
+///   "rng_state": "base64 of the torch generator's state" (a string, as it always was: '+' is written \u002B), "metric_sums": {...}, "config": {the run's run_config.json record} }
+/// </code>
+/// </summary>
+public sealed record TrainerStateFile(
+    [property: JsonRequired] long Step, [property: JsonRequired] long Tokens, [property: JsonRequired] long TotalSteps,
+    [property: JsonRequired] long OptimizerSteps, [property: JsonRequired] SamplerRecord Sampler, [property: JsonRequired] string RngState,
+    [property: JsonRequired] MetricSumsFile MetricSums, OpaqueJson? Config)
+{
+    public bool Equals(TrainerStateFile? o) => o is not null && (Step, Tokens, TotalSteps, OptimizerSteps, Sampler) == (o.Step, o.Tokens, o.TotalSteps, o.OptimizerSteps, o.Sampler)
+        && RngState == o.RngState && MetricSums.Equals(o.MetricSums) && Equals(Config, o.Config);
+
+    public override int GetHashCode() => HashCode.Combine(Step, Tokens, Sampler);
+}
+
+/// <summary>Where the window sampler stands: epoch, index within the epoch, and the seed of its order.</summary>
+public sealed record SamplerRecord([property: JsonRequired] long Epoch, [property: JsonRequired] long Index, [property: JsonRequired] long Seed);
 
 public static class TrainCheckpoint
 {
@@ -86,18 +116,7 @@ public static class TrainCheckpoint
         Directory.CreateDirectory(tmp);
         HfCheckpoint.Save(student, tmp);
         optimizer.Save(Path.Combine(tmp, OptimizerFile));
-        var json = new JsonObject
-        {
-            ["step"] = state.Step,
-            ["tokens"] = state.Tokens,
-            ["total_steps"] = state.TotalSteps,
-            ["optimizer_steps"] = state.OptimizerSteps,
-            ["sampler"] = new JsonObject { ["epoch"] = state.Sampler.Epoch, ["index"] = state.Sampler.Index, ["seed"] = state.Seed },
-            ["rng_state"] = Convert.ToBase64String(state.RngState),
-            ["metric_sums"] = state.Sums.ToJson(),
-            ["config"] = state.Config.DeepClone(),
-        };
-        AtomicFile.WriteAllBytes(Path.Combine(tmp, TrainerStateFile), Encoding.UTF8.GetBytes(json.ToJsonString(JsonOptions.Indented)));
+        ArtifactJson.Write(Path.Combine(tmp, TrainerStateFile), state.ToFile(), ArtifactJson.Types.TrainerStateFile);
         var final = Path.Combine(dir, name);
         if (Directory.Exists(final))
         {
@@ -119,20 +138,13 @@ public static class TrainCheckpoint
     /// </summary>
     public static TrainerState Read(string dir, HybridCausalLM student, AdamWOptimizer optimizer)
     {
-        var statePath = Path.Combine(dir, TrainerStateFile);
-        JsonObject state;
-        try { state = JsonNode.Parse(File.ReadAllText(statePath)) as JsonObject ?? throw new JsonException("not an object"); }
-        catch (JsonException e) { throw new InputException($"{statePath}: not valid JSON ({e.Message}); delete this checkpoint directory to resume from an older one.", e); }
+        var state = TrainerState.FromFile(ArtifactJson.Read(Path.Combine(dir, TrainerStateFile), ArtifactJson.Types.TrainerStateFile,
+            "a trainer_state.json", "delete this checkpoint directory to resume from an older one"));
         ModelWeights.LoadInto(dir, student.state_dict());
         optimizer.Load(Path.Combine(dir, OptimizerFile));
-        if (optimizer.StepCount != (long)state["optimizer_steps"]!)
+        if (optimizer.StepCount != state.OptimizerSteps)
             throw new InputException($"{dir}: optimizer state and trainer_state.json disagree on the step; the checkpoint is inconsistent.");
-        var sampler = (JsonObject)state["sampler"]!;
-        return new TrainerState(
-            (long)state["step"]!, (long)state["tokens"]!, (long)state["total_steps"]!, (long)state["optimizer_steps"]!,
-            new SamplerPosition((long)sampler["epoch"]!, (long)sampler["index"]!), (long)sampler["seed"]!,
-            Convert.FromBase64String((string)state["rng_state"]!), MetricSums.FromJson((JsonObject)state["metric_sums"]!),
-            (JsonObject)state["config"]!.DeepClone());
+        return state;
     }
 
     /// <summary>Keeps the metrics lines up to <paramref name="step"/> (and drops a torn last line), atomically.</summary>
@@ -145,7 +157,7 @@ public static class TrainCheckpoint
         {
             try
             {
-                if (JsonNode.Parse(line) is JsonObject o && (long)o["step"]! <= step) kept.Append(line).Append('\n');
+                if (ArtifactJson.ParseLine(line, ArtifactJson.Types.MetricsLineStep).Step <= step) kept.Append(line).Append('\n');
             }
             catch (JsonException) { }
         }
@@ -153,8 +165,23 @@ public static class TrainCheckpoint
     }
 
     /// <summary>Appends one metrics line (one JSON object) to <paramref name="runDir"/>'s metrics.jsonl.</summary>
-    public static void AppendMetrics(string runDir, JsonObject line) =>
-        AtomicFile.Append(Path.Combine(runDir, MetricsFile), Encoding.UTF8.GetBytes(line.ToJsonString() + "\n"));
+    public static void AppendMetrics(string runDir, MetricsLine line) =>
+        AtomicFile.Append(Path.Combine(runDir, MetricsFile), ArtifactJson.Line(line, ArtifactJson.Types.MetricsLine));
+
+    /// <summary>The lines of a metrics.jsonl; an error naming the file and line when one is not a metrics line.</summary>
+    public static IReadOnlyList<MetricsLine> ReadMetrics(string path)
+    {
+        var lines = new List<MetricsLine>();
+        int number = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            number++;
+            if (line.Length == 0) continue;
+            try { lines.Add(ArtifactJson.ParseLine(line, ArtifactJson.Types.MetricsLine)); }
+            catch (JsonException e) { throw new InputException($"{path}: line {number} is not a metrics line ({e.Message}); train the run again.", e); }
+        }
+        return lines;
+    }
 
     /// <summary>The torch generator's state, as trainer_state.json keeps it.</summary>
     public static byte[] RngState()

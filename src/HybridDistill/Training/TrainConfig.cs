@@ -1,9 +1,12 @@
 // The knobs of one training stage. Values flow one way: the stage's defaults below (method.md section 5) ->
 // the recipe file's section for the stage -> --set key=value on the command line. Unknown keys are errors;
-// the resolved config is written to run_config.json and into every checkpoint.
+// the resolved config is written to run_config.json and into every checkpoint. A recipe file (Recipe, below) holds
+// one section of these keys per stage; a pretraining recipe a shared train section and one per phase (ResolvePhase).
+// This file reads and writes that settings tree by hand: the keys are the table below, and --set edits the tree.
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Attention;
 using HybridDistill.Config;
 
@@ -220,6 +223,24 @@ public sealed record TrainConfig
         return json;
     }
 
+    /// <summary>The resolved config as run_config.json and trainer_state.json record it: the stage's keys in table order.</summary>
+    public OpaqueJson ToRecord(Stage stage) => OpaqueJson.FromNode(ToJson(stage));
+
+    /// <summary>
+    /// A pretraining phase's config: <paramref name="section"/> (the recipe's shared train keys with the phase's over
+    /// them) at the length of the phase's corpus, then <paramref name="overrides"/>, which may not change that length.
+    /// </summary>
+    public static TrainConfig ResolvePhase(OpaqueJson section, int seqLen, IEnumerable<string>? overrides, string where)
+    {
+        var json = section.ToObject();
+        if (json["seq_len"] is JsonNode sl && Data.SynthRecipe.Number(sl) != seqLen)
+            throw new InputException($"{where}: train.seq_len {sl} differs from corpus.seq_len {seqLen}; leave train.seq_len out.");
+        json["seq_len"] = seqLen;
+        var train = Resolve(Stage.Pretrain, json, overrides, where);
+        if (train.SeqLen != seqLen) throw new InputException($"{where}: --set seq_len cannot change a phase's corpus length ({seqLen}).");
+        return train;
+    }
+
     void Validate(Stage stage)
     {
         if (LogitsChunk < 1) throw new InputException("logits_chunk must be >= 1.");
@@ -302,4 +323,62 @@ public sealed record TrainConfig
         if (v is not JsonArray a) throw new InputException($"{where} should be a list of layer indices such as [0, 3].");
         return a.Select(n => n is null ? throw new InputException($"{where} holds null.") : (int)Long(n, where)).Distinct().Order().ToArray();
     }
+}
+
+/// <summary>
+/// A run recipe: one JSON file with a section per pipeline step,
+/// <c>{"description": "...", "stage1": {...}, "stage2": {...}, "stage3": {...}, "score": {...}}</c>.
+/// Each command reads its own section (stage sections hold <see cref="TrainConfig"/> keys; the score section
+/// belongs to layer selection). Unknown sections are errors; so are unknown keys inside a stage section.
+/// </summary>
+public sealed class Recipe
+{
+    public static readonly string[] Sections = ["stage1", "stage2", "stage3", "score"];
+
+    Recipe(string? path, JsonObject json)
+    {
+        Path = path;
+        Json = json;
+    }
+
+    /// <summary>The file it came from (null for an empty recipe).</summary>
+    public string? Path { get; }
+    public JsonObject Json { get; }
+
+    public static Recipe Empty { get; } = new(null, new JsonObject());
+
+    public static Recipe Load(string path)
+    {
+        var full = System.IO.Path.GetFullPath(path);
+        if (!File.Exists(full)) throw new InputException($"{full}: recipe not found.");
+        JsonNode? node;
+        try { node = JsonNode.Parse(File.ReadAllText(full), documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
+        catch (JsonException e) { throw new InputException($"{full}: not valid JSON ({e.Message}).", e); }
+        if (node is not JsonObject obj) throw new InputException($"{full}: a recipe is a JSON object with sections {string.Join(", ", Sections)}.");
+        foreach (var (key, value) in obj)
+        {
+            if (key == "description")
+            {
+                if (value is not JsonValue) throw new InputException($"{full}: \"description\" should be a string.");
+                continue;
+            }
+            if (!Sections.Contains(key))
+                throw new InputException($"{full}: unknown section \"{key}\" (known: description, {string.Join(", ", Sections)}).");
+            if (value is not JsonObject) throw new InputException($"{full}: section \"{key}\" should be an object.");
+        }
+        var recipe = new Recipe(full, obj);
+        // Check every stage section now, so a typo in stage2 is caught before stage 1 runs for an hour.
+        foreach (var stage in new[] { Stage.Stage1, Stage.Stage2, Stage.Stage3 })
+            recipe.Resolve(stage);
+        return recipe;
+    }
+
+    public JsonObject? Section(string name) => Json[name] as JsonObject;
+
+    /// <summary>The recipe as run_config.json records it: the file's tree as written (key order and number text kept).</summary>
+    public OpaqueJson Record => OpaqueJson.FromNode(Json);
+
+    /// <summary>The resolved config of a stage: defaults, this recipe's section, then the overrides.</summary>
+    public TrainConfig Resolve(Stage stage, IEnumerable<string>? overrides = null) =>
+        TrainConfig.Resolve(stage, Section(Stages.Name(stage)), overrides, Path is null ? "recipe" : $"{Path} [{Stages.Name(stage)}]");
 }

@@ -9,7 +9,7 @@
 // A caller drives it whole (RunUntil(total steps), as TrainLoop.Run does) or in pieces: RunUntil(s) pauses after step
 // s; Save() and Resume(dir) carry a run across processes with bit-identical numbers.
 using System.Diagnostics;
-using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Data;
 using static TorchSharp.torch;
 
@@ -35,7 +35,7 @@ public enum TrainEvent
 /// <summary>An event of the loop and where it is.</summary>
 public sealed record TrainProgress(
     TrainEvent Event, long Step, long TotalSteps, long Tokens, long TotalTokens, double? Loss, double? ValLoss, double Lr,
-    double TokensPerSecond, JsonObject? Line = null, string? Checkpoint = null);
+    double TokensPerSecond, MetricsLine? Line = null, string? Checkpoint = null);
 
 public sealed record TrainResult(long Step, long TotalSteps, long Tokens, bool Completed, double? LastValLoss, string? LastCheckpoint);
 
@@ -49,7 +49,7 @@ public sealed class Trainer : IDisposable
     readonly TokenDataset data;
     readonly TrainConfig config;
     readonly string runDir;
-    readonly JsonObject runConfig;
+    readonly OpaqueJson runConfig;
     readonly IProgress<TrainProgress>? progress;
     readonly AdamWOptimizer optimizer;
     readonly IReadOnlyList<Tensor> trainable;
@@ -61,11 +61,13 @@ public sealed class Trainer : IDisposable
     long intervalStartTokens;        // tokens and clock time at the last metrics line: tokens_per_s is over the interval
     double intervalStart;
 
-    public Trainer(ITrainingObjective objective, TokenDataset data, TrainConfig config, string runDir, JsonObject runConfig,
-        IProgress<TrainProgress>? progress = null)
+    /// <param name="runConfig">the run's record (its run_config.json), kept in every checkpoint's trainer_state.json</param>
+    /// <param name="teacher">the teacher (or tokenizer) the data was made for, named when it does not fit the student</param>
+    public Trainer(ITrainingObjective objective, TokenDataset data, TrainConfig config, string runDir, OpaqueJson runConfig,
+        IProgress<TrainProgress>? progress = null, string? teacher = null)
     {
         (this.objective, this.data, this.config, this.runDir, this.runConfig, this.progress) = (objective, data, config, runDir, runConfig, progress);
-        data.CheckFits(objective.Student.Config.VocabSize, config.SeqLen, runConfig["teacher"]?.ToString() ?? "the teacher");
+        data.CheckFits(objective.Student.Config.VocabSize, config.SeqLen, teacher ?? "the teacher");
         Directory.CreateDirectory(runDir);
         optimizer = new AdamWOptimizer(objective.ParameterGroups(config), config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.WeightDecay1d);
         trainable = optimizer.Parameters.ToList();
@@ -201,31 +203,27 @@ public sealed class Trainer : IDisposable
     // ---- metrics lines, checkpoints, progress --------------------------------------------------------
 
     /// <summary>Appends the metrics line of the current step (means of <paramref name="interval"/>, validation when asked).</summary>
-    JsonObject WriteLine(MetricSums interval, bool evaluate)
+    MetricsLine WriteLine(MetricSums interval, bool evaluate)
     {
-        var line = new JsonObject
+        MetricSums? validation = evaluate ? Evaluate() : null;
+        if (validation is not null) LastValLoss = validation.MeanLoss;
+        var line = new MetricsLine
         {
-            ["step"] = StepNumber,
-            ["tokens"] = Tokens,
-            ["loss"] = interval.MeanLoss,
-            ["lr"] = optimizer.CurrentLr[0],
+            Step = StepNumber,
+            Tokens = Tokens,
+            Loss = interval.MeanLoss,
+            Lr = optimizer.CurrentLr[0],
+            Lrs = optimizer.Groups.Count > 1 ? optimizer.Groups.Select((g, i) => new NamedValue(g.Name, optimizer.CurrentLr[i])).ToArray() : null,
+            Extras = interval.MeanExtras().Select(e => new NamedValue(e.Name, e.Mean)).ToArray(),
+            GradNorm = interval.Steps > 0 ? interval.GradNorm / interval.Steps : null,
+            LayerLosses = interval.LayerMeans(),
+            ValLoss = validation?.MeanLoss,
+            ValExtras = validation?.MeanExtras().Select(e => new NamedValue(e.Name, e.Mean)).ToArray() ?? [],
+            ValLayerLosses = validation?.LayerMeans(),
+            ElapsedS = Math.Round(clock.Elapsed.TotalSeconds, 3),
+            TokensPerS = Math.Round(Rate(), 1),
+            RssMb = Math.Round(Models.ProcessMemory.ResidentBytes() / 1048576.0, 1),
         };
-        if (optimizer.Groups.Count > 1)
-            line["lrs"] = new JsonObject(optimizer.Groups.Select((g, i) => KeyValuePair.Create(g.Name, (JsonNode?)optimizer.CurrentLr[i])));
-        foreach (var (name, value) in interval.MeanExtras()) line[name] = value;
-        if (interval.Steps > 0) line["grad_norm"] = interval.GradNorm / interval.Steps;
-        if (interval.LayerMeans() is double[] layers) line["layer_losses"] = MetricSums.ToArray(layers);
-        if (evaluate)
-        {
-            var v = Evaluate();
-            LastValLoss = v.MeanLoss;
-            line["val_loss"] = v.MeanLoss;
-            foreach (var (name, value) in v.MeanExtras()) line["val_" + name] = value;
-            if (v.LayerMeans() is double[] vl) line["val_layer_losses"] = MetricSums.ToArray(vl);
-        }
-        line["elapsed_s"] = Math.Round(clock.Elapsed.TotalSeconds, 3);
-        line["tokens_per_s"] = Math.Round(Rate(), 1);
-        line["rss_mb"] = Math.Round(Models.ProcessMemory.ResidentBytes() / 1048576.0, 1);
         TrainCheckpoint.AppendMetrics(runDir, line);
         return line;
     }
@@ -302,8 +300,8 @@ public sealed class Trainer : IDisposable
     double Rate() => (Tokens - intervalStartTokens) / Math.Max(1e-9, clock.Elapsed.TotalSeconds - intervalStart);
 
     /// <summary>The one place a <see cref="TrainProgress"/> is made (a line's event carries the line and its loss).</summary>
-    void Report(TrainEvent e, double? loss = null, JsonObject? line = null) => progress?.Report(new TrainProgress(
-        e, StepNumber, TotalSteps, Tokens, TotalSteps * config.TokensPerStep, line?["loss"]!.GetValue<double>() ?? loss, LastValLoss,
+    void Report(TrainEvent e, double? loss = null, MetricsLine? line = null) => progress?.Report(new TrainProgress(
+        e, StepNumber, TotalSteps, Tokens, TotalSteps * config.TokensPerStep, line?.Loss ?? loss, LastValLoss,
         optimizer.CurrentLr[0], e is TrainEvent.Done or TrainEvent.Interrupted ? 0 : Rate(), line,
         e is TrainEvent.Checkpoint or TrainEvent.Done or TrainEvent.Interrupted ? LastCheckpoint : null));
 

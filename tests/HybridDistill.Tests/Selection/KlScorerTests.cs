@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Data;
@@ -24,7 +25,7 @@ public class KlScorerTests
         using var student = StudentBuilder.Build(model, ["gdn", "gdn", "gdn", "gdn"], null, seed: 0);
         var config = TrainConfig.Resolve(Stage.Stage1, null, [$"seq_len={SeqLen}", "batch_size=4", "train_tokens=1360", "eval_tokens=68", "threads=1"]);
         using (var dataset = new TokenDataset(data))
-            TrainLoop.Run(new Stage1Alignment(model, student), dataset, config, Path.Combine(stage1, "run"), new JsonObject(), resume: false);
+            TrainLoop.Run(new Stage1Alignment(model, student), dataset, config, Path.Combine(stage1, "run"), OpaqueJson.EmptyObject, resume: false);
         HfCheckpoint.Save(student, stage1);
         return (teacher, data, stage1);
     });

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Attention;
 using HybridDistill.Checkpoints;
 using HybridDistill.Data;
@@ -24,7 +25,7 @@ public class Stage1AlignmentTests
         var before = TrainingFixtures.Snapshot(student);
         var config = TrainConfig.Resolve(Stage.Stage1, null, ["seq_len=32", "batch_size=4", "train_tokens=512", "eval_tokens=64", "threads=1"]);
         using var data = new TokenDataset(TrainingFixtures.StoriesData);
-        TrainLoop.Run(objective, data, config, TestPaths.NewTempDir("stage1-frozen"), new JsonObject(), resume: false);
+        TrainLoop.Run(objective, data, config, TestPaths.NewTempDir("stage1-frozen"), OpaqueJson.EmptyObject, resume: false);
 
         var changed = TrainingFixtures.Changed(before, TrainingFixtures.Snapshot(student));
         var linear = before.Keys.Where(k => StudentBuilder.AttentionLayerOf(k) is int l && l != 2).ToList();

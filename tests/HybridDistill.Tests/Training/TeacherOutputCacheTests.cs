@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Config;
 using HybridDistill.Data;
 using HybridDistill.Models;
@@ -18,7 +19,7 @@ public class TeacherOutputCacheTests
         var config = TrainConfig.Resolve(Stage.Stage2, null, ["seq_len=32", "batch_size=2", "train_tokens=256", "eval_every=2", "eval_tokens=64", "log_every=1", "threads=1"]);
         var objective = new Stage2Distillation(teacher, student, config) { TeacherKey = "stories260K", Cache = cache };
         using var data = new TokenDataset(TrainingFixtures.StoriesData);
-        TrainLoop.Run(objective, data, config, runDir, new JsonObject(), resume: false);
+        TrainLoop.Run(objective, data, config, runDir, OpaqueJson.EmptyObject, resume: false);
         metrics = File.ReadAllLines(Path.Combine(runDir, TrainCheckpoint.MetricsFile))
             .Select(l => { var o = JsonNode.Parse(l)!.AsObject(); o.Remove("tokens_per_s"); o.Remove("rss_mb"); o.Remove("elapsed_s"); o.Remove("time"); o.Remove("phases"); return o.ToJsonString(); })
             .ToList();

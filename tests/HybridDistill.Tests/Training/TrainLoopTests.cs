@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Data;
 using HybridDistill.Models;
@@ -92,7 +93,7 @@ public class TrainLoopTests
         var studentBefore = TrainingFixtures.Snapshot(student);
         using var data = new TokenDataset(TrainingFixtures.StoriesData);
         var runDir = TestPaths.NewTempDir("stage2-frozen-teacher");
-        var result = TrainLoop.Run(objective, data, config, runDir, new JsonObject(), resume: false);
+        var result = TrainLoop.Run(objective, data, config, runDir, OpaqueJson.EmptyObject, resume: false);
         Assert.Equal(3, result.Step);
         Assert.Empty(TrainingFixtures.Changed(teacherBefore, TrainingFixtures.Snapshot(teacher)));
         var moved = TrainingFixtures.Changed(studentBefore, TrainingFixtures.Snapshot(student));

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Config;
 using HybridDistill.Data;
 using HybridDistill.Models;
@@ -38,7 +39,7 @@ public class TrainerTests
         using (teacher)
         using (student)
         using (var data = new TokenDataset(TrainingFixtures.StoriesData))
-            TrainLoop.Run(objective, data, config, runDir, new JsonObject(), resume: false, new SyncProgress(events.Add));
+            TrainLoop.Run(objective, data, config, runDir, OpaqueJson.EmptyObject, resume: false, new SyncProgress(events.Add));
         return (runDir, events);
     });
 
@@ -52,7 +53,7 @@ public class TrainerTests
         var (teacher1, student1, objective1, config) = Setup();
         using (teacher1)
         using (student1)
-        using (var first = new Trainer(objective1, data, config, runDir, new JsonObject()))
+        using (var first = new Trainer(objective1, data, config, runDir, OpaqueJson.EmptyObject))
         {
             first.StartOver();
             var paused = first.RunUntil(3);
@@ -64,7 +65,7 @@ public class TrainerTests
         var (teacher2, student2, objective2, _) = Setup();
         using (teacher2)
         using (student2)
-        using (var second = new Trainer(objective2, data, config, runDir, new JsonObject()))
+        using (var second = new Trainer(objective2, data, config, runDir, OpaqueJson.EmptyObject))
         {
             second.Resume(TrainCheckpoint.Latest(runDir)!);
             Assert.Equal(3, second.StepNumber);
@@ -99,7 +100,7 @@ public class TrainerTests
         var lines = File.ReadAllLines(Path.Combine(reference.Value.RunDir, TrainCheckpoint.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
         var lineEvents = events.Where(e => e.Event == TrainEvent.Line).ToList();
         Assert.Equal(lines.Select(l => (double)l["loss"]!), lineEvents.Select(e => e.Loss!.Value));
-        Assert.Equal(lines.Select(l => (long)l["step"]!), lineEvents.Select(e => (long)e.Line!["step"]!));
+        Assert.Equal(lines.Select(l => (long)l["step"]!), lineEvents.Select(e => e.Line!.Step));
         Assert.Equal((double)lines[4]["val_loss"]!, lineEvents[5].ValLoss!.Value);                  // step 5: the value of step 4
         Assert.All(events, e => Assert.Equal(e.Event is TrainEvent.Checkpoint or TrainEvent.Done, e.Checkpoint is not null));
         Assert.Equal(Path.Combine(reference.Value.RunDir, TrainCheckpoint.CheckpointsDir, "step-00000006"), events[^1].Checkpoint);
@@ -115,7 +116,7 @@ public class TrainerTests
         using (teacher)
         using (student)
         using (var data = new TokenDataset(TrainingFixtures.StoriesData))
-        using (var trainer = new Trainer(objective, data, config, runDir, new JsonObject()))
+        using (var trainer = new Trainer(objective, data, config, runDir, OpaqueJson.EmptyObject))
         {
             int threads = TorchSharp.torch.get_num_threads();
             TorchSharp.torch.set_num_threads(1);                              // the reference's threads=1
