@@ -53,6 +53,11 @@ namespace HybridDistill.Artifacts;
 // External formats: files another tool reads or writes (keys and layout are theirs).
 [JsonSerializable(typeof(LayerLayout))]
 [JsonSerializable(typeof(LinearAttentionFile))]
+[JsonSerializable(typeof(FlaConfigFile))]
+[JsonSerializable(typeof(FlaTokenizerConfigFile))]
+[JsonSerializable(typeof(ShardIndexFile))]
+[JsonSerializable(typeof(Llama2cConfigFile))]
+[JsonSerializable(typeof(LmEvalFile))]
 [JsonSerializable(typeof(double))]          // lm-eval's metric values and batch_size are a number or a string
 [JsonSerializable(typeof(int))]
 [JsonSerializable(typeof(string))]
