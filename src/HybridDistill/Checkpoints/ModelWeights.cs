@@ -208,7 +208,9 @@ public static class ModelWeights
         }
         catch (JsonException e)
         {
-            throw new InputException($"{index}: not a shard index ({e.Message}): the index file is corrupt; save or download the model again.", e);
+            // The duplicate-key message names no key; the path does ($.weight_map.NAME).
+            string where = e.Path is string at && !e.Message.Contains(at, StringComparison.Ordinal) ? $" at {at}" : "";
+            throw new InputException($"{index}: not a shard index ({e.Message}{where}): the index file is corrupt; save or download the model again.", e);
         }
         if (file?.WeightMap is null)
             throw new InputException($"{index}: no \"weight_map\" object (tensor name -> shard file): the index file is corrupt.");
