@@ -133,7 +133,7 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
         AtomicFile.WriteAllBytes(Path.ChangeExtension(path, ".md"), System.Text.Encoding.UTF8.GetBytes(markdown));
         string lmEvalPath = LmEvalResults.PathBeside(path);
         var lmEval = LmEvalResults.Build(result, new LmEvalRun(device.ToString(), s.Batch, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0));
-        AtomicFile.WriteAllBytes(lmEvalPath, System.Text.Encoding.UTF8.GetBytes(lmEval.ToJsonString(JsonOptions.Indented) + "\n"));
+        AtomicFile.WriteAllBytes(lmEvalPath, LmEvalResults.Bytes(lmEval));
         CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{path}[/], {Path.ChangeExtension(path, ".md")} and {lmEvalPath}");
         return 0;
     }

@@ -1,9 +1,11 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using HybridDistill.Benchmarks;
 using HybridDistill.Checkpoints;
+using HybridDistill.Config;
 using HybridDistill.Evaluation;
 using HybridDistill.Pipeline;
 using HybridDistill.Selection;
@@ -59,6 +61,17 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(HybridDistill.Training.PretrainRunIdentity))]
 [JsonSerializable(typeof(HybridDistill.Training.CorpusSeqLen))]
 [JsonSerializable(typeof(HybridDistill.Training.WallTimeRecord))]
+// External formats: files another tool reads or writes (keys and layout are theirs).
+[JsonSerializable(typeof(LayerLayout))]
+[JsonSerializable(typeof(LinearAttentionFile))]
+[JsonSerializable(typeof(FlaConfigFile))]
+[JsonSerializable(typeof(FlaTokenizerConfigFile))]
+[JsonSerializable(typeof(ShardIndexFile))]
+[JsonSerializable(typeof(Llama2cConfigFile))]
+[JsonSerializable(typeof(LmEvalFile))]
+[JsonSerializable(typeof(double))]          // lm-eval's metric values and batch_size are a number or a string
+[JsonSerializable(typeof(int))]
+[JsonSerializable(typeof(string))]
 internal sealed partial class ArtifactJsonContext : JsonSerializerContext;
 
 /// <summary>Writing and reading artifacts through <see cref="ArtifactJsonContext"/>.</summary>
@@ -76,6 +89,24 @@ internal static class ArtifactJson
     /// <summary>Writes PATH atomically (a kill leaves the old file or the new one).</summary>
     public static void Write<T>(string path, T value, JsonTypeInfo<T> type, bool trailingNewline = false) =>
         AtomicFile.WriteAllBytes(path, Bytes(value, type, trailingNewline));
+
+    /// <summary>
+    /// The bytes of a file another tool reads (fla's config.json, tokenizer_config.json, a shard index): indented,
+    /// ending with a newline, and characters the default encoder escapes for HTML (&lt;s&gt;, +, non-ASCII) written as
+    /// themselves, as Python's json.dump writes them.
+    /// </summary>
+    public static byte[] ExternalBytes<T>(T value, JsonTypeInfo<T> type)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+            JsonSerializer.Serialize(writer, value, type);
+        buffer.WriteByte((byte)'\n');
+        return buffer.ToArray();
+    }
+
+    /// <summary>The same contracts, refusing a key given twice in one object: for files whose keys are names
+    /// (a shard index's weight_map), where the default (the last one wins) would hide a corrupt file.</summary>
+    public static ArtifactJsonContext NoDuplicateKeys { get; } = new(new JsonSerializerOptions(Types.Options) { AllowDuplicateProperties = false });
 
     public static JsonObject ToNode<T>(T value, JsonTypeInfo<T> type) => JsonSerializer.SerializeToNode(value, type)!.AsObject();
 
@@ -304,6 +335,31 @@ sealed class MetricsLineConverter : JsonConverter<HybridDistill.Training.Metrics
         if (values is null) return;
         writer.WriteStartArray(name);
         foreach (var v in values) writer.WriteNumberValue(v);
+        writer.WriteEndArray();
+    }
+}
+
+/// <summary>
+/// A value that a format writes as one item or as a list (HF's eos_token_id: 2 or [128001, 128009]; fla's attn: an
+/// object or a list of them): read either form into a list; written as the item when there is one, else the list.
+/// </summary>
+public sealed class OneOrManyConverter<T> : JsonConverter<IReadOnlyList<T>>
+{
+    public override IReadOnlyList<T> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        var item = (JsonTypeInfo<T>)options.GetTypeInfo(typeof(T));
+        if (reader.TokenType != JsonTokenType.StartArray) return [JsonSerializer.Deserialize(ref reader, item)!];
+        var items = new List<T>();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) items.Add(JsonSerializer.Deserialize(ref reader, item)!);
+        return items;
+    }
+
+    public override void Write(Utf8JsonWriter writer, IReadOnlyList<T> value, JsonSerializerOptions options)
+    {
+        var item = (JsonTypeInfo<T>)options.GetTypeInfo(typeof(T));
+        if (value.Count == 1) { JsonSerializer.Serialize(writer, value[0], item); return; }
+        writer.WriteStartArray();
+        foreach (var v in value) JsonSerializer.Serialize(writer, v, item);
         writer.WriteEndArray();
     }
 }

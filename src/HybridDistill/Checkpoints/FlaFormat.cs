@@ -10,10 +10,8 @@
 //            .self_attn -> .attn, .post_attention_layernorm -> .mlp_norm; mlp, model.norm, lm_head unchanged.
 //            Every parameter below those prefixes already has fla's name (q_proj, a_proj, A_log, o_norm, q_conv1d ...).
 // Only what fla computes exactly is exported; anything else is an InputException naming the feature.
-using System.Text;
-using System.Text.Encodings.Web;
-using System.Text.Json;
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 using HybridDistill.Config;
 using HybridDistill.Models;
 using HybridDistill.Tokenization;
@@ -94,83 +92,70 @@ public static class FlaFormat
 
     /// <summary>fla's config.json for <paramref name="config"/>: every key that shapes the model written explicitly
     /// (fla's defaults differ from ours), only keys fla's GatedDeltaNetConfig defines.</summary>
-    public static JsonObject ToFlaConfig(ModelConfig config)
+    public static FlaConfigFile ToFlaConfig(ModelConfig config)
     {
         var problems = Unrepresentable(config);
         if (problems.Count > 0)
             throw new InputException($"fla's {ModelType} format cannot represent this model exactly: {string.Join("; ", problems)}. " +
                                      "Export a hybrid of gdn and softmax layers whose features fla has (README: Export to flash-linear-attention).");
-        var softmaxLayers = config.LayerTypes.Select((k, i) => (k, i)).Where(p => p.k == LayerKinds.Softmax).Select(p => (JsonNode)p.i).ToArray();
-        var json = new JsonObject
+        var softmaxLayers = config.LayerTypes.Select((k, i) => (k, i)).Where(p => p.k == LayerKinds.Softmax).Select(p => (double)p.i).ToArray();
+        return new FlaConfigFile
         {
-            ["model_type"] = ModelType,
-            ["architectures"] = new JsonArray(Architecture),
-            ["hidden_size"] = config.HiddenSize,
-            ["num_hidden_layers"] = config.NumHiddenLayers,
-            ["num_heads"] = config.NumAttentionHeads,
-            ["num_v_heads"] = config.NumAttentionHeads,
-            ["head_dim"] = config.HeadDim,
-            ["expand_v"] = 1.0,
-            ["use_short_conv"] = config.LinearAttention.Gdn.UseShortConv,
-            ["conv_size"] = config.LinearAttention.Gdn.ConvSize,
-            ["use_gate"] = true,
-            ["allow_neg_eigval"] = false,
-            ["norm_eps"] = config.RmsNormEps,
-            ["intermediate_size"] = config.IntermediateSize,
-            ["hidden_act"] = "swish",
-            ["vocab_size"] = config.VocabSize,
-            ["max_position_embeddings"] = config.MaxPositionEmbeddings,
-            ["tie_word_embeddings"] = config.TieWordEmbeddings,
-            ["attn"] = softmaxLayers.Length == 0 ? null : new JsonObject
-            {
-                ["layers"] = new JsonArray(softmaxLayers),
-                ["num_heads"] = config.NumAttentionHeads,
-                ["num_kv_heads"] = config.NumKeyValueHeads,
-                ["qkv_bias"] = config.AttentionBias,
-                ["window_size"] = null,
-                ["rope_theta"] = config.RopeTheta,
-            },
-            ["bos_token_id"] = config.BosTokenId,
-            ["eos_token_id"] = config.EosTokenIds.Count switch
-            {
-                0 => null,
-                1 => config.EosTokenIds[0],
-                _ => new JsonArray(config.EosTokenIds.Select(e => (JsonNode)e).ToArray()),
-            },
-            ["pad_token_id"] = null,
-            ["torch_dtype"] = "float32",
+            ModelType = ModelType,
+            Architectures = [Architecture],
+            HiddenSize = config.HiddenSize,
+            NumHiddenLayers = config.NumHiddenLayers,
+            NumHeads = config.NumAttentionHeads,
+            NumVHeads = config.NumAttentionHeads,
+            HeadDim = config.HeadDim,
+            ExpandV = 1.0,
+            UseShortConv = config.LinearAttention.Gdn.UseShortConv,
+            ConvSize = config.LinearAttention.Gdn.ConvSize,
+            UseGate = true,
+            AllowNegEigval = false,
+            NormEps = config.RmsNormEps,
+            IntermediateSize = config.IntermediateSize,
+            HiddenAct = "swish",
+            VocabSize = config.VocabSize,
+            MaxPositionEmbeddings = config.MaxPositionEmbeddings,
+            TieWordEmbeddings = config.TieWordEmbeddings,
+            Attn = softmaxLayers.Length == 0 ? null :
+                [new FlaAttnFile(softmaxLayers, config.NumAttentionHeads, config.NumKeyValueHeads, config.AttentionBias, WindowSize: null, config.RopeTheta)],
+            BosTokenId = config.BosTokenId,
+            EosTokenId = config.EosTokenIds.Count == 0 ? null : config.EosTokenIds.Select(e => (double)e).ToArray(),
+            PadTokenId = null,
+            TorchDtype = "float32",
         };
-        return json;
     }
 
     // ---- config: fla -> ours -----------------------------------------------------------------------
 
     /// <summary>Our config for fla's config.json <paramref name="json"/> (fla's defaults where a key is absent). What we
     /// cannot represent exactly is an InputException naming the key.</summary>
-    public static ModelConfig FromFlaConfig(JsonObject json)
+    public static ModelConfig FromFlaConfig(FlaConfigFile json)
     {
-        string modelType = Str(json, "model_type") ?? "";
+        string modelType = json.ModelType ?? "";
         if (modelType != ModelType)
             throw new InputException($"model_type is \"{modelType}\", not fla's \"{ModelType}\": import --format fla reads {Architecture} directories.");
-        int hidden = Int(json, "hidden_size") ?? 2048;
-        int layers = Int(json, "num_hidden_layers") ?? 21;
-        int heads = Int(json, "num_heads") ?? 6;
-        int headDim = Int(json, "head_dim") ?? 256;
-        double expandV = Dbl(json, "expand_v") ?? 2.0;
-        double normEps = Dbl(json, "norm_eps") ?? 1e-6;
+        int hidden = Int(json.HiddenSize) ?? 2048;
+        int layers = Int(json.NumHiddenLayers) ?? 21;
+        int heads = Int(json.NumHeads) ?? 6;
+        int headDim = Int(json.HeadDim) ?? 256;
+        double expandV = json.ExpandV ?? 2.0;
+        double normEps = json.NormEps ?? 1e-6;
         if (expandV != 1.0)
             throw new InputException($"expand_v {expandV:R}: GDN value heads wider than key heads (dv = head_dim * expand_v) are not represented here (our GDN has dv = head_dim); expand_v must be 1.");
-        if (Int(json, "num_v_heads") is int vHeads && vHeads != heads)
+        if (Int(json.NumVHeads) is int vHeads && vHeads != heads)
             throw new InputException($"num_v_heads {vHeads} differs from num_heads {heads}: grouped value heads (GVA) are not represented here.");
-        if (Bool(json, "use_gate") == false)
+        if (json.UseGate == false)
             throw new InputException("use_gate false: our GDN layers always gate their output (g_proj); only use_gate true is represented.");
-        if (Bool(json, "allow_neg_eigval") == true)
+        if (json.AllowNegEigval == true)
             throw new InputException("allow_neg_eigval true (beta in (0, 2)): not represented here; only false is.");
-        if (Bool(json, "norm_first") == true)
+        if (json.NormFirst == true)
             throw new InputException("norm_first true: an older fla layout that is not represented here.");
-        if (json["attnres_block_size"] is JsonValue)
+        if (json.AttnresBlockSize is not null)
             throw new InputException("attnres_block_size is set: fla's attention-residual blocks are not represented here.");
-        string act = Str(json, "hidden_act") ?? "swish";
+        string act = json.HiddenAct ?? "swish";
         if (act is not ("swish" or "silu"))
             throw new InputException($"hidden_act \"{act}\": only swish (the SwiGLU MLP) is represented here.");
 
@@ -178,13 +163,13 @@ public static class FlaFormat
         int kvHeads = heads;
         bool qkvBias = false;
         double ropeTheta = 10000.0;
-        if (Attn(json) is JsonObject attn)
+        if (Attn(json) is { } attn)
         {
-            int attnHeads = Int(attn, "num_heads") ?? throw new InputException("attn has no num_heads (fla requires it).");
-            kvHeads = Int(attn, "num_kv_heads") ?? attnHeads;
-            qkvBias = Bool(attn, "qkv_bias") ?? false;
-            ropeTheta = Dbl(attn, "rope_theta") ?? 10000.0;
-            if (attn["window_size"] is JsonValue)
+            int attnHeads = Int(attn.NumHeads) ?? throw new InputException("attn has no num_heads (fla requires it).");
+            kvHeads = Int(attn.NumKvHeads) ?? attnHeads;
+            qkvBias = attn.QkvBias ?? false;
+            ropeTheta = attn.RopeTheta ?? 10000.0;
+            if (attn.WindowSize is not null)
                 throw new InputException("attn.window_size is set: sliding-window attention layers are not mapped from fla's format.");
             if (attnHeads != heads)
                 throw new InputException($"attn.num_heads {attnHeads} differs from num_heads {heads}: here GDN and softmax layers share num_attention_heads.");
@@ -192,12 +177,11 @@ public static class FlaFormat
                 throw new InputException($"attention head size hidden_size / attn.num_heads = {hidden / attnHeads} differs from head_dim {headDim}: here GDN and softmax layers share head_dim.");
             if (attnHeads % kvHeads != 0)
                 throw new InputException($"attn.num_heads {attnHeads} is not a multiple of attn.num_kv_heads {kvHeads}.");
-            if (attn["layers"] is not JsonArray indices)
+            if (attn.Layers is not { } indices)
                 throw new InputException("attn has no layers list (fla requires it).");
-            foreach (var index in indices)
+            foreach (double d in indices)
             {
-                int i = index is JsonValue v && v.TryGetValue<double>(out var d) && d == Math.Floor(d) ? (int)d
-                    : throw new InputException($"attn.layers holds {index?.ToJsonString() ?? "null"}, not a layer index.");
+                int i = d == Math.Floor(d) ? (int)d : throw new InputException($"attn.layers holds {d:R}, not a layer index.");
                 if (i < 0 || i >= layers)
                     throw new InputException($"attn.layers names layer {i} but num_hidden_layers is {layers}.");
                 kinds[i] = LayerKinds.Softmax;
@@ -206,13 +190,7 @@ public static class FlaFormat
                 throw new InputException("attn.qkv_bias true: here q/k/v biases would apply to the GDN layers too, which have none in fla.");
         }
 
-        int intermediate = Int(json, "intermediate_size") ?? DefaultIntermediateSize(hidden, Dbl(json, "hidden_ratio") ?? 4);
-        var eos = new List<int>();
-        switch (json["eos_token_id"])
-        {
-            case JsonArray arr: eos.AddRange(arr.Where(n => n is not null).Select(n => (int)n!.GetValue<double>())); break;
-            case JsonValue v when v.TryGetValue<double>(out var id): eos.Add((int)id); break;
-        }
+        int intermediate = Int(json.IntermediateSize) ?? DefaultIntermediateSize(hidden, json.HiddenRatio ?? 4);
         return new ModelConfig
         {
             ModelType = "llama",
@@ -222,19 +200,19 @@ public static class FlaFormat
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
             HeadDim = headDim,
-            VocabSize = Int(json, "vocab_size") ?? 32000,
-            MaxPositionEmbeddings = Int(json, "max_position_embeddings") ?? 2048,
+            VocabSize = Int(json.VocabSize) ?? 32000,
+            MaxPositionEmbeddings = Int(json.MaxPositionEmbeddings) ?? 2048,
             RmsNormEps = normEps,
             RopeTheta = ropeTheta,
-            TieWordEmbeddings = Bool(json, "tie_word_embeddings") ?? false,
+            TieWordEmbeddings = json.TieWordEmbeddings ?? false,
             AttentionBias = qkvBias,
-            BosTokenId = json.ContainsKey("bos_token_id") ? Int(json, "bos_token_id") : 1,
-            EosTokenIds = json.ContainsKey("eos_token_id") ? eos : [2],
+            BosTokenId = Int(json.BosTokenId),
+            EosTokenIds = json.EosTokenId?.Select(e => (int)e).ToArray() ?? [],
             LayerTypes = kinds,
             LinearAttention = new LinearAttentionOptions
             {
                 // fla's one norm_eps is also the GDN output norm's (linear_attention.gdn.norm_eps here).
-                Gdn = new GdnOptions(UseShortConv: Bool(json, "use_short_conv") ?? true, ConvSize: Int(json, "conv_size") ?? 4, NormEps: normEps),
+                Gdn = new GdnOptions(UseShortConv: json.UseShortConv ?? true, ConvSize: Int(json.ConvSize) ?? 4, NormEps: normEps),
             },
         };
     }
@@ -247,13 +225,11 @@ public static class FlaFormat
     }
 
     /// <summary>The attn block: a dict, or (fla since 2026-07) a list of dicts, of which one is represented here.</summary>
-    static JsonObject? Attn(JsonObject json) => json["attn"] switch
+    static FlaAttnFile? Attn(FlaConfigFile json) => json.Attn switch
     {
         null => null,
-        JsonObject o => o,
-        JsonArray { Count: 1 } a when a[0] is JsonObject o => o,
-        JsonArray a => throw new InputException($"attn is a list of {a.Count} attention groups: only one group (one set of attention settings) is represented here."),
-        _ => throw new InputException("attn should be an object."),
+        [var one] => one,
+        var groups => throw new InputException($"attn is a list of {groups.Count} attention groups: only one group (one set of attention settings) is represented here."),
     };
 
     // ---- directories -------------------------------------------------------------------------------
@@ -273,11 +249,11 @@ public static class FlaFormat
             HfCheckpoint.CopyTokenizerFiles(tokenizerSource, dir);
             var tokenizerConfig = Path.Combine(dir, TokenizerConfigFile);
             if (!File.Exists(tokenizerConfig))
-                AtomicFile.WriteAllBytes(tokenizerConfig, Indented(TokenizerConfig(tokenizerSource, model.Config)));
+                AtomicFile.WriteAllBytes(tokenizerConfig, ArtifactJson.ExternalBytes(TokenizerConfig(tokenizerSource, model.Config), ArtifactJson.Types.FlaTokenizerConfigFile));
         }
         var tensors = model.state_dict().Select(p => new KeyValuePair<string, Tensor>(ToFlaName(p.Key), p.Value.detach().cpu()));
         ModelWeights.SaveDirectory(dir, tensors, maxShardBytes);
-        AtomicFile.WriteAllBytes(Path.Combine(dir, "config.json"), Indented(config));
+        AtomicFile.WriteAllBytes(Path.Combine(dir, "config.json"), ArtifactJson.ExternalBytes(config, ArtifactJson.Types.FlaConfigFile));
     }
 
     /// <summary>
@@ -285,23 +261,19 @@ public static class FlaFormat
     /// reads in <paramref name="tokenizerDir"/> (tokenizer.model: LlamaTokenizer; byte-level tokenizer.json:
     /// PreTrainedTokenizerFast; vocab.json + merges.txt: GPT2Tokenizer), the BOS/EOS tokens and whether they are added, as this project's tokenizer uses them.
     /// </summary>
-    public static JsonObject TokenizerConfig(string tokenizerDir, ModelConfig config)
+    public static FlaTokenizerConfigFile TokenizerConfig(string tokenizerDir, ModelConfig config)
     {
         var tokenizer = TokenizerLoader.Load(tokenizerDir);
         string? Token(int? id) => id is int i ? tokenizer.IdToToken(i) : null;
-        var json = new JsonObject
-        {
-            ["tokenizer_class"] = tokenizer is SentencePieceTokenizer ? "LlamaTokenizer"
+        return new FlaTokenizerConfigFile(
+            TokenizerClass: tokenizer is SentencePieceTokenizer ? "LlamaTokenizer"
                 : File.Exists(Path.Combine(tokenizerDir, TokenizerLoader.TokenizerJson)) ? "PreTrainedTokenizerFast" : "GPT2Tokenizer",
-            ["bos_token"] = Token(tokenizer.BosId),
-            ["eos_token"] = Token(tokenizer.EosId),
-            ["add_bos_token"] = tokenizer.AddBosByDefault,
-            ["add_eos_token"] = tokenizer.AddEosByDefault,
-            ["model_max_length"] = config.MaxPositionEmbeddings,
-        };
-        if (tokenizer is SentencePieceTokenizer && tokenizer.TokenToId("<unk>") is int unk)
-            json["unk_token"] = tokenizer.IdToToken(unk);
-        return json;
+            BosToken: Token(tokenizer.BosId),
+            EosToken: Token(tokenizer.EosId),
+            AddBosToken: tokenizer.AddBosByDefault,
+            AddEosToken: tokenizer.AddEosByDefault,
+            ModelMaxLength: config.MaxPositionEmbeddings,
+            UnkToken: tokenizer is SentencePieceTokenizer && tokenizer.TokenToId("<unk>") is int unk ? tokenizer.IdToToken(unk) : null);
     }
 
     /// <summary>Reads fla's model directory: config.json mapped to ours, the tensors renamed and loaded (all checked first).</summary>
@@ -312,9 +284,8 @@ public static class FlaFormat
         var configPath = Path.Combine(full, "config.json");
         if (!File.Exists(configPath))
             throw new InputException($"{full}: no config.json here. Pass a directory saved by fla's GatedDeltaNetForCausalLM.save_pretrained (or hybrid export --format fla).");
-        JsonObject json;
-        try { json = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new InputException($"{configPath}: expected a JSON object."); }
-        catch (JsonException e) { throw new InputException($"{configPath}: not valid JSON ({e.Message}).", e); }
+        var json = ArtifactJson.Read(configPath, ArtifactJson.Types.FlaConfigFile, "fla's config.json (GatedDeltaNetConfig)",
+            "pass a directory saved by fla's GatedDeltaNetForCausalLM.save_pretrained (or hybrid export --format fla)");
         ModelConfig config;
         try { config = FromFlaConfig(json); }
         catch (InputException e) { throw new InputException($"{configPath}: {e.Message}", e); }
@@ -365,30 +336,54 @@ public static class FlaFormat
 
     // ---- helpers -----------------------------------------------------------------------------------
 
-    static byte[] Indented(JsonObject json) =>
-        Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
-
-    static string? Str(JsonObject o, string key) => o[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
-
-    static bool? Bool(JsonObject o, string key) =>
-        o[key] switch
-        {
-            null => null,
-            JsonValue v when v.TryGetValue<bool>(out var b) => b,
-            _ => throw new InputException($"key \"{key}\" should be true or false."),
-        };
-
-    static int? Int(JsonObject o, string key) => Dbl(o, key) is double d ? checked((int)d) : null;
-
-    static double? Dbl(JsonObject o, string key)
-    {
-        if (o[key] is null) return null;
-        if (o[key] is JsonValue v)
-        {
-            if (v.TryGetValue<double>(out var d)) return d;
-            if (v.TryGetValue<long>(out var l)) return l;
-            if (v.TryGetValue<int>(out var i)) return i;
-        }
-        throw new InputException($"key \"{key}\" should be a number.");
-    }
+    static int? Int(double? value) => value is double d ? checked((int)d) : null;
 }
+
+/// <summary>
+/// fla's config.json (GatedDeltaNetConfig as save_pretrained writes it), the keys this project writes in this order
+/// and reads; other keys fla writes are ignored on reading. Numbers are doubles: Python writes 2048 or 2048.0, both
+/// read and both written as 2048. Absent keys read as null (fla's default applies), except bos_token_id and
+/// eos_token_id, whose defaults (1 and [2]) an explicit null overrides.
+/// </summary>
+public sealed record FlaConfigFile
+{
+    public string? ModelType { get; init; }
+    public IReadOnlyList<string>? Architectures { get; init; }
+    public double? HiddenSize { get; init; }
+    public double? NumHiddenLayers { get; init; }
+    public double? NumHeads { get; init; }
+    public double? NumVHeads { get; init; }
+    public double? HeadDim { get; init; }
+    public double? ExpandV { get; init; }
+    public bool? UseShortConv { get; init; }
+    public double? ConvSize { get; init; }
+    public bool? UseGate { get; init; }
+    public bool? AllowNegEigval { get; init; }
+    public double? NormEps { get; init; }
+    public double? IntermediateSize { get; init; }
+    public string? HiddenAct { get; init; }
+    public double? VocabSize { get; init; }
+    public double? MaxPositionEmbeddings { get; init; }
+    public bool? TieWordEmbeddings { get; init; }
+    /// <summary>One attention group: fla writes a dict (older) or a list of dicts (since 2026-07).</summary>
+    [JsonConverter(typeof(OneOrManyConverter<FlaAttnFile>))]
+    public IReadOnlyList<FlaAttnFile>? Attn { get; init; }
+    public double? BosTokenId { get; init; } = 1;
+    /// <summary>An id or a list of ids.</summary>
+    [JsonConverter(typeof(OneOrManyConverter<double>))]
+    public IReadOnlyList<double>? EosTokenId { get; init; } = [2];
+    public double? PadTokenId { get; init; }
+    public string? TorchDtype { get; init; }
+
+    // Read, never written: keys of fla configs this project refuses or derives from.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? HiddenRatio { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public bool? NormFirst { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? AttnresBlockSize { get; init; }
+}
+
+/// <summary>fla's attn block: which layers are softmax attention, and that attention's settings.</summary>
+public sealed record FlaAttnFile(IReadOnlyList<double>? Layers, double? NumHeads, double? NumKvHeads, bool? QkvBias, double? WindowSize, double? RopeTheta);
+
+/// <summary>tokenizer_config.json for transformers' AutoTokenizer (unk_token only for a SentencePiece tokenizer).</summary>
+public sealed record FlaTokenizerConfigFile(string TokenizerClass, string? BosToken, string? EosToken, bool AddBosToken, bool AddEosToken,
+    int ModelMaxLength, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? UnkToken);

@@ -9,7 +9,7 @@
 // RoPE: llama2.c rotates interleaved pairs (2i, 2i+1) of each head; HF rotates (i, i + hs/2) ("rotate-half"),
 // with the same frequency theta^(-2i/hs) for pair i. Reordering each head's q/k rows to [even rows, odd rows]
 // makes rotate-half on the new rows equal the interleaved rotation on the old ones (q.k scores are unchanged).
-using System.Text.Json;
+using HybridDistill.Artifacts;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -178,37 +178,17 @@ public static class Llama2cImporter
         return named;
     }
 
-    /// <summary>HF LlamaConfig keys, in the order of the stories260K asset's config.json.</summary>
-    static byte[] ConfigJson(Llama2cHeader h)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
-        {
-            json.WriteStartObject();
-            json.WriteStartArray("architectures");
-            json.WriteStringValue("LlamaForCausalLM");
-            json.WriteEndArray();
-            json.WriteString("model_type", "llama");
-            json.WriteNumber("hidden_size", h.Dim);
-            json.WriteNumber("intermediate_size", h.HiddenDim);
-            json.WriteNumber("num_hidden_layers", h.Layers);
-            json.WriteNumber("num_attention_heads", h.Heads);
-            json.WriteNumber("num_key_value_heads", h.KvHeads);
-            json.WriteNumber("head_dim", h.HeadSize);
-            json.WriteNumber("vocab_size", h.VocabSize);
-            json.WriteNumber("max_position_embeddings", h.SeqLen);
-            json.WriteNumber("rms_norm_eps", 1e-5);
-            json.WriteNumber("rope_theta", 10000.0);
-            json.WriteBoolean("tie_word_embeddings", h.SharedClassifier);
-            json.WriteString("hidden_act", "silu");
-            json.WriteBoolean("attention_bias", false);
-            json.WriteBoolean("mlp_bias", false);
-            json.WriteNumber("bos_token_id", 1);
-            json.WriteNumber("eos_token_id", 2);
-            json.WriteString("torch_dtype", "float32");
-            json.WriteEndObject();
-        }
-        buffer.WriteByte((byte)'\n');
-        return buffer.ToArray();
-    }
+    static byte[] ConfigJson(Llama2cHeader h) => ArtifactJson.Bytes(new Llama2cConfigFile(
+        Architectures: ["LlamaForCausalLM"], ModelType: "llama", HiddenSize: h.Dim, IntermediateSize: h.HiddenDim,
+        NumHiddenLayers: h.Layers, NumAttentionHeads: h.Heads, NumKeyValueHeads: h.KvHeads, HeadDim: h.HeadSize,
+        VocabSize: h.VocabSize, MaxPositionEmbeddings: h.SeqLen, RmsNormEps: 1e-5, RopeTheta: 10000.0,
+        TieWordEmbeddings: h.SharedClassifier, HiddenAct: "silu", AttentionBias: false, MlpBias: false,
+        BosTokenId: 1, EosTokenId: 2, TorchDtype: "float32"), ArtifactJson.Types.Llama2cConfigFile, trailingNewline: true);
 }
+
+/// <summary>The config.json an imported llama2.c checkpoint gets: HF LlamaConfig keys, in the order of the stories260K
+/// asset's config.json (llama2.c's eps, RoPE theta and special ids are fixed).</summary>
+public sealed record Llama2cConfigFile(IReadOnlyList<string> Architectures, string ModelType, int HiddenSize, int IntermediateSize,
+    int NumHiddenLayers, int NumAttentionHeads, int NumKeyValueHeads, int HeadDim, int VocabSize, int MaxPositionEmbeddings,
+    double RmsNormEps, double RopeTheta, bool TieWordEmbeddings, string HiddenAct, bool AttentionBias, bool MlpBias,
+    int BosTokenId, int EosTokenId, string TorchDtype);

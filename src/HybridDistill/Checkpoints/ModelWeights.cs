@@ -3,8 +3,8 @@
 //   model.safetensors.index.json           {"metadata": {"total_size": N}, "weight_map": {tensor name: shard file}}
 //   model-00001-of-0000K.safetensors ...   the shards it names.
 // Tensors are listed from the headers alone and read one at a time, so a model never needs two copies in memory.
-using System.Text.Encodings.Web;
 using System.Text.Json;
+using HybridDistill.Artifacts;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -195,53 +195,34 @@ public static class ModelWeights
         foreach (var old in stale.Where(o => !written.Contains(o))) DeleteIfExists(Path.Combine(full, old));
     }
 
-    static byte[] IndexJson(long totalSize, IEnumerable<KeyValuePair<string, string>> weightMap)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            json.WriteStartObject();
-            json.WriteStartObject("metadata");
-            json.WriteNumber("total_size", totalSize);
-            json.WriteEndObject();
-            json.WriteStartObject("weight_map");
-            foreach (var (name, shard) in weightMap) json.WriteString(name, shard);
-            json.WriteEndObject();
-            json.WriteEndObject();
-        }
-        buffer.WriteByte((byte)'\n');
-        return buffer.ToArray();
-    }
+    static byte[] IndexJson(long totalSize, IEnumerable<KeyValuePair<string, string>> weightMap) =>
+        ArtifactJson.ExternalBytes(new ShardIndexFile(new ShardIndexMetadata(totalSize), weightMap.ToDictionary(kv => kv.Key, string? (kv) => kv.Value)), ArtifactJson.Types.ShardIndexFile);
 
     static Dictionary<string, string> ReadWeightMap(string index)
     {
-        JsonDocument document;
+        ShardIndexFile? file;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(index));
+            // A tensor listed twice is an error here, not "the last one wins".
+            file = JsonSerializer.Deserialize(File.ReadAllBytes(index), ArtifactJson.NoDuplicateKeys.ShardIndexFile);
         }
         catch (JsonException e)
         {
-            throw new InputException($"{index}: not valid JSON ({e.Message}): the index file is corrupt.", e);
+            // The duplicate-key message names no key; the path does ($.weight_map.NAME).
+            string where = e.Path is string at && !e.Message.Contains(at, StringComparison.Ordinal) ? $" at {at}" : "";
+            throw new InputException($"{index}: not a shard index ({e.Message}{where}): the index file is corrupt; save or download the model again.", e);
         }
-        using (document)
+        if (file?.WeightMap is null)
+            throw new InputException($"{index}: no \"weight_map\" object (tensor name -> shard file): the index file is corrupt.");
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, shard) in file.WeightMap)
         {
-            if (document.RootElement.ValueKind != JsonValueKind.Object
-                || !document.RootElement.TryGetProperty("weight_map", out var map)
-                || map.ValueKind != JsonValueKind.Object)
-                throw new InputException($"{index}: no \"weight_map\" object (tensor name -> shard file): the index file is corrupt.");
-            var result = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var item in map.EnumerateObject())
-            {
-                var shard = item.Value.ValueKind == JsonValueKind.String ? item.Value.GetString()! : "";
-                if (shard.Length == 0 || Path.IsPathRooted(shard) || shard.Split('/', '\\').Contains(".."))
-                    throw new InputException(
-                        $"{index}: tensor '{item.Name}' maps to {item.Value.GetRawText()}, not a shard file name inside the model directory.");
-                if (!result.TryAdd(item.Name, shard))
-                    throw new InputException($"{index}: tensor '{item.Name}' is listed twice in weight_map.");
-            }
-            return result;
+            if (shard is null || shard.Length == 0 || Path.IsPathRooted(shard) || shard.Split('/', '\\').Contains(".."))
+                throw new InputException(
+                    $"{index}: tensor '{name}' maps to {(shard is null ? "null" : $"\"{shard}\"")}, not a shard file name inside the model directory.");
+            result.Add(name, shard);
         }
+        return result;
     }
 
     /// <summary>Shard files named by an existing index (best effort: an unreadable index names none).</summary>
@@ -267,3 +248,9 @@ public static class ModelWeights
     static string ListSome(IReadOnlyList<string> names) =>
         string.Join(", ", names.Take(5)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
 }
+
+/// <summary>model.safetensors.index.json (Hugging Face's sharded layout): the total byte size of the tensors and, in
+/// the order the shards hold them, which shard file holds each tensor.</summary>
+public sealed record ShardIndexFile(ShardIndexMetadata? Metadata, IReadOnlyDictionary<string, string?>? WeightMap);
+
+public sealed record ShardIndexMetadata(long? TotalSize);

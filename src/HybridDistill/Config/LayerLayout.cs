@@ -1,11 +1,12 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Config;
 
 /// <summary>
 /// Which layers stay softmax: the file <c>hybrid select</c> writes and <c>convert</c> / <c>distill stage2</c> read,
-/// <c>{"softmax_layers": [3, 7], "layer_types": ["gdn", ..., "softmax", ...]}</c>.
+/// <c>{"softmax_layers": [3, 7], "layer_types": ["gdn", ..., "softmax", ...]}</c>, written and read through
+/// <see cref="ArtifactJson"/> (this record is the file's schema).
 /// </summary>
 public sealed record LayerLayout(IReadOnlyList<int> SoftmaxLayers, IReadOnlyList<string> LayerTypes)
 {
@@ -34,33 +35,20 @@ public sealed record LayerLayout(IReadOnlyList<int> SoftmaxLayers, IReadOnlyList
 
     public static LayerLayout Load(string path)
     {
-        if (!File.Exists(path)) throw new InputException($"{path}: layout file not found (write one with hybrid select).");
-        JsonObject json;
-        try { json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InputException($"{path}: expected a JSON object."); }
-        catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}).", e); }
-        try
-        {
-            if (json["layer_types"] is JsonArray types)
-            {
-                var layout = FromLayerTypes(types.Select(t => t!.GetValue<string>()).ToArray());
-                if (json["softmax_layers"] is JsonArray listed && !listed.Select(n => n!.GetValue<int>()).SequenceEqual(layout.SoftmaxLayers))
-                    throw new InputException("softmax_layers disagrees with layer_types.");
-                return layout;
-            }
-            throw new InputException("missing \"layer_types\" (a list with one kind per layer).");
-        }
+        var file = ArtifactJson.Read(path, ArtifactJson.Types.LayerLayout, "a layout file (layer_types strings, softmax_layers integers)",
+                                     "write one with hybrid select");
+        if (file.LayerTypes is null)
+            throw new InputException($"{path}: missing \"layer_types\" (a list with one kind per layer).");
+        LayerLayout layout;
+        try { layout = FromLayerTypes(file.LayerTypes); }
         catch (InputException e) { throw new InputException($"{path}: {e.Message}", e); }
-        catch (Exception e) when (e is InvalidOperationException or FormatException)
-        {
-            throw new InputException($"{path}: layer_types must be strings and softmax_layers integers.", e);
-        }
+        // softmax_layers is optional on reading (layer_types says it all); when given it must agree.
+        if (file.SoftmaxLayers is not null && !file.SoftmaxLayers.SequenceEqual(layout.SoftmaxLayers))
+            throw new InputException($"{path}: softmax_layers disagrees with layer_types.");
+        return layout;
     }
 
-    public JsonObject ToJson() => new()
-    {
-        ["softmax_layers"] = new JsonArray(SoftmaxLayers.Select(l => (JsonNode)l).ToArray()),
-        ["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)t).ToArray()),
-    };
+    public JsonObject ToJson() => ArtifactJson.ToNode(this, ArtifactJson.Types.LayerLayout);
 
-    public void Save(string path) => Checkpoints.AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(ToJson().ToJsonString(JsonOptions.Indented)));
+    public void Save(string path) => ArtifactJson.Write(path, this, ArtifactJson.Types.LayerLayout);
 }

@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace HybridDistill.Config;
 
@@ -19,9 +19,9 @@ public sealed record SwaOptions(int? Window = null);
 /// <summary>
 /// Per-kind options of a hybrid's non-softmax layers, stored under stable keys in config.json:
 /// <c>"linear_attention": {"layer_kinds": [...], "gdn": {"chunk_size": 64, "use_short_conv": false, "conv_size": 4},
-/// "gla": {"chunk_size": 64, "gate_low_rank_dim": 16, "gate_logit_normalizer": 16}, "swa": {"window": 256}}</c>.
-/// <c>layer_kinds</c> (the project's kind of every layer) belongs to <see cref="ModelConfig"/> and is skipped here.
-/// Unknown keys are errors.
+/// "gla": {"chunk_size": 64, "gate_low_rank_dim": 16, "gate_logit_normalizer": 16}, "swa": {"window": 256}}</c>
+/// (the schema is <see cref="LinearAttentionFile"/>). <c>layer_kinds</c> (the project's kind of every layer) belongs
+/// to <see cref="ModelConfig"/>. Unknown keys are errors.
 /// </summary>
 public sealed record LinearAttentionOptions
 {
@@ -32,95 +32,52 @@ public sealed record LinearAttentionOptions
     /// null: as the teacher's attention (<c>attention_bias</c>). false when built with drop_qkv_bias, as the reference does.</summary>
     public bool? QkvBias { get; init; }
 
-    public static LinearAttentionOptions FromJson(JsonObject json)
-    {
-        var result = new LinearAttentionOptions();
-        foreach (var (key, value) in json)
-        {
-            if (key == LayerKindsKey) continue;
-            if (key == QkvBiasKey)
-            {
-                result = result with { QkvBias = value is JsonValue v && v.TryGetValue<bool>(out var b) ? b : throw new InputException($"linear_attention.{QkvBiasKey} should be true or false.") };
-                continue;
-            }
-            if (value is not JsonObject o) throw new InputException($"linear_attention.{key} should be an object.");
-            result = key switch
-            {
-                "gdn" => result with
-                {
-                    Gdn = new GdnOptions(
-                        Take(o, "chunk_size", key, 64),
-                        TakeBool(o, "use_short_conv", key, false),
-                        Take(o, "conv_size", key, 4),
-                        Take(o, "norm_eps", key, GdnOptions.DefaultNormEps)),
-                },
-                "gla" => result with
-                {
-                    Gla = new GlaOptions(
-                        Take(o, "chunk_size", key, 64),
-                        Take(o, "gate_low_rank_dim", key, 16),
-                        Take(o, "gate_logit_normalizer", key, 16.0)),
-                },
-                "swa" => result with { Swa = new SwaOptions(o.ContainsKey("window") ? Take(o, "window", key, 0) : null) },
-                _ => throw new InputException($"unknown key linear_attention.{key} (known: {LayerKindsKey}, {QkvBiasKey}, gdn, gla, swa)."),
-            };
-            var unknown = o.Select(p => p.Key).Except(KnownKeys(key)).FirstOrDefault();
-            if (unknown != null) throw new InputException($"unknown key linear_attention.{key}.{unknown}.");
-        }
-        return result;
-    }
-
     /// <summary>The key of the per-layer kinds inside <c>linear_attention</c>.</summary>
     public const string LayerKindsKey = "layer_kinds";
     public const string QkvBiasKey = "qkv_bias";
 
-    public JsonObject ToJson()
+    /// <summary>The options of a read <c>linear_attention</c> object: a kind left out, or a key of it, takes its default.</summary>
+    public static LinearAttentionOptions FromFile(LinearAttentionFile file) => new()
     {
-        var json = ToJsonKinds();
-        if (QkvBias is bool b) json[QkvBiasKey] = b;
-        return json;
-    }
-
-    JsonObject ToJsonKinds() => new()
-    {
-        ["gdn"] = GdnJson(),
-        ["gla"] = new JsonObject
-        {
-            ["chunk_size"] = Gla.ChunkSize, ["gate_low_rank_dim"] = Gla.GateLowRankDim, ["gate_logit_normalizer"] = Gla.GateLogitNormalizer,
-        },
-        ["swa"] = Swa.Window is int w ? new JsonObject { ["window"] = w } : new JsonObject(),
+        Gdn = file.Gdn is { } g
+            ? new GdnOptions(Int(g.ChunkSize, 64), g.UseShortConv ?? false, Int(g.ConvSize, 4), g.NormEps ?? GdnOptions.DefaultNormEps)
+            : new GdnOptions(),
+        Gla = file.Gla is { } l
+            ? new GlaOptions(Int(l.ChunkSize, 64), Int(l.GateLowRankDim, 16), l.GateLogitNormalizer ?? 16.0)
+            : new GlaOptions(),
+        Swa = new SwaOptions(file.Swa?.Window is double w ? checked((int)w) : null),
+        QkvBias = file.QkvBias,
     };
 
-    JsonObject GdnJson()
-    {
-        var gdn = new JsonObject { ["chunk_size"] = Gdn.ChunkSize, ["use_short_conv"] = Gdn.UseShortConv, ["conv_size"] = Gdn.ConvSize };
-        if (Gdn.NormEps != GdnOptions.DefaultNormEps) gdn["norm_eps"] = Gdn.NormEps;
-        return gdn;
-    }
+    /// <summary><c>linear_attention</c> for config.json, <paramref name="layerKinds"/> first; gdn's norm_eps only when
+    /// it differs from fla's default, qkv_bias only when set.</summary>
+    public LinearAttentionFile ToFile(IReadOnlyList<string>? layerKinds) => new(
+        layerKinds,
+        new GdnOptionsFile(Gdn.ChunkSize, Gdn.UseShortConv, Gdn.ConvSize, Gdn.NormEps != GdnOptions.DefaultNormEps ? Gdn.NormEps : null),
+        new GlaOptionsFile(Gla.ChunkSize, Gla.GateLowRankDim, Gla.GateLogitNormalizer),
+        new SwaOptionsFile(Swa.Window),
+        QkvBias);
 
-    static string[] KnownKeys(string kind) => kind switch
-    {
-        "gdn" => ["chunk_size", "use_short_conv", "conv_size", "norm_eps"],
-        "gla" => ["chunk_size", "gate_low_rank_dim", "gate_logit_normalizer"],
-        _ => ["window"],
-    };
-
-    static T Take<T>(JsonObject o, string key, string kind, T fallback)
-    {
-        if (o[key] is not JsonValue v) return fallback;
-        // Parsed JSON numbers read as double; nodes built in code hold the CLR type they were made from.
-        double? number = v.TryGetValue<double>(out var d) ? d : v.TryGetValue<int>(out var i) ? i : v.TryGetValue<long>(out var l) ? l : null;
-        if (number is double x)
-        {
-            if (typeof(T) == typeof(int)) return (T)(object)checked((int)x);
-            if (typeof(T) == typeof(double)) return (T)(object)x;
-        }
-        throw new InputException($"linear_attention.{kind}.{key} should be a number.");
-    }
-
-    static bool TakeBool(JsonObject o, string key, string kind, bool fallback)
-    {
-        if (o[key] is not JsonValue v) return fallback;
-        return v.TryGetValue<bool>(out var b) ? b : throw new InputException($"linear_attention.{kind}.{key} should be true or false.");
-    }
+    /// <summary>Whole numbers arrive as JSON numbers that Python may write as 64.0: read as double, cast checked.</summary>
+    static int Int(double? value, int fallback) => value is double d ? checked((int)d) : fallback;
 }
+
+/// <summary>config.json's <c>linear_attention</c> as written and read. Numbers are doubles so that 64 and 64.0 both
+/// read (they write as 64 either way).</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record LinearAttentionFile(
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? LayerKinds,
+    GdnOptionsFile? Gdn,
+    GlaOptionsFile? Gla,
+    SwaOptionsFile? Swa,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? QkvBias);
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record GdnOptionsFile(double? ChunkSize, bool? UseShortConv, double? ConvSize,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? NormEps);
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record GlaOptionsFile(double? ChunkSize, double? GateLowRankDim, double? GateLogitNormalizer);
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record SwaOptionsFile([property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Window);

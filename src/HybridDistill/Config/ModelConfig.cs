@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Config;
 
@@ -154,8 +155,8 @@ public sealed record ModelConfig
         }
 
         var la = json["linear_attention"] as JsonObject;
-        var options = la is not null ? LinearAttentionOptions.FromJson(la) : new LinearAttentionOptions();
         var layerKinds = ReadLayerKinds(la, layers);
+        var options = la is not null ? ReadLinearAttention(la) : new LinearAttentionOptions();
 
         IReadOnlyList<string> layerTypes;
         if (json["layer_types"] is JsonArray types)
@@ -215,6 +216,19 @@ public sealed record ModelConfig
         if (arr.Count != layers)
             throw new InputException($"linear_attention.{LinearAttentionOptions.LayerKindsKey} has {arr.Count} entries but num_hidden_layers is {layers}.");
         return arr.Select(k => LayerKinds.Normalize(k!.GetValue<string>())).ToArray();
+    }
+
+    /// <summary>linear_attention through its typed schema (<see cref="LinearAttentionFile"/>); layer_kinds was checked
+    /// by <see cref="ReadLayerKinds"/>.</summary>
+    static LinearAttentionOptions ReadLinearAttention(JsonObject la)
+    {
+        try { return LinearAttentionOptions.FromFile(JsonSerializer.Deserialize(la, ArtifactJson.Types.LinearAttentionFile)!); }
+        catch (JsonException e)
+        {
+            throw new InputException($"linear_attention is not valid ({e.Message}); its keys are {LinearAttentionOptions.LayerKindsKey}, " +
+                                     $"{LinearAttentionOptions.QkvBiasKey} (true or false), gdn {{chunk_size, use_short_conv, conv_size, norm_eps}}, " +
+                                     "gla {chunk_size, gate_low_rank_dim, gate_logit_normalizer} and swa {window}, with numbers and booleans as values.", e);
+        }
     }
 
     /// <summary>One layer_types entry: HF's words or ours. "linear_attention" takes its kind from layer_kinds; where
@@ -300,9 +314,7 @@ public sealed record ModelConfig
         if (IsHybrid)
         {
             json["layer_types"] = new JsonArray(LayerTypes.Select(t => (JsonNode)LayerKinds.HfName(t)).ToArray());
-            var la = LinearAttention.ToJson();
-            la.Insert(0, LinearAttentionOptions.LayerKindsKey, new JsonArray(LayerTypes.Select(t => (JsonNode)t).ToArray()));
-            json["linear_attention"] = la;
+            json["linear_attention"] = ArtifactJson.ToNode(LinearAttention.ToFile(layerKinds: LayerTypes), ArtifactJson.Types.LinearAttentionFile);
         }
         else
         {

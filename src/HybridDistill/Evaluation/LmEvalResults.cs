@@ -1,4 +1,5 @@
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using HybridDistill.Artifacts;
 
 namespace HybridDistill.Evaluation;
 
@@ -35,49 +36,44 @@ public static class LmEvalResults
         return Path.Combine(directory, file == EvalReport.EvalFileName ? FileName : Path.GetFileNameWithoutExtension(file) + "." + FileName);
     }
 
-    public static JsonObject Build(EvalResult eval, LmEvalRun run)
+    public static LmEvalFile Build(EvalResult eval, LmEvalRun run)
     {
-        var results = new JsonObject();
-        var configs = new JsonObject();
-        var versions = new JsonObject();
-        var nShot = new JsonObject();
-        var higherIsBetter = new JsonObject();
-        var nSamples = new JsonObject();
-        var groupSubtasks = new JsonObject();
+        // Every map below is filled in task order and only added to, so it enumerates (and is written) in that order.
+        var results = new Dictionary<string, IReadOnlyDictionary<string, object>>();
+        var configs = new Dictionary<string, LmEvalTaskConfig>();
+        var versions = new Dictionary<string, double>();
+        var nShot = new Dictionary<string, int>();
+        var higherIsBetter = new Dictionary<string, IReadOnlyDictionary<string, bool>>();
+        var nSamples = new Dictionary<string, LmEvalSamples>();
+        var groupSubtasks = new Dictionary<string, IReadOnlyList<string>>();
 
-        void Add(string task, string outputType, string? dataset, JsonObject metrics, IReadOnlyList<(string Metric, bool Higher)> kinds,
+        // metrics: "<metric>,none" -> a number, or "N/A" for a standard error lm-eval would not have.
+        void Add(string task, string outputType, string? dataset, Dictionary<string, object> metrics, IReadOnlyList<(string Metric, bool Higher)> kinds,
                  int original, int effective)
         {
-            var entry = new JsonObject { ["alias"] = task };
-            foreach (var (key, value) in metrics) entry[key] = value?.DeepClone();
+            var entry = new Dictionary<string, object> { ["alias"] = task };
+            foreach (var (key, value) in metrics) entry[key] = value;
             results[task] = entry;
-            configs[task] = new JsonObject
-            {
-                ["task"] = task,
-                ["dataset_path"] = dataset,
-                ["output_type"] = outputType,
-                ["num_fewshot"] = 0,
-                ["metric_list"] = new JsonArray(kinds.Select(k => (JsonNode)new JsonObject
-                    { ["metric"] = k.Metric, ["aggregation"] = "mean", ["higher_is_better"] = k.Higher }).ToArray()),
-            };
+            configs[task] = new LmEvalTaskConfig(task, dataset, outputType, NumFewshot: 0,
+                kinds.Select(k => new LmEvalMetric(k.Metric, "mean", k.Higher)).ToArray());
             versions[task] = 1.0;
             nShot[task] = 0;
-            var better = new JsonObject();
+            var better = new Dictionary<string, bool>();
             foreach (var (metric, higher) in kinds) better[metric] = higher;
             higherIsBetter[task] = better;
-            nSamples[task] = new JsonObject { ["original"] = original, ["effective"] = effective };
-            groupSubtasks[task] = new JsonArray();
+            nSamples[task] = new LmEvalSamples(original, effective);
+            groupSubtasks[task] = [];
         }
 
         if (eval.Ppl is { } p)
             Add(EvalTasks.Ppl, "loglikelihood_rolling", eval.Options.DataPath,
-                new JsonObject { ["token_perplexity,none"] = p.Ppl, ["token_perplexity_stderr,none"] = NotAvailable,
-                                 ["nll,none"] = p.Nll, ["nll_stderr,none"] = NotAvailable },
+                new() { ["token_perplexity,none"] = p.Ppl, ["token_perplexity_stderr,none"] = NotAvailable,
+                        ["nll,none"] = p.Nll, ["nll_stderr,none"] = NotAvailable },
                 [("token_perplexity", false), ("nll", false)], p.Windows, p.Windows);
         if (eval.Agree is { } a)
             Add(EvalTasks.Agree, "loglikelihood_rolling", eval.Options.DataPath,
-                new JsonObject { ["kl,none"] = a.Kl, ["kl_stderr,none"] = NotAvailable,
-                                 ["top1,none"] = a.Top1, ["top1_stderr,none"] = NotAvailable },
+                new() { ["kl,none"] = a.Kl, ["kl_stderr,none"] = NotAvailable,
+                        ["top1,none"] = a.Top1, ["top1_stderr,none"] = NotAvailable },
                 [("kl", false), ("top1", true)], a.Windows, a.Windows);
         foreach (var task in eval.Recall)
             foreach (var r in task.Lengths)
@@ -88,7 +84,7 @@ public static class LmEvalResults
             var kinds = new List<(string, bool)> { ("acc", true) };
             if (m.AccNorm is { } norm)
             {
-                foreach (var (key, value) in Accuracy("acc_norm", norm)) metrics[key] = value?.DeepClone();
+                foreach (var (key, value) in Accuracy("acc_norm", norm)) metrics[key] = value;
                 kinds.Add(("acc_norm", true));
             }
             if (m.MeanNll is double nll)
@@ -102,34 +98,44 @@ public static class LmEvalResults
                 Path.GetFileNameWithoutExtension(x) == m.Name), metrics, kinds, m.Available, m.N);
         }
 
-        return new JsonObject
-        {
-            ["results"] = results,
-            ["group_subtasks"] = groupSubtasks,
-            ["configs"] = configs,
-            ["versions"] = versions,
-            ["n-shot"] = nShot,
-            ["higher_is_better"] = higherIsBetter,
-            ["n-samples"] = nSamples,
-            ["config"] = new JsonObject
-            {
-                ["model"] = "hybrid-distill",
-                ["model_args"] = $"pretrained={eval.Model}",
-                ["batch_size"] = run.BatchSize is int b ? JsonValue.Create(b) : JsonValue.Create("auto"),
-                ["device"] = run.Device,
-                ["limit"] = eval.Options.Limit,
-                ["bootstrap_iters"] = 0,
-                ["random_seed"] = eval.Options.Seed,
-            },
-            ["model_name"] = eval.Model,
-            ["model_name_sanitized"] = eval.Name,
-            ["date"] = run.Date,
-        };
+        return new LmEvalFile(results, groupSubtasks, configs, versions, nShot, higherIsBetter, nSamples,
+            new LmEvalConfig("hybrid-distill", $"pretrained={eval.Model}", run.BatchSize is int b ? b : "auto", run.Device,
+                eval.Options.Limit, BootstrapIters: 0, eval.Options.Seed),
+            eval.Model, eval.Name, run.Date);
     }
 
-    static JsonObject Accuracy(string metric, Proportion p) => new()
+    /// <summary>The file's bytes as written beside eval.json (indented, ending with a newline).</summary>
+    public static byte[] Bytes(LmEvalFile file) => ArtifactJson.Bytes(file, ArtifactJson.Types.LmEvalFile, trailingNewline: true);
+
+    static Dictionary<string, object> Accuracy(string metric, Proportion p) => new()
     {
         [$"{metric},none"] = p.Accuracy,
         [$"{metric}_stderr,none"] = p.Stderr is double se ? se : NotAvailable,
     };
 }
+
+/// <summary>lm-eval's results file; the maps are keyed by task name, in task order. A task's results map holds
+/// "alias" and its metrics ("acc,none": a number; "acc_stderr,none": a number or "N/A").</summary>
+public sealed record LmEvalFile(
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, object>> Results,
+    IReadOnlyDictionary<string, IReadOnlyList<string>> GroupSubtasks,
+    IReadOnlyDictionary<string, LmEvalTaskConfig> Configs,
+    IReadOnlyDictionary<string, double> Versions,
+    [property: JsonPropertyName("n-shot")] IReadOnlyDictionary<string, int> NShot,
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, bool>> HigherIsBetter,
+    [property: JsonPropertyName("n-samples")] IReadOnlyDictionary<string, LmEvalSamples> NSamples,
+    LmEvalConfig Config,
+    string ModelName,
+    string ModelNameSanitized,
+    double Date);
+
+public sealed record LmEvalTaskConfig(string Task, string? DatasetPath, string OutputType, int NumFewshot, IReadOnlyList<LmEvalMetric> MetricList);
+
+public sealed record LmEvalMetric(string Metric, string Aggregation, bool HigherIsBetter);
+
+/// <param name="Original">items in the file</param>
+/// <param name="Effective">items evaluated (under --limit)</param>
+public sealed record LmEvalSamples(int Original, int Effective);
+
+/// <param name="BatchSize">sequences per forward pass, or "auto"</param>
+public sealed record LmEvalConfig(string Model, string ModelArgs, object BatchSize, string Device, int? Limit, int BootstrapIters, int RandomSeed);

@@ -251,21 +251,7 @@ internal static class TokenizerJsonReader
     /// "#version" line), with GPT-2's ByteLevel pre-tokenizer (no prefix space).</summary>
     public static BpeDefinition ReadVocabAndMerges(string vocabPath, string mergesPath, IReadOnlyList<AddedToken>? addedTokens)
     {
-        Dictionary<string, int> vocab;
-        try
-        {
-            using var stream = File.OpenRead(vocabPath);
-            vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(stream)
-                    ?? throw new InputException($"'{vocabPath}' holds null instead of an object of token -> id.");
-        }
-        catch (JsonException e)
-        {
-            throw new InputException($"'{vocabPath}' is not a JSON object of token -> id ({e.Message}).", e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new InputException($"Cannot read '{vocabPath}': {e.Message}", e);
-        }
+        var vocab = ReadVocab(vocabPath);
 
         var merges = new List<string>();
         string[] lines;
@@ -295,6 +281,25 @@ internal static class TokenizerJsonReader
         };
     }
 
+    /// <summary>vocab.json: an object of token -> id.</summary>
+    public static Dictionary<string, int> ReadVocab(string vocabPath)
+    {
+        try
+        {
+            using var stream = File.OpenRead(vocabPath);
+            return JsonSerializer.Deserialize<Dictionary<string, int>>(stream)
+                    ?? throw new InputException($"'{vocabPath}' holds null instead of an object of token -> id.");
+        }
+        catch (JsonException e)
+        {
+            throw new InputException($"'{vocabPath}' is not a JSON object of token -> id ({e.Message}).", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InputException($"Cannot read '{vocabPath}': {e.Message}", e);
+        }
+    }
+
     static JsonElement Required(JsonElement obj, string name, string where) =>
         obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null
             ? v : throw new FormatException($"missing '{name}' in {where}");
@@ -305,4 +310,76 @@ internal static class TokenizerJsonReader
     /// <summary>A string member; "" counts as absent (GPT-2's tokenizer.json writes "" for no prefix/suffix).</summary>
     static string? OptString(JsonElement obj, string name) =>
         obj.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.GetString()!.Length > 0 ? v.GetString() : null;
+}
+
+/// <summary>
+/// One of the JSON files beside a tokenizer that name its special tokens (config.json, generation_config.json,
+/// tokenizer_config.json), read leniently: a key of an unexpected kind counts as absent unless it is an id, which
+/// must be an integer or a list of them. Trailing commas are allowed, as Python's tokenizers tolerate them.
+/// </summary>
+internal sealed class TokenizerSideFile
+{
+    public string Path { get; }
+    readonly JsonElement _root;
+
+    TokenizerSideFile(string path, JsonElement root) => (Path, _root) = (path, root);
+
+    /// <summary>The file's object, or null when there is no such file.</summary>
+    public static TokenizerSideFile? Read(string path)
+    {
+        if (!File.Exists(path)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { AllowTrailingCommas = true });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InputException($"'{path}' must hold a JSON object.");
+            return new TokenizerSideFile(path, doc.RootElement.Clone());
+        }
+        catch (JsonException e)
+        {
+            throw new InputException($"'{path}' is not valid JSON ({e.Message}).", e);
+        }
+    }
+
+    public bool? Bool(string key) =>
+        _root.TryGetProperty(key, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : null;
+
+    /// <summary>An id or a list of ids (bos_token_id, eos_token_id); empty when absent or null.</summary>
+    public List<int> Ids(string key)
+    {
+        var ids = new List<int>();
+        if (!_root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return ids;
+        if (v.ValueKind == JsonValueKind.Number) ids.Add(Id(v, key));
+        else if (v.ValueKind == JsonValueKind.Array) foreach (var x in v.EnumerateArray()) ids.Add(Id(x, key));
+        else throw new InputException($"'{Path}': '{key}' must be an integer or a list of integers, not {v.ValueKind}.");
+        return ids;
+    }
+
+    int Id(JsonElement v, string key) =>
+        v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int id) && id >= 0 ? id
+            : throw new InputException($"'{Path}': '{key}' holds {v.GetRawText()}, expected a non-negative integer.");
+
+    /// <summary>A token given as a string or as {"content": ...} (tokenizer_config.json's bos_token, eos_token, ...).</summary>
+    public string? TokenContent(string key)
+    {
+        if (!_root.TryGetProperty(key, out var v)) return null;
+        return v.ValueKind switch
+        {
+            JsonValueKind.String => v.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String => c.GetString(),
+            _ => null,
+        };
+    }
+
+    /// <summary>tokenizer_config.json's added_tokens_decoder: {"id": {"content": ...}} as (content, id) pairs.</summary>
+    public IEnumerable<(string Content, int Id)> AddedTokensDecoder()
+    {
+        if (!_root.TryGetProperty("added_tokens_decoder", out var dec) || dec.ValueKind != JsonValueKind.Object) yield break;
+        foreach (var p in dec.EnumerateObject())
+        {
+            if (!int.TryParse(p.Name, out int id) || !p.Value.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String)
+                throw new InputException($"'{Path}': added_tokens_decoder entry \"{p.Name}\" needs an integer key and a \"content\" string.");
+            yield return (c.GetString()!, id);
+        }
+    }
 }

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace HybridDistill.Tokenization;
 
 /// <summary>
@@ -35,9 +33,9 @@ public static class TokenizerLoader
         string Path_(string name) => Path.Combine(modelDir, name);
         string tokJson = Path_(TokenizerJson), spModel = Path_(SentencePieceModel), vocab = Path_(VocabJson), merges = Path_(MergesTxt);
 
-        var config = ReadJsonObject(Path_("config.json"));
-        var genConfig = ReadJsonObject(Path_("generation_config.json"));
-        var tokConfig = ReadJsonObject(Path_("tokenizer_config.json"));
+        var config = TokenizerSideFile.Read(Path_("config.json"));
+        var genConfig = TokenizerSideFile.Read(Path_("generation_config.json"));
+        var tokConfig = TokenizerSideFile.Read(Path_("tokenizer_config.json"));
 
         ITextTokenizer tokenizer;
         if (File.Exists(tokJson))
@@ -75,25 +73,7 @@ public static class TokenizerLoader
         };
     }
 
-    sealed record JsonFile(string Path, JsonElement Root);
-
-    static JsonFile? ReadJsonObject(string path)
-    {
-        if (!File.Exists(path)) return null;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { AllowTrailingCommas = true });
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new InputException($"'{path}' must hold a JSON object.");
-            return new JsonFile(path, doc.RootElement.Clone());
-        }
-        catch (JsonException e)
-        {
-            throw new InputException($"'{path}' is not valid JSON ({e.Message}).", e);
-        }
-    }
-
-    static SpecialTokenSettings ResolveSpecialTokens(ITextTokenizer tok, JsonFile? config, JsonFile? genConfig, JsonFile? tokConfig)
+    static SpecialTokenSettings ResolveSpecialTokens(ITextTokenizer tok, TokenizerSideFile? config, TokenizerSideFile? genConfig, TokenizerSideFile? tokConfig)
     {
         int? bos = FirstOrNull(IdList(config, "bos_token_id", tok)) ?? FirstOrNull(IdList(genConfig, "bos_token_id", tok))
                    ?? TokenStringId(tokConfig, "bos_token", tok) ?? tok.BosId;
@@ -117,26 +97,21 @@ public static class TokenizerLoader
     /// template prepends it) starts every sequence with &lt;|begin_of_text|&gt;, which the models were trained with.
     /// This is that case: a byte-level BPE without a BOS template whose tokenizer_config.json names
     /// &lt;|begin_of_text|&gt; as bos_token.</summary>
-    static bool IsFirstLlama3Release(ITextTokenizer tok, JsonFile? tokConfig) =>
+    static bool IsFirstLlama3Release(ITextTokenizer tok, TokenizerSideFile? tokConfig) =>
         tok is BpeTokenizer && TokenContent(tokConfig, "bos_token") == Llama3BeginOfText;
 
     /// <summary>Llama 3's BOS.</summary>
     public const string Llama3BeginOfText = "<|begin_of_text|>";
 
-    static bool? ConfigBool(JsonFile? file, string key) =>
-        file is not null && file.Root.TryGetProperty(key, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False
-            ? v.GetBoolean() : null;
+    static bool? ConfigBool(TokenizerSideFile? file, string key) => file?.Bool(key);
 
     static int? FirstOrNull(List<int> ids) => ids.Count > 0 ? ids[0] : null;
 
     /// <summary>An id or list of ids under <paramref name="key"/>; each must be a token of the tokenizer.</summary>
-    static List<int> IdList(JsonFile? file, string key, ITextTokenizer tok)
+    static List<int> IdList(TokenizerSideFile? file, string key, ITextTokenizer tok)
     {
-        var ids = new List<int>();
-        if (file is null || !file.Root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return ids;
-        if (v.ValueKind == JsonValueKind.Number) ids.Add(ReadId(v, file, key));
-        else if (v.ValueKind == JsonValueKind.Array) foreach (var x in v.EnumerateArray()) ids.Add(ReadId(x, file, key));
-        else throw new InputException($"'{file.Path}': '{key}' must be an integer or a list of integers, not {v.ValueKind}.");
+        if (file is null) return [];
+        var ids = file.Ids(key);
         foreach (var id in ids)
             if (tok.IdToToken(id) is null)
                 throw new InputException($"'{file.Path}': {key} = {id} is not a token of the tokenizer ({tok.VocabSize} ids). " +
@@ -144,12 +119,8 @@ public static class TokenizerLoader
         return ids;
     }
 
-    static int ReadId(JsonElement v, JsonFile file, string key) =>
-        v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int id) && id >= 0 ? id
-            : throw new InputException($"'{file.Path}': '{key}' holds {v.GetRawText()}, expected a non-negative integer.");
-
     /// <summary>tokenizer_config.json's bos_token / eos_token (a string or {"content": ...}) as an id.</summary>
-    static int? TokenStringId(JsonFile? file, string key, ITextTokenizer tok)
+    static int? TokenStringId(TokenizerSideFile? file, string key, ITextTokenizer tok)
     {
         string? content = TokenContent(file, key);
         if (content is null) return null;
@@ -157,38 +128,21 @@ public static class TokenizerLoader
                ?? throw new InputException($"'{file!.Path}': {key} \"{content}\" is not a token of the tokenizer.");
     }
 
-    static string? TokenContent(JsonFile? file, string key)
-    {
-        if (file is null || !file.Root.TryGetProperty(key, out var v)) return null;
-        return v.ValueKind switch
-        {
-            JsonValueKind.String => v.GetString(),
-            JsonValueKind.Object when v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String => c.GetString(),
-            _ => null,
-        };
-    }
+    static string? TokenContent(TokenizerSideFile? file, string key) => file?.TokenContent(key);
 
     /// <summary>For vocab.json + merges.txt: special tokens named in tokenizer_config.json (added_tokens_decoder,
     /// bos/eos/unk/pad_token); null (the GPT-2 default, &lt;|endoftext|&gt;) when it names none.</summary>
-    static List<(string, int)>? AddedTokensFromConfig(JsonFile? tokConfig, string vocabPath)
+    static List<(string, int)>? AddedTokensFromConfig(TokenizerSideFile? tokConfig, string vocabPath)
     {
         if (tokConfig is null) return null;
         var result = new Dictionary<string, int>(StringComparer.Ordinal);
-        if (tokConfig.Root.TryGetProperty("added_tokens_decoder", out var dec) && dec.ValueKind == JsonValueKind.Object)
-        {
-            foreach (var p in dec.EnumerateObject())
-            {
-                if (!int.TryParse(p.Name, out int id) || !p.Value.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String)
-                    throw new InputException($"'{tokConfig.Path}': added_tokens_decoder entry \"{p.Name}\" needs an integer key and a \"content\" string.");
-                result[c.GetString()!] = id;
-            }
-        }
+        foreach (var (content, id) in tokConfig.AddedTokensDecoder()) result[content] = id;
         Dictionary<string, int>? vocab = null;
         foreach (var key in new[] { "bos_token", "eos_token", "unk_token", "pad_token" })
         {
             string? content = TokenContent(tokConfig, key);
             if (content is null || result.ContainsKey(content)) continue;
-            vocab ??= JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabPath)) ?? new();
+            vocab ??= TokenizerJsonReader.ReadVocab(vocabPath);
             if (vocab.TryGetValue(content, out int id)) result[content] = id;
         }
         return result.Count == 0 ? null : result.Select(kv => (kv.Key, kv.Value)).ToList();

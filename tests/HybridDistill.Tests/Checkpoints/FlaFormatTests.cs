@@ -267,11 +267,7 @@ public class FlaFormatTests
     public void FlaDefaults_ApplyToKeysTheConfigLeavesOut()
     {
         // A minimal fla config: head_dim 256, expand_v 2 and norm_eps 1e-6 are fla's defaults, so expand_v must be given.
-        var json = new JsonObject
-        {
-            ["model_type"] = "gated_deltanet", ["hidden_size"] = 64, ["num_hidden_layers"] = 2, ["num_heads"] = 2,
-            ["expand_v"] = 1, ["norm_eps"] = 1e-5, ["vocab_size"] = 100,
-        };
+        var json = new FlaConfigFile { ModelType = "gated_deltanet", HiddenSize = 64, NumHiddenLayers = 2, NumHeads = 2, ExpandV = 1, NormEps = 1e-5, VocabSize = 100 };
         var config = FlaFormat.FromFlaConfig(json);
         Assert.Equal(256, config.HeadDim);
         Assert.Equal(256, config.IntermediateSize);   // 256 * ceil(int(64 * 4 * 2/3) / 256) = 256 * ceil(170 / 256)

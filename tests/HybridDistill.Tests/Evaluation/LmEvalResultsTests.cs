@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Evaluation;
 
 namespace HybridDistill.Tests.Evaluation;
@@ -9,6 +10,9 @@ public class LmEvalResultsTests
 
     /// <summary>The unigram model of MultipleChoiceTests: p(▁) = 0.2, p(a) = 0.1, p(b) = p(c) = 0.05.</summary>
     static TableModel Unigram() => MultipleChoiceTests.Unigram();
+
+    /// <summary>The file as written, parsed back.</summary>
+    static JsonObject Written(LmEvalFile file) => JsonNode.Parse(LmEvalResults.Bytes(file))!.AsObject();
 
     [Theory]
     [InlineData(1, 3, 0.3333333333)]      // sqrt((1/3)(2/3) / 2) = 1/3
@@ -43,7 +47,7 @@ public class LmEvalResultsTests
         var options = new EvalOptions { Tasks = ["mc"], McPaths = [path], Limit = 3, Seed = 7 };
         var eval = Evaluator.Run("toy-model", "models/toy", Unigram(), Tok, null, null, options);
 
-        var json = LmEvalResults.Build(eval, new LmEvalRun("cpu", null, 1700000000.5));
+        var json = Written(LmEvalResults.Build(eval, new LmEvalRun("cpu", null, 1700000000.5)));
 
         var toy = json["results"]!["toy"]!.AsObject();
         Assert.Equal("toy", toy["alias"]!.GetValue<string>());
@@ -78,7 +82,7 @@ public class LmEvalResultsTests
         var eval = new EvalResult("m", "m", null, new EvalOptions { DataPath = "held.txt" }, ["ppl", "kv-recall", "mc"], [128, 256],
             new PerplexityResult(Nll: 1.5, Ppl: Math.Exp(1.5), Tokens: 1000, Windows: 4, WindowLength: 256), null, [recall], [cloze], null);
 
-        var results = LmEvalResults.Build(eval, new LmEvalRun("cpu", 8, 0))["results"]!.AsObject();
+        var results = Written(LmEvalResults.Build(eval, new LmEvalRun("cpu", 8, 0)))["results"]!.AsObject();
 
         Assert.Equal(["ppl", "kv-recall_128", "kv-recall_256", "lambada"], results.Select(kv => kv.Key));
         Assert.Equal(0.7, results["kv-recall_128"]!["acc,none"]!.GetValue<double>(), 12);
