@@ -48,6 +48,7 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(McEntry))]
 [JsonSerializable(typeof(McLine))]
 [JsonSerializable(typeof(IReadOnlyDictionary<string, RecallLengthEntry>))]
+[JsonSerializable(typeof(HybridDistill.Models.ModelReportFile))]
 internal sealed partial class ArtifactJsonContext : JsonSerializerContext;
 
 /// <summary>Writing and reading artifacts through <see cref="ArtifactJsonContext"/>.</summary>
@@ -84,3 +85,4 @@ internal static class ArtifactJson
         catch (JsonException e) { throw new InputException($"{path}: not {what} ({e.Message}); {fix}.", e); }
     }
 }
+
