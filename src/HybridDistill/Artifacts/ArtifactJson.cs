@@ -43,6 +43,7 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(EvalFile))]
 [JsonSerializable(typeof(HybridDistill.Data.CorpusManifestFile))]
 [JsonSerializable(typeof(HybridDistill.Data.SynthRecipeRecord))]
+[JsonSerializable(typeof(HybridDistill.Data.SynthRecipeFile))]
 [JsonSerializable(typeof(PplEntry))]
 [JsonSerializable(typeof(AgreeEntry))]
 [JsonSerializable(typeof(McEntry))]
@@ -86,3 +87,27 @@ internal static class ArtifactJson
     }
 }
 
+/// <summary>
+/// A recipe's integer range: <c>[min, max]</c>, or one number for both (whole or not: a fraction is cut toward zero, as
+/// recipes always were). Written as <c>[min, max]</c>.
+/// </summary>
+internal sealed class IntRangeConverter : JsonConverter<HybridDistill.Data.IntRange>
+{
+    public override HybridDistill.Data.IntRange Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Number) { int n = (int)reader.GetDouble(); return new(n, n); }
+        if (reader.TokenType != JsonTokenType.StartArray) throw new JsonException($"got a {reader.TokenType}");
+        var ends = new List<int>(2);
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            ends.Add(reader.TokenType == JsonTokenType.Number ? (int)reader.GetDouble() : throw new JsonException($"got a {reader.TokenType} in the list"));
+        return ends.Count == 2 ? new(ends[0], ends[1]) : throw new JsonException($"got {ends.Count} numbers");
+    }
+
+    public override void Write(Utf8JsonWriter writer, HybridDistill.Data.IntRange value, JsonSerializerOptions options)
+    {
+        writer.WriteStartArray();
+        writer.WriteNumberValue(value.Min);
+        writer.WriteNumberValue(value.Max);
+        writer.WriteEndArray();
+    }
+}
