@@ -40,6 +40,8 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(KlLayerMetrics))]
 [JsonSerializable(typeof(FullBudgetDetail))]
 [JsonSerializable(typeof(KlRunConfig))]
+[JsonSerializable(typeof(KlCurveLine))]
+[JsonSerializable(typeof(StoredRunRecipe))]
 [JsonSerializable(typeof(EvalFile))]
 [JsonSerializable(typeof(HybridDistill.Data.CorpusManifestFile))]
 [JsonSerializable(typeof(HybridDistill.Data.SynthRecipeRecord))]

@@ -118,7 +118,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
 
         var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);
         teacher.eval();
-        return new KlRun(this, teacher, stage1Dir, stage1Config, data, config, provenance, runKey, root, ownsRoot,
+        return new KlRun(this, teacher, teacherDir, stage1Dir, stage1Config, data, config, provenance, runKey, root, ownsRoot,
             rule, stopKs, fullBudget, curve, lockStep ? requested : null, context, TeacherOutputCache.TeacherKey(teacherDir));
     }
 
@@ -163,7 +163,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     {
         var path = Path.Combine(stage1Dir, DistillRun.RunConfigFile);
         if (!File.Exists(path)) return new JsonObject();
-        try { return (JsonNode.Parse(File.ReadAllText(path)) as JsonObject)?["recipe"] as JsonObject is { } r ? (JsonObject)r.DeepClone() : new JsonObject(); }
+        try { return JsonSerializer.Deserialize(File.ReadAllText(path), ArtifactJson.Types.StoredRunRecipe)?.Recipe ?? new JsonObject(); }
         catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}); pass --recipe FILE instead.", e); }
     }
 
@@ -183,13 +183,14 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         foreach (var line in File.ReadLines(path))
         {
             if (line.Trim().Length == 0) continue;
-            if (JsonNode.Parse(line) is JsonObject o && o[key] is JsonValue v)
-                points.Add(new CurvePoint((long)o["tokens"]!, v.GetValue<double>()));
+            var logged = JsonSerializer.Deserialize(line, ArtifactJson.Types.KlCurveLine)!;
+            if ((curve == KlCurve.Validation ? logged.ValKl : logged.Kl) is double kl)
+                points.Add(new CurvePoint(logged.Tokens ?? throw new InputException($"{path}: a line with \"{key}\" but no \"tokens\"; score again."), kl));
         }
         return points.ToArray();
     }
 
-    sealed class KlRun(KlScorer scorer, HybridCausalLM teacher, string stage1Dir, ModelConfig stage1Config, TokenDataset data,
+    sealed class KlRun(KlScorer scorer, HybridCausalLM teacher, string teacherDir, string stage1Dir, ModelConfig stage1Config, TokenDataset data,
         TrainConfig config, JsonObject provenance, string runKey, string root, bool ownsRoot, KlCurves.StopRule rule, int[] stopKs, bool fullBudget, KlCurve curve,
         IReadOnlyList<int>? lockStepLayers, ScoringContext context, string teacherKey) : IPerLayerRun
     {
@@ -243,7 +244,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             student.train();
             // every candidate trains on the same batches: with the process's cache on (hybrid run), the teacher runs once per batch
             var objective = new Stage2Distillation(teacher, student, config) { TeacherKey = teacherKey };
-            var runConfig = ArtifactJson.ToNode(new KlRunConfig(provenance["teacher"]?["path"]?.GetValue<string>(), layer, runKey), ArtifactJson.Types.KlRunConfig);
+            var runConfig = ArtifactJson.ToNode(new KlRunConfig(teacherDir, layer, runKey), ArtifactJson.Types.KlRunConfig);
             using var trainer = new Trainer(objective, data, config, dir, runConfig);
             trainer.ResumeOrStartOver(resume: true);
             var result = trainer.RunUntil(untilStep, context.Cancellation);
@@ -334,6 +335,12 @@ public sealed record FullBudgetDetail(double LateKl, double FinalKl, long Tokens
 
 /// <summary>What a candidate's training run records as its run config: the teacher, the candidate layer and the job's run_key.</summary>
 public sealed record KlRunConfig(string? Teacher, int Layer, string RunKey);
+
+/// <summary>The part of a metrics.jsonl line a kl curve is read from (the other keys are skipped).</summary>
+public sealed record KlCurveLine(long? Tokens, double? Kl, double? ValKl);
+
+/// <summary>The part of a stage-1 run's run_config.json kl reads: the recipe it ran with (a settings tree for <see cref="TrainConfig"/>).</summary>
+public sealed record StoredRunRecipe(JsonObject? Recipe);
 
 /// <summary>Which logged KL a kl scoring run is scored from: the training KL of every log line ("train", "kl") or the
 /// validation KL of evaluation lines ("val", "val_kl").</summary>
