@@ -113,3 +113,49 @@ internal sealed class IntRangeConverter : JsonConverter<HybridDistill.Data.IntRa
         writer.WriteEndArray();
     }
 }
+
+/// <summary>eval.json's "tasks" object (keys name the tasks), entry by entry through the typed records of Evaluation/EvalFile.cs.</summary>
+internal sealed class EvalTaskResultsConverter : JsonConverter<EvalTaskResults>
+{
+    const string McPrefix = "mc/";
+
+    public override EvalTaskResults Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("\"tasks\" must be an object {task: results}.");
+        PplEntry? ppl = null;
+        AgreeEntry? agree = null;
+        var recall = new List<RecallTaskEntry>();
+        var mc = new List<McTaskEntry>();
+        var types = ArtifactJson.Types;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            string key = reader.GetString()!;
+            reader.Read();
+            if (key == EvalTasks.Ppl) ppl = JsonSerializer.Deserialize(ref reader, types.PplEntry);
+            else if (key == EvalTasks.Agree) agree = JsonSerializer.Deserialize(ref reader, types.AgreeEntry);
+            else if (key.StartsWith(McPrefix, StringComparison.Ordinal))
+                mc.Add(new McTaskEntry(key[McPrefix.Length..], JsonSerializer.Deserialize(ref reader, types.McEntry)!));
+            else recall.Add(new RecallTaskEntry(key, JsonSerializer.Deserialize(ref reader, types.IReadOnlyDictionaryStringRecallLengthEntry)!));
+        }
+        return new EvalTaskResults(ppl, agree, recall, mc);
+    }
+
+    public override void Write(Utf8JsonWriter writer, EvalTaskResults value, JsonSerializerOptions options)
+    {
+        var types = ArtifactJson.Types;
+        writer.WriteStartObject();
+        if (value.Ppl is { } ppl) { writer.WritePropertyName(EvalTasks.Ppl); JsonSerializer.Serialize(writer, ppl, types.PplEntry); }
+        if (value.Agree is { } agree) { writer.WritePropertyName(EvalTasks.Agree); JsonSerializer.Serialize(writer, agree, types.AgreeEntry); }
+        foreach (var task in value.Recall)
+        {
+            writer.WritePropertyName(task.Task);
+            JsonSerializer.Serialize(writer, task.ByLength, types.IReadOnlyDictionaryStringRecallLengthEntry);
+        }
+        foreach (var m in value.Mc)
+        {
+            writer.WritePropertyName(McPrefix + m.Name);
+            JsonSerializer.Serialize(writer, m.Result, types.McEntry);
+        }
+        writer.WriteEndObject();
+    }
+}
