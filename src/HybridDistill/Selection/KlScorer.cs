@@ -85,16 +85,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             : scoreSection[key] is JsonValue j ? j.ToString() : context.Setting(key);
         var teacherConfig = context.TeacherConfig();
         int numLayers = teacherConfig.NumHiddenLayers;
-        int lastN = ParseInt(Method("last_n"), "last_n", 1);
-        var rule = new KlCurves.StopRule(
-            ParseFraction(Method("min_fraction"), "min_fraction"), ParseInt(Method("stable_window"), "stable_window", 0),
-            ParseDouble(Method("margin_z"), "margin_z"), lastN);
-        string stableBudgets = Method("stable_budgets");
-        var stopKs = KlCurves.ParseKs(stableBudgets, numLayers);
-        var curve = CurveWords.TryParse(Method("curve"), out var parsedCurve) ? parsedCurve
-            : throw new InputException($"--set curve={Method("curve")}: expected {string.Join(" or ", CurveWords.All)}.");
-        string earlyStop = Method("early_stop") is var e && e is "auto" or "off" ? e : throw new InputException($"--set early_stop={Method("early_stop")}: expected auto or off.");
-        bool fullBudget = Method("full_budget") is var f && f is "true" or "false" ? f == "true" : throw new InputException($"--set full_budget={Method("full_budget")}: expected true or false.");
+        var settings = KlSettings.Parse(Method, numLayers);
 
         var stage1Config = ModelConfig.Load(stage1Dir);
         if (stage1Config.NumHiddenLayers != teacherConfig.NumHiddenLayers)
@@ -106,7 +97,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         var provenance = ArtifactJson.ToNode(new KlProvenance(context.TeacherFingerprint(), ModelFingerprint.Of(stage1Dir),
             new TokenDataDescription("tokens", data.Directory, data.Manifest.Sources.Select(src => src.Sha256).ToArray(), data.Manifest.Train.Tokens, data.Manifest.Val.Tokens),
             budget, seed, config.ToJson(Stage.Stage2),
-            new KlMethodSettings(lastN, CurveWords.Of(curve), earlyStop, rule.MinFraction, rule.Window, rule.MarginZ, stableBudgets, stopKs, fullBudget),
+            settings.ToRecord(),
             Removal ? "teacher with layer l linear (stage-1 weights)" : "stage-1 weights with teacher softmax at layer l"), ArtifactJson.Types.KlProvenance);
         string runKey = LayerResultStore.RunKey(provenance);
         bool ownsRoot = context.OutDir is null;
@@ -114,24 +105,13 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
 
         var requested = context.LayersToScore(numLayers);
         bool anyDone = context.OutDir is not null && new LayerResultStore(context.OutDir).FinishedLayers(numLayers).Length > 0;
-        bool lockStep = !Removal && earlyStop == "auto" && context.Layers is null && !anyDone && numLayers > 1;
+        bool lockStep = !Removal && settings.EarlyStop == KlEarlyStop.Auto && context.Layers is null && !anyDone && numLayers > 1;
 
         var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);
         teacher.eval();
         return new KlRun(this, teacher, teacherDir, stage1Dir, stage1Config, data, config, provenance, runKey, root, ownsRoot,
-            rule, stopKs, fullBudget, curve, lockStep ? requested : null, context, TeacherOutputCache.TeacherKey(teacherDir));
+            settings.Rule, settings.StopKs, settings.FullBudget, settings.Curve, lockStep ? requested : null, context, TeacherOutputCache.TeacherKey(teacherDir));
     }
-
-    static int ParseInt(string text, string key, int min) =>
-        int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v) && v >= min
-            ? v : throw new InputException($"--set {key}={text}: expected an integer of at least {min}.");
-
-    static double ParseDouble(string text, string key) =>
-        double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) && v >= 0 && double.IsFinite(v)
-            ? v : throw new InputException($"--set {key}={text}: expected a number of at least 0.");
-
-    static double ParseFraction(string text, string key) =>
-        ParseDouble(text, key) is var v && v <= 1 ? v : throw new InputException($"--set {key}={text}: expected a fraction between 0 and 1.");
 
     /// <summary>The stopping rule and its K recorded in a kl job's provenance; null for other jobs.</summary>
     public static (KlCurves.StopRule Rule, int[] Ks, bool FullBudget)? RuleOf(JsonObject provenance)
@@ -310,6 +290,51 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
 
 /// <summary>The token directory a kl job trains on: its sources' sha256 and split sizes.</summary>
 public sealed record TokenDataDescription(string Kind, string Path, IReadOnlyList<string> Sources, long TrainTokens, long ValTokens);
+
+/// <summary>
+/// kl's method settings (the first eight of <see cref="KlScorer.Settings"/>), parsed in one place from their text: --set,
+/// else the recipe's score section, else the default. <see cref="ToRecord"/> is what provenance.method records.
+/// </summary>
+public sealed record KlSettings(int LastN, KlCurve Curve, KlEarlyStop EarlyStop, KlCurves.StopRule Rule, string StableBudgets, int[] StopKs, bool FullBudget)
+{
+    /// <summary>The words of the <c>early_stop</c> setting.</summary>
+    public static readonly SettingWords<KlEarlyStop> EarlyStopWords = new(("auto", KlEarlyStop.Auto), ("off", KlEarlyStop.Off));
+
+    /// <summary>The settings from <paramref name="text"/> (a setting's key -> its text); errors name the key and what it takes.</summary>
+    public static KlSettings Parse(Func<string, string> text, int numLayers)
+    {
+        int lastN = Int(text("last_n"), "last_n", 1);
+        var rule = new KlCurves.StopRule(Fraction(text("min_fraction"), "min_fraction"), Int(text("stable_window"), "stable_window", 0),
+            Number(text("margin_z"), "margin_z"), lastN);
+        string stableBudgets = text("stable_budgets");
+        var stopKs = KlCurves.ParseKs(stableBudgets, numLayers);
+        var curve = Word(KlScorer.CurveWords, text("curve"), "curve");
+        var earlyStop = Word(EarlyStopWords, text("early_stop"), "early_stop");
+        bool fullBudget = text("full_budget") is var f && f is "true" or "false" ? f == "true"
+            : throw new InputException($"--set full_budget={f}: expected true or false.");
+        return new KlSettings(lastN, curve, earlyStop, rule, stableBudgets, stopKs, fullBudget);
+    }
+
+    public KlMethodSettings ToRecord() => new(LastN, KlScorer.CurveWords.Of(Curve), EarlyStopWords.Of(EarlyStop), Rule.MinFraction, Rule.Window,
+        Rule.MarginZ, StableBudgets, StopKs, FullBudget);
+
+    static T Word<T>(SettingWords<T> words, string text, string key) where T : struct, Enum =>
+        words.TryParse(text, out var value) ? value : throw new InputException($"--set {key}={text}: expected {string.Join(" or ", words.All)}.");
+
+    static int Int(string text, string key, int min) =>
+        int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v) && v >= min
+            ? v : throw new InputException($"--set {key}={text}: expected an integer of at least {min}.");
+
+    static double Number(string text, string key) =>
+        double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) && v >= 0 && double.IsFinite(v)
+            ? v : throw new InputException($"--set {key}={text}: expected a number of at least 0.");
+
+    static double Fraction(string text, string key) =>
+        Number(text, key) is var v && v <= 1 ? v : throw new InputException($"--set {key}={text}: expected a fraction between 0 and 1.");
+}
+
+/// <summary>kl's early stopping: lock-step rounds with the stopping rule when every layer runs in one process (auto), or never (off).</summary>
+public enum KlEarlyStop { Auto, Off }
 
 /// <summary>kl's method settings as recorded (provenance.method); <see cref="KlScorer.RuleOf"/> reads the stopping rule back.</summary>
 public sealed record KlMethodSettings(int LastN, string Curve, string EarlyStop, double MinFraction, int StableWindow, double MarginZ,
