@@ -42,14 +42,18 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(KlLayerMetrics))]
 [JsonSerializable(typeof(FullBudgetDetail))]
 [JsonSerializable(typeof(KlRunConfig))]
+[JsonSerializable(typeof(KlCurveLine))]
+[JsonSerializable(typeof(StoredRunRecipe))]
 [JsonSerializable(typeof(EvalFile))]
 [JsonSerializable(typeof(HybridDistill.Data.CorpusManifestFile))]
 [JsonSerializable(typeof(HybridDistill.Data.SynthRecipeRecord))]
+[JsonSerializable(typeof(HybridDistill.Data.SynthRecipeFile))]
 [JsonSerializable(typeof(PplEntry))]
 [JsonSerializable(typeof(AgreeEntry))]
 [JsonSerializable(typeof(McEntry))]
 [JsonSerializable(typeof(McLine))]
 [JsonSerializable(typeof(IReadOnlyDictionary<string, RecallLengthEntry>))]
+[JsonSerializable(typeof(HybridDistill.Models.ModelReportFile))]
 [JsonSerializable(typeof(HybridDistill.Training.TrainerStateFile))]
 [JsonSerializable(typeof(HybridDistill.Training.MetricSumsFile))]
 [JsonSerializable(typeof(HybridDistill.Training.MetricsLine))]
@@ -361,5 +365,76 @@ public sealed class OneOrManyConverter<T> : JsonConverter<IReadOnlyList<T>>
         writer.WriteStartArray();
         foreach (var v in value) JsonSerializer.Serialize(writer, v, item);
         writer.WriteEndArray();
+    }
+}
+
+/// <summary>
+/// A recipe's integer range: <c>[min, max]</c>, or one number for both (whole or not: a fraction is cut toward zero, as
+/// recipes always were). Written as <c>[min, max]</c>.
+/// </summary>
+internal sealed class IntRangeConverter : JsonConverter<HybridDistill.Data.IntRange>
+{
+    public override HybridDistill.Data.IntRange Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Number) { int n = (int)reader.GetDouble(); return new(n, n); }
+        if (reader.TokenType != JsonTokenType.StartArray) throw new JsonException($"got a {reader.TokenType}");
+        var ends = new List<int>(2);
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            ends.Add(reader.TokenType == JsonTokenType.Number ? (int)reader.GetDouble() : throw new JsonException($"got a {reader.TokenType} in the list"));
+        return ends.Count == 2 ? new(ends[0], ends[1]) : throw new JsonException($"got {ends.Count} numbers");
+    }
+
+    public override void Write(Utf8JsonWriter writer, HybridDistill.Data.IntRange value, JsonSerializerOptions options)
+    {
+        writer.WriteStartArray();
+        writer.WriteNumberValue(value.Min);
+        writer.WriteNumberValue(value.Max);
+        writer.WriteEndArray();
+    }
+}
+
+/// <summary>eval.json's "tasks" object (keys name the tasks), entry by entry through the typed records of Evaluation/EvalFile.cs.</summary>
+internal sealed class EvalTaskResultsConverter : JsonConverter<EvalTaskResults>
+{
+    const string McPrefix = "mc/";
+
+    public override EvalTaskResults Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("\"tasks\" must be an object {task: results}.");
+        PplEntry? ppl = null;
+        AgreeEntry? agree = null;
+        var recall = new List<RecallTaskEntry>();
+        var mc = new List<McTaskEntry>();
+        var types = ArtifactJson.Types;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            string key = reader.GetString()!;
+            reader.Read();
+            if (key == EvalTasks.Ppl) ppl = JsonSerializer.Deserialize(ref reader, types.PplEntry);
+            else if (key == EvalTasks.Agree) agree = JsonSerializer.Deserialize(ref reader, types.AgreeEntry);
+            else if (key.StartsWith(McPrefix, StringComparison.Ordinal))
+                mc.Add(new McTaskEntry(key[McPrefix.Length..], JsonSerializer.Deserialize(ref reader, types.McEntry)!));
+            else recall.Add(new RecallTaskEntry(key, JsonSerializer.Deserialize(ref reader, types.IReadOnlyDictionaryStringRecallLengthEntry)!));
+        }
+        return new EvalTaskResults(ppl, agree, recall, mc);
+    }
+
+    public override void Write(Utf8JsonWriter writer, EvalTaskResults value, JsonSerializerOptions options)
+    {
+        var types = ArtifactJson.Types;
+        writer.WriteStartObject();
+        if (value.Ppl is { } ppl) { writer.WritePropertyName(EvalTasks.Ppl); JsonSerializer.Serialize(writer, ppl, types.PplEntry); }
+        if (value.Agree is { } agree) { writer.WritePropertyName(EvalTasks.Agree); JsonSerializer.Serialize(writer, agree, types.AgreeEntry); }
+        foreach (var task in value.Recall)
+        {
+            writer.WritePropertyName(task.Task);
+            JsonSerializer.Serialize(writer, task.ByLength, types.IReadOnlyDictionaryStringRecallLengthEntry);
+        }
+        foreach (var m in value.Mc)
+        {
+            writer.WritePropertyName(McPrefix + m.Name);
+            JsonSerializer.Serialize(writer, m.Result, types.McEntry);
+        }
+        writer.WriteEndObject();
     }
 }

@@ -13,7 +13,6 @@ using System.IO.MemoryMappedFiles;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using HybridDistill.Tokenization;
 
 namespace HybridDistill.Data;
@@ -189,10 +188,10 @@ public static class CorpusBuilder
                 {
                     lineNumber++;
                     if (string.IsNullOrWhiteSpace(line)) continue;
-                    JsonNode? node;
-                    try { node = JsonNode.Parse(line); }
+                    string? text;
+                    try { text = RecordField(line, options.JsonlField); }
                     catch (JsonException e) { throw new InputException($"{file}:{lineNumber}: not valid JSON ({e.Message}).", e); }
-                    if (node is not JsonObject o || o[options.JsonlField] is not JsonValue v || !v.TryGetValue<string>(out var text))
+                    if (text is null)
                         throw new InputException(
                             $"{file}:{lineNumber}: expected an object with a string \"{options.JsonlField}\" field (choose the field with --field).");
                     text = text.Trim();
@@ -222,6 +221,28 @@ public static class CorpusBuilder
             var last = document.ToString().Trim();
             if (last.Length > 0) yield return last;
         }
+    }
+
+    /// <summary>
+    /// The string <paramref name="field"/> of one JSONL record; null when the record is not an object or the field is
+    /// missing or not a string. The other fields are skipped, whatever their type (records carry their own metadata);
+    /// a line that is not one valid JSON value throws <see cref="JsonException"/>.
+    /// </summary>
+    static string? RecordField(string line, string field)
+    {
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(line));
+        string? text = null;
+        bool isObject = reader.Read() && reader.TokenType == JsonTokenType.StartObject;
+        if (isObject)
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                bool wanted = reader.ValueTextEquals(field);
+                reader.Read();
+                if (wanted) text = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                reader.Skip();                                            // a nested object or array; a no-op on a scalar
+            }
+        while (reader.Read()) { }                                         // the rest must still be valid JSON
+        return isObject ? text : null;
     }
 
     static IEnumerable<string> Lines(StreamReader reader, string file)

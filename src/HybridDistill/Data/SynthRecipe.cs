@@ -1,10 +1,13 @@
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 
 namespace HybridDistill.Data;
 
 /// <summary>An inclusive integer range [Min, Max] of a recipe, written as [min, max] (or one number for both).</summary>
+[JsonConverter(typeof(IntRangeConverter))]
 public readonly record struct IntRange(int Min, int Max)
 {
     public int[] ToArray() => [Min, Max];
@@ -17,7 +20,7 @@ public readonly record struct IntRange(int Min, int Max)
 /// <see cref="Mix"/> (lengths uniform in [<see cref="EpisodeMin"/>, seq_len]) followed by story text to the end.
 /// Paths are relative to the recipe file. Unknown keys are errors.
 /// </summary>
-public sealed record SynthRecipe
+public sealed partial record SynthRecipe
 {
     /// <summary>Model or tokenizer directory whose tokenizer encodes the corpus.</summary>
     public required string Tokenizer { get; init; }
@@ -51,102 +54,116 @@ public sealed record SynthRecipe
     /// <summary>Where the recipe came from (a file, or a file and phase), for error messages; not part of the recipe.</summary>
     public string Source { get; init; } = "recipe";
 
-    static readonly string[] KnownKeys =
-    [
-        "tokenizer", "text", "seed", "seq_len", "train_windows", "val_windows", "heldout_fraction", "heldout_seed", "mix", "episode_min",
-        "repeat_keys", "copy_span", "copy_text_fraction", "passkey_digits", "passkey_stock_fraction", "kv_pairs", "kv_queries",
-        "multihop_queries",
-    ];
-
     /// <summary>Reads a corpus recipe file (the whole file is the recipe).</summary>
     public static SynthRecipe Load(string path)
     {
         var full = Path.GetFullPath(path);
-        return FromJson(LoadObject(full), Path.GetDirectoryName(full)!, full);
-    }
-
-    public static JsonObject LoadObject(string full)
-    {
         if (!File.Exists(full)) throw new InputException($"{full}: recipe not found.");
-        JsonNode? node;
-        try
-        {
-            node = JsonNode.Parse(File.ReadAllText(full), documentOptions: new JsonDocumentOptions
-                { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        }
-        catch (JsonException e) { throw new InputException($"{full}: not valid JSON ({e.Message}).", e); }
-        return node as JsonObject ?? throw new InputException($"{full}: a recipe is a JSON object.");
+        return Parse(File.ReadAllText(full), Path.GetDirectoryName(full)!, full);
     }
 
-    /// <summary>A recipe from JSON; relative paths are resolved against <paramref name="baseDir"/>; errors name <paramref name="source"/>.</summary>
-    public static SynthRecipe FromJson(JsonObject json, string baseDir, string source)
-    {
-        foreach (var (key, _) in json)
-            if (key != "description" && !KnownKeys.Contains(key))
-                throw new InputException($"{source}: unknown corpus key \"{key}\" (known: {string.Join(", ", KnownKeys)}).");
-        string where(string key) => $"{source}: {key}";
-        string PathOf(string key)
-        {
-            var value = json[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s
-                : throw new InputException($"{where(key)} is required: a path (relative to the recipe file).");
-            return Path.GetFullPath(Path.Combine(baseDir, value));
-        }
-        int Int(string key, int? fallback) => json[key] is null
-            ? fallback ?? throw new InputException($"{where(key)} is required.")
-            : Number(json[key]) is double d && d == Math.Floor(d) && d >= 0 && d <= int.MaxValue ? (int)d
-            : throw new InputException($"{where(key)} should be a whole number >= 0, got {json[key]!.ToJsonString()}.");
-        double Fraction(string key, double fallback) => json[key] is null ? fallback
-            : Number(json[key]) is double d && d >= 0 && d <= 1 ? d
-            : throw new InputException($"{where(key)} should be a number in [0, 1], got {json[key]!.ToJsonString()}.");
-        IntRange Range(string key, IntRange fallback)
-        {
-            var node = json[key];
-            if (node is null) return fallback;
-            int[] values = node switch
-            {
-                JsonArray a when a.Count == 2 && a.All(x => Number(x) is not null) => a.Select(x => (int)Number(x)!.Value).ToArray(),
-                JsonValue v when Number(v) is double d => [(int)d, (int)d],
-                _ => throw new InputException($"{where(key)} should be [min, max], got {node.ToJsonString()}."),
-            };
-            if (values[0] < 1 || values[1] < values[0])
-                throw new InputException($"{where(key)} should be [min, max] with 1 <= min <= max, got {node.ToJsonString()}.");
-            return new IntRange(values[0], values[1]);
-        }
+    /// <summary>
+    /// A recipe from its JSON text (comments and trailing commas allowed); relative paths are resolved against
+    /// <paramref name="baseDir"/>; errors name <paramref name="source"/> and the key.
+    /// </summary>
+    public static SynthRecipe Parse(string json, string baseDir, string source) => FromFile(ReadFile(json, source), baseDir, source);
 
-        if (json["mix"] is not JsonObject mixJson || mixJson.Count == 0)
+    static SynthRecipeFile ReadFile(string json, string source)
+    {
+        var type = ArtifactJson.Types.SynthRecipeFile;
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(json),
+            new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        // The serializer's three faults: a syntax error (the reader's, as the inner exception), something other
+        // than an object (at the root, "$"), and a key that is unknown or of the wrong type (at its path).
+        try { return JsonSerializer.Deserialize(ref reader, type) ?? throw new InputException($"{source}: a recipe is a JSON object."); }
+        catch (JsonException e) when (e.InnerException is JsonException syntax)
+        {
+            throw new InputException($"{source}: not valid JSON ({syntax.Message}).", e);
+        }
+        catch (JsonException e) when (e.Path is null or "$") { throw new InputException($"{source}: a recipe is a JSON object.", e); }
+        catch (JsonException e)
+        {
+            string key = TopKey(e.Path!);
+            var property = type.Properties.FirstOrDefault(p => p.Name == key);
+            if (property is null)
+                throw new InputException($"{source}: unknown corpus key \"{key}\" (known: {string.Join(", ", KnownKeys)}).", e);
+            string expected = property.PropertyType == typeof(string) ? "a string (paths are relative to the recipe file)"
+                : property.PropertyType == typeof(IntRange?) ? "[min, max] (or one number for both)"
+                : property.PropertyType == typeof(double?) ? "a number"
+                : $"weights of the episode kinds, e.g. {{\"story\": 0.5, \"copy\": 0.5}} (kinds: {KindNames})";
+            throw new InputException($"{source}: {key} should be {expected} ({e.Message}).", e);
+        }
+    }
+
+    /// <summary>The recipe's keys in file order ("description" aside: free text).</summary>
+    static IEnumerable<string> KnownKeys => ArtifactJson.Types.SynthRecipeFile.Properties.Select(p => p.Name).Where(n => n != "description");
+
+    static string KindNames => string.Join(", ", LossClasses.Kinds.Select(LossClasses.Name));
+
+    /// <summary>The recipe's own key in a serializer path: "$.mix.story" -> "mix", "$['odd key']" -> "odd key".</summary>
+    static string TopKey(string path)
+    {
+        var rest = path.AsSpan(1);
+        if (rest.StartsWith("['"))
+        {
+            rest = rest[2..];
+            return rest[..Math.Max(0, rest.IndexOf("']"))].ToString();
+        }
+        rest = rest.TrimStart('.');
+        int end = rest.IndexOfAny('.', '[');
+        return (end < 0 ? rest : rest[..end]).ToString();
+    }
+
+    /// <summary>A recipe from the file's keys, checked; relative paths are resolved against <paramref name="baseDir"/>.</summary>
+    public static SynthRecipe FromFile(SynthRecipeFile file, string baseDir, string source)
+    {
+        string where(string key) => $"{source}: {key}";
+        string PathOf(string? value, string key) =>
+            Path.GetFullPath(Path.Combine(baseDir, value ?? throw new InputException($"{where(key)} is required: a path (relative to the recipe file).")));
+        int Int(double? value, string key, int? fallback) => value is not double d
+            ? fallback ?? throw new InputException($"{where(key)} is required.")
+            : d == Math.Floor(d) && d >= 0 && d <= int.MaxValue ? (int)d
+            : throw new InputException($"{where(key)} should be a whole number >= 0, got {Shown(d)}.");
+        double Fraction(double? value, string key, double fallback) => value is not double d ? fallback
+            : d >= 0 && d <= 1 ? d
+            : throw new InputException($"{where(key)} should be a number in [0, 1], got {Shown(d)}.");
+        IntRange Range(IntRange? value, string key, IntRange fallback) => value is not IntRange r ? fallback
+            : r.Min >= 1 && r.Max >= r.Min ? r
+            : throw new InputException($"{where(key)} should be [min, max] with 1 <= min <= max, got {r}.");
+
+        if (file.Mix is not { Count: > 0 } mixWeights)
             throw new InputException($"{where("mix")} is required: weights of the episode kinds, e.g. {{\"story\": 0.5, \"copy\": 0.5}} " +
-                                     $"(kinds: {string.Join(", ", LossClasses.Kinds.Select(LossClasses.Name))}).");
+                                     $"(kinds: {KindNames}).");
         var mix = new Dictionary<EpisodeKind, double>();
-        foreach (var (name, value) in mixJson)
+        foreach (var (name, weight) in mixWeights)
         {
             var kind = LossClasses.Kinds.Cast<EpisodeKind?>().FirstOrDefault(k => LossClasses.Name(k!.Value) == name)
-                ?? throw new InputException($"{where("mix")}: unknown episode kind \"{name}\" (kinds: {string.Join(", ", LossClasses.Kinds.Select(LossClasses.Name))}).");
-            double w = Number(value) is double d && d >= 0 ? d
-                : throw new InputException($"{where("mix")}.{name} should be a weight >= 0, got {value?.ToJsonString()}.");
-            if (w > 0) mix[kind] = w;
+                ?? throw new InputException($"{where("mix")}: unknown episode kind \"{name}\" (kinds: {KindNames}).");
+            if (!(weight >= 0)) throw new InputException($"{where("mix")}.{name} should be a weight >= 0, got {Shown(weight)}.");
+            if (weight > 0) mix[kind] = weight;
         }
         if (mix.Count == 0) throw new InputException($"{where("mix")}: every weight is 0; give at least one kind a positive weight.");
 
         var recipe = new SynthRecipe
         {
-            Tokenizer = PathOf("tokenizer"),
-            Text = PathOf("text"),
-            Seed = Int("seed", 0),
-            SeqLen = Int("seq_len", null),
-            TrainWindows = Int("train_windows", null),
-            ValWindows = Int("val_windows", 64),
-            HeldoutFraction = Fraction("heldout_fraction", 0.1),
-            HeldoutSeed = Int("heldout_seed", 0),
+            Tokenizer = PathOf(file.Tokenizer, "tokenizer"),
+            Text = PathOf(file.Text, "text"),
+            Seed = Int(file.Seed, "seed", 0),
+            SeqLen = Int(file.SeqLen, "seq_len", null),
+            TrainWindows = Int(file.TrainWindows, "train_windows", null),
+            ValWindows = Int(file.ValWindows, "val_windows", 64),
+            HeldoutFraction = Fraction(file.HeldoutFraction, "heldout_fraction", 0.1),
+            HeldoutSeed = Int(file.HeldoutSeed, "heldout_seed", 0),
             Mix = mix,
-            EpisodeMin = json["episode_min"] is null ? null : Int("episode_min", null),
-            RepeatKeys = Range("repeat_keys", new(8, 32)),
-            CopySpan = Range("copy_span", new(8, 48)),
-            CopyTextFraction = Fraction("copy_text_fraction", 0.25),
-            PasskeyDigits = Range("passkey_digits", new(3, 7)),
-            PasskeyStockFraction = Fraction("passkey_stock_fraction", 0.5),
-            KvPairs = Range("kv_pairs", new(2, 64)),
-            KvQueries = Range("kv_queries", new(1, 8)),
-            MultihopQueries = Range("multihop_queries", new(1, 4)),
+            EpisodeMin = file.EpisodeMin is null ? null : Int(file.EpisodeMin, "episode_min", null),
+            RepeatKeys = Range(file.RepeatKeys, "repeat_keys", new(8, 32)),
+            CopySpan = Range(file.CopySpan, "copy_span", new(8, 48)),
+            CopyTextFraction = Fraction(file.CopyTextFraction, "copy_text_fraction", 0.25),
+            PasskeyDigits = Range(file.PasskeyDigits, "passkey_digits", new(3, 7)),
+            PasskeyStockFraction = Fraction(file.PasskeyStockFraction, "passkey_stock_fraction", 0.5),
+            KvPairs = Range(file.KvPairs, "kv_pairs", new(2, 64)),
+            KvQueries = Range(file.KvQueries, "kv_queries", new(1, 8)),
+            MultihopQueries = Range(file.MultihopQueries, "multihop_queries", new(1, 4)),
             Source = source,
         };
         if (recipe.SeqLen < 16) throw new InputException($"{where("seq_len")} must be at least 16, got {recipe.SeqLen}.");
@@ -158,21 +175,13 @@ public sealed record SynthRecipe
         return recipe;
     }
 
-    /// <summary>A JSON number of any stored type (parsed, or set from a long or an int in code), else null.</summary>
-    public static double? Number(JsonNode? node) =>
-        node is not JsonValue v ? null
-        : v.TryGetValue<double>(out var d) ? d
-        : v.TryGetValue<long>(out var l) ? l
-        : v.TryGetValue<int>(out var i) ? i
-        : null;
+    static string Shown(double d) => d.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>The recipe as recorded in manifest.json (absolute paths): equal recipes make equal corpora.</summary>
     public SynthRecipeRecord ToRecord() => new(Tokenizer, Text, Seed, SeqLen, TrainWindows, ValWindows, HeldoutFraction, HeldoutSeed,
         Mix.OrderBy(m => m.Key).ToDictionary(m => LossClasses.Name(m.Key), m => m.Value), MinEpisode,
         RepeatKeys.ToArray(), CopySpan.ToArray(), CopyTextFraction, PasskeyDigits.ToArray(), PasskeyStockFraction,
         KvPairs.ToArray(), KvQueries.ToArray(), MultihopQueries.ToArray());
-
-    public JsonObject ToJson() => ArtifactJson.ToNode(ToRecord(), ArtifactJson.Types.SynthRecipeRecord);
 }
 
 /// <summary>A synthetic corpus's recipe as recorded (manifest.json's "synthetic"): every setting resolved, paths absolute, ranges [min, max].</summary>
@@ -180,3 +189,15 @@ public sealed record SynthRecipeRecord(string Tokenizer, string Text, long Seed,
     double HeldoutFraction, long HeldoutSeed, IReadOnlyDictionary<string, double> Mix, int EpisodeMin,
     IReadOnlyList<int> RepeatKeys, IReadOnlyList<int> CopySpan, double CopyTextFraction, IReadOnlyList<int> PasskeyDigits,
     double PasskeyStockFraction, IReadOnlyList<int> KvPairs, IReadOnlyList<int> KvQueries, IReadOnlyList<int> MultihopQueries);
+
+/// <summary>
+/// A corpus recipe as written (<see cref="SynthRecipe"/> documents each key): every key optional here,
+/// <see cref="SynthRecipe.FromFile"/> checks them and supplies the defaults; unknown keys are errors. Whole numbers are
+/// read as numbers and checked there, so that "seq_len": 1.5 says which key wants a whole number.
+/// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record SynthRecipeFile(
+    string? Description, string? Tokenizer, string? Text, double? Seed, double? SeqLen, double? TrainWindows, double? ValWindows,
+    double? HeldoutFraction, double? HeldoutSeed, IReadOnlyDictionary<string, double>? Mix, double? EpisodeMin,
+    IntRange? RepeatKeys, IntRange? CopySpan, double? CopyTextFraction, IntRange? PasskeyDigits, double? PasskeyStockFraction,
+    IntRange? KvPairs, IntRange? KvQueries, IntRange? MultihopQueries);

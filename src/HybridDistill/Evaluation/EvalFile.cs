@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 
@@ -75,7 +74,8 @@ public sealed record McTaskEntry(string Name, McEntry Result);
 
 /// <summary>
 /// eval.json's "tasks": ppl, agree, then each recall task under its name, then each multiple-choice set as "mc/NAME".
-/// The keys name the task, so the object is read and written by <see cref="EvalTaskResultsConverter"/>, each entry typed.
+/// The keys name the task, so the object is read and written by <see cref="EvalTaskResultsConverter"/> (beside the
+/// serializer, in Artifacts/ArtifactJson.cs), each entry typed.
 /// </summary>
 [JsonConverter(typeof(EvalTaskResultsConverter))]
 public sealed record EvalTaskResults(PplEntry? Ppl, AgreeEntry? Agree, IReadOnlyList<RecallTaskEntry> Recall, IReadOnlyList<McTaskEntry> Mc)
@@ -85,50 +85,4 @@ public sealed record EvalTaskResults(PplEntry? Ppl, AgreeEntry? Agree, IReadOnly
     public IReadOnlyDictionary<string, RecallLengthEntry>? RecallTask(string task) => Recall.FirstOrDefault(r => r.Task == task)?.ByLength;
 
     public RecallLengthEntry? RecallAt(string task, int length) => RecallTask(task)?.GetValueOrDefault(length.ToString());
-}
-
-/// <summary>The "tasks" object of eval.json, entry by entry through the typed records.</summary>
-public sealed class EvalTaskResultsConverter : JsonConverter<EvalTaskResults>
-{
-    const string McPrefix = "mc/";
-
-    public override EvalTaskResults Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
-    {
-        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("\"tasks\" must be an object {task: results}.");
-        PplEntry? ppl = null;
-        AgreeEntry? agree = null;
-        var recall = new List<RecallTaskEntry>();
-        var mc = new List<McTaskEntry>();
-        var types = ArtifactJson.Types;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            string key = reader.GetString()!;
-            reader.Read();
-            if (key == EvalTasks.Ppl) ppl = JsonSerializer.Deserialize(ref reader, types.PplEntry);
-            else if (key == EvalTasks.Agree) agree = JsonSerializer.Deserialize(ref reader, types.AgreeEntry);
-            else if (key.StartsWith(McPrefix, StringComparison.Ordinal))
-                mc.Add(new McTaskEntry(key[McPrefix.Length..], JsonSerializer.Deserialize(ref reader, types.McEntry)!));
-            else recall.Add(new RecallTaskEntry(key, JsonSerializer.Deserialize(ref reader, types.IReadOnlyDictionaryStringRecallLengthEntry)!));
-        }
-        return new EvalTaskResults(ppl, agree, recall, mc);
-    }
-
-    public override void Write(Utf8JsonWriter writer, EvalTaskResults value, JsonSerializerOptions options)
-    {
-        var types = ArtifactJson.Types;
-        writer.WriteStartObject();
-        if (value.Ppl is { } ppl) { writer.WritePropertyName(EvalTasks.Ppl); JsonSerializer.Serialize(writer, ppl, types.PplEntry); }
-        if (value.Agree is { } agree) { writer.WritePropertyName(EvalTasks.Agree); JsonSerializer.Serialize(writer, agree, types.AgreeEntry); }
-        foreach (var task in value.Recall)
-        {
-            writer.WritePropertyName(task.Task);
-            JsonSerializer.Serialize(writer, task.ByLength, types.IReadOnlyDictionaryStringRecallLengthEntry);
-        }
-        foreach (var m in value.Mc)
-        {
-            writer.WritePropertyName(McPrefix + m.Name);
-            JsonSerializer.Serialize(writer, m.Result, types.McEntry);
-        }
-        writer.WriteEndObject();
-    }
 }

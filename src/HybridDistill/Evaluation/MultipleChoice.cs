@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using HybridDistill.Artifacts;
 using HybridDistill.Tokenization;
 using static TorchSharp.torch;
@@ -57,17 +56,21 @@ public static class MultipleChoice
             available++;                                                  // lines past --limit are counted, not parsed
             if (limit is int n && items.Count >= n) continue;
             string where = $"'{path}' line {lineNumber}";
-            JsonNode? node;
-            try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { throw new InputException($"{where} is not valid JSON: {e.Message}"); }
-            if (node is not JsonObject json) throw new InputException($"{where} is not a JSON object.");
-            McLine obj;
-            try { obj = json.Deserialize(ArtifactJson.Types.McLine)!; }
-            catch (JsonException e)
+            McLine? read;
+            // The serializer tells the three faults apart: the reader's syntax error comes as the inner exception, a
+            // line that is valid JSON but no object fails at the root ("$"), a key of the wrong type at its path.
+            try { read = JsonSerializer.Deserialize(line, ArtifactJson.Types.McLine); }
+            catch (JsonException e) when (e.InnerException is JsonException syntax)
             {
-                throw new InputException($"{where}: '{e.Path?.TrimStart('$', '.')}' has the wrong type ({e.Message}); query, continuation and context " +
+                throw new InputException($"{where} is not valid JSON: {syntax.Message}");
+            }
+            catch (JsonException e) when (e.Path is not (null or "$"))
+            {
+                throw new InputException($"{where}: '{e.Path.TrimStart('$', '.')}' has the wrong type ({e.Message}); query, continuation and context " +
                                          "are strings, choices and context_options non-empty arrays of strings, gold an integer index.");
             }
+            catch (JsonException) { read = null; }
+            var obj = read ?? throw new InputException($"{where} is not a JSON object.");
             var kind = obj.Choices is not null ? McLayout.QueryChoices
                 : obj.ContextOptions is not null ? McLayout.ContextOptions
                 : obj.Context is not null ? McLayout.Cloze

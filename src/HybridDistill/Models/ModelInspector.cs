@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Tokenization;
@@ -10,27 +11,25 @@ public sealed record ModelReport(
     string Directory, ModelConfig Config, long Parameters, IReadOnlyDictionary<string, long> ParametersByPart,
     string StoredDtype, string Tokenizer)
 {
-    public JsonObject ToJson() => new()
-    {
-        ["directory"] = Directory,
-        ["model_type"] = Config.IsHybrid ? ModelConfig.HybridModelType : Config.ModelType,
-        ["base_model_type"] = Config.ModelType,
-        ["num_layers"] = Config.NumHiddenLayers,
-        ["layer_types"] = new JsonArray(Config.LayerTypes.Select(t => (JsonNode)t).ToArray()),
-        ["hidden_size"] = Config.HiddenSize,
-        ["intermediate_size"] = Config.IntermediateSize,
-        ["num_attention_heads"] = Config.NumAttentionHeads,
-        ["num_key_value_heads"] = Config.NumKeyValueHeads,
-        ["head_dim"] = Config.HeadDim,
-        ["vocab_size"] = Config.VocabSize,
-        ["max_position_embeddings"] = Config.MaxPositionEmbeddings,
-        ["tie_word_embeddings"] = Config.TieWordEmbeddings,
-        ["parameters"] = Parameters,
-        ["parameters_by_part"] = new JsonObject(ParametersByPart.Select(p => KeyValuePair.Create(p.Key, (JsonNode?)p.Value))),
-        ["dtype"] = StoredDtype,
-        ["tokenizer"] = Tokenizer,
-    };
+    /// <summary>The report as <c>hybrid inspect --json</c> prints it.</summary>
+    public ModelReportFile ToFile() => new(Directory, Config.IsHybrid ? ModelConfig.HybridModelType : Config.ModelType, Config.ModelType,
+        Config.NumHiddenLayers, Config.LayerTypes, Config.HiddenSize, Config.IntermediateSize, Config.NumAttentionHeads,
+        Config.NumKeyValueHeads, Config.HeadDim, Config.VocabSize, Config.MaxPositionEmbeddings, Config.TieWordEmbeddings,
+        Parameters, new SortedDictionary<string, long>(ParametersByPart.ToDictionary()), StoredDtype, Tokenizer);
+
+    public JsonObject ToJson() => ArtifactJson.ToNode(ToFile(), ArtifactJson.Types.ModelReportFile);
 }
+
+/// <summary>
+/// <c>hybrid inspect --json</c>: the model's shape as config.json gives it (model_type "hybrid" for a hybrid layout,
+/// base_model_type the architecture underneath), its parameter count in total and by part (embeddings, attention,
+/// mlp, norms, lm_head; sorted by name), the stored dtypes (comma-separated) and the tokenizer's kind.
+/// </summary>
+public sealed record ModelReportFile(
+    string Directory, string ModelType, string BaseModelType, int NumLayers, IReadOnlyList<string> LayerTypes,
+    int HiddenSize, int IntermediateSize, int NumAttentionHeads, int NumKeyValueHeads, int HeadDim, int VocabSize,
+    int MaxPositionEmbeddings, bool TieWordEmbeddings, long Parameters, IReadOnlyDictionary<string, long> ParametersByPart,
+    string Dtype, string Tokenizer);
 
 public static class ModelInspector
 {

@@ -85,16 +85,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             : scoreSection[key] is JsonValue j ? j.ToString() : context.Setting(key);
         var teacherConfig = context.TeacherConfig();
         int numLayers = teacherConfig.NumHiddenLayers;
-        int lastN = ParseInt(Method("last_n"), "last_n", 1);
-        var rule = new KlCurves.StopRule(
-            ParseFraction(Method("min_fraction"), "min_fraction"), ParseInt(Method("stable_window"), "stable_window", 0),
-            ParseDouble(Method("margin_z"), "margin_z"), lastN);
-        string stableBudgets = Method("stable_budgets");
-        var stopKs = KlCurves.ParseKs(stableBudgets, numLayers);
-        var curve = CurveWords.TryParse(Method("curve"), out var parsedCurve) ? parsedCurve
-            : throw new InputException($"--set curve={Method("curve")}: expected {string.Join(" or ", CurveWords.All)}.");
-        string earlyStop = Method("early_stop") is var e && e is "auto" or "off" ? e : throw new InputException($"--set early_stop={Method("early_stop")}: expected auto or off.");
-        bool fullBudget = Method("full_budget") is var f && f is "true" or "false" ? f == "true" : throw new InputException($"--set full_budget={Method("full_budget")}: expected true or false.");
+        var settings = KlSettings.Parse(Method, numLayers);
 
         var stage1Config = ModelConfig.Load(stage1Dir);
         if (stage1Config.NumHiddenLayers != teacherConfig.NumHiddenLayers)
@@ -106,7 +97,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         var provenance = ArtifactJson.ToNode(new KlProvenance(context.TeacherFingerprint(), ModelFingerprint.Of(stage1Dir),
             new TokenDataDescription("tokens", data.Directory, data.Manifest.Sources.Select(src => src.Sha256).ToArray(), data.Manifest.Train.Tokens, data.Manifest.Val.Tokens),
             budget, seed, config.ToJson(Stage.Stage2),
-            new KlMethodSettings(lastN, CurveWords.Of(curve), earlyStop, rule.MinFraction, rule.Window, rule.MarginZ, stableBudgets, stopKs, fullBudget),
+            settings.ToRecord(),
             Removal ? "teacher with layer l linear (stage-1 weights)" : "stage-1 weights with teacher softmax at layer l"), ArtifactJson.Types.KlProvenance);
         string runKey = LayerResultStore.RunKey(provenance);
         bool ownsRoot = context.OutDir is null;
@@ -114,24 +105,13 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
 
         var requested = context.LayersToScore(numLayers);
         bool anyDone = context.OutDir is not null && new LayerResultStore(context.OutDir).FinishedLayers(numLayers).Length > 0;
-        bool lockStep = !Removal && earlyStop == "auto" && context.Layers is null && !anyDone && numLayers > 1;
+        bool lockStep = !Removal && settings.EarlyStop == KlEarlyStop.Auto && context.Layers is null && !anyDone && numLayers > 1;
 
         var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);
         teacher.eval();
-        return new KlRun(this, teacher, stage1Dir, stage1Config, data, config, provenance, runKey, root, ownsRoot,
-            rule, stopKs, fullBudget, curve, lockStep ? requested : null, context, TeacherOutputCache.TeacherKey(teacherDir));
+        return new KlRun(this, teacher, teacherDir, stage1Dir, stage1Config, data, config, provenance, runKey, root, ownsRoot,
+            settings.Rule, settings.StopKs, settings.FullBudget, settings.Curve, lockStep ? requested : null, context, TeacherOutputCache.TeacherKey(teacherDir));
     }
-
-    static int ParseInt(string text, string key, int min) =>
-        int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v) && v >= min
-            ? v : throw new InputException($"--set {key}={text}: expected an integer of at least {min}.");
-
-    static double ParseDouble(string text, string key) =>
-        double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) && v >= 0 && double.IsFinite(v)
-            ? v : throw new InputException($"--set {key}={text}: expected a number of at least 0.");
-
-    static double ParseFraction(string text, string key) =>
-        ParseDouble(text, key) is var v && v <= 1 ? v : throw new InputException($"--set {key}={text}: expected a fraction between 0 and 1.");
 
     /// <summary>The stopping rule and its K recorded in a kl job's provenance; null for other jobs.</summary>
     public static (KlCurves.StopRule Rule, int[] Ks, bool FullBudget)? RuleOf(JsonObject provenance)
@@ -163,7 +143,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     {
         var path = Path.Combine(stage1Dir, DistillRun.RunConfigFile);
         if (!File.Exists(path)) return new JsonObject();
-        try { return (JsonNode.Parse(File.ReadAllText(path)) as JsonObject)?["recipe"] as JsonObject is { } r ? (JsonObject)r.DeepClone() : new JsonObject(); }
+        try { return JsonSerializer.Deserialize(File.ReadAllText(path), ArtifactJson.Types.StoredRunRecipe)?.Recipe ?? new JsonObject(); }
         catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}); pass --recipe FILE instead.", e); }
     }
 
@@ -183,13 +163,14 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         foreach (var line in File.ReadLines(path))
         {
             if (line.Trim().Length == 0) continue;
-            if (JsonNode.Parse(line) is JsonObject o && o[key] is JsonValue v)
-                points.Add(new CurvePoint((long)o["tokens"]!, v.GetValue<double>()));
+            var logged = JsonSerializer.Deserialize(line, ArtifactJson.Types.KlCurveLine)!;
+            if ((curve == KlCurve.Validation ? logged.ValKl : logged.Kl) is double kl)
+                points.Add(new CurvePoint(logged.Tokens ?? throw new InputException($"{path}: a line with \"{key}\" but no \"tokens\"; score again."), kl));
         }
         return points.ToArray();
     }
 
-    sealed class KlRun(KlScorer scorer, HybridCausalLM teacher, string stage1Dir, ModelConfig stage1Config, TokenDataset data,
+    sealed class KlRun(KlScorer scorer, HybridCausalLM teacher, string teacherDir, string stage1Dir, ModelConfig stage1Config, TokenDataset data,
         TrainConfig config, JsonObject provenance, string runKey, string root, bool ownsRoot, KlCurves.StopRule rule, int[] stopKs, bool fullBudget, KlCurve curve,
         IReadOnlyList<int>? lockStepLayers, ScoringContext context, string teacherKey) : IPerLayerRun
     {
@@ -243,7 +224,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             student.train();
             // every candidate trains on the same batches: with the process's cache on (hybrid run), the teacher runs once per batch
             var objective = new Stage2Distillation(teacher, student, config) { TeacherKey = teacherKey };
-            var runConfig = new KlRunConfig(provenance["teacher"]?["path"]?.GetValue<string>(), layer, runKey);
+            var runConfig = new KlRunConfig(teacherDir, layer, runKey);
             using var trainer = new Trainer(objective, data, config, dir, OpaqueJson.Of(runConfig, ArtifactJson.Types.KlRunConfig), teacher: runConfig.Teacher);
             trainer.ResumeOrStartOver(resume: true);
             var result = trainer.RunUntil(untilStep, context.Cancellation);
@@ -310,6 +291,51 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
 /// <summary>The token directory a kl job trains on: its sources' sha256 and split sizes.</summary>
 public sealed record TokenDataDescription(string Kind, string Path, IReadOnlyList<string> Sources, long TrainTokens, long ValTokens);
 
+/// <summary>
+/// kl's method settings (the first eight of <see cref="KlScorer.Settings"/>), parsed in one place from their text: --set,
+/// else the recipe's score section, else the default. <see cref="ToRecord"/> is what provenance.method records.
+/// </summary>
+public sealed record KlSettings(int LastN, KlCurve Curve, KlEarlyStop EarlyStop, KlCurves.StopRule Rule, string StableBudgets, int[] StopKs, bool FullBudget)
+{
+    /// <summary>The words of the <c>early_stop</c> setting.</summary>
+    public static readonly SettingWords<KlEarlyStop> EarlyStopWords = new(("auto", KlEarlyStop.Auto), ("off", KlEarlyStop.Off));
+
+    /// <summary>The settings from <paramref name="text"/> (a setting's key -> its text); errors name the key and what it takes.</summary>
+    public static KlSettings Parse(Func<string, string> text, int numLayers)
+    {
+        int lastN = Int(text("last_n"), "last_n", 1);
+        var rule = new KlCurves.StopRule(Fraction(text("min_fraction"), "min_fraction"), Int(text("stable_window"), "stable_window", 0),
+            Number(text("margin_z"), "margin_z"), lastN);
+        string stableBudgets = text("stable_budgets");
+        var stopKs = KlCurves.ParseKs(stableBudgets, numLayers);
+        var curve = Word(KlScorer.CurveWords, text("curve"), "curve");
+        var earlyStop = Word(EarlyStopWords, text("early_stop"), "early_stop");
+        bool fullBudget = text("full_budget") is var f && f is "true" or "false" ? f == "true"
+            : throw new InputException($"--set full_budget={f}: expected true or false.");
+        return new KlSettings(lastN, curve, earlyStop, rule, stableBudgets, stopKs, fullBudget);
+    }
+
+    public KlMethodSettings ToRecord() => new(LastN, KlScorer.CurveWords.Of(Curve), EarlyStopWords.Of(EarlyStop), Rule.MinFraction, Rule.Window,
+        Rule.MarginZ, StableBudgets, StopKs, FullBudget);
+
+    static T Word<T>(SettingWords<T> words, string text, string key) where T : struct, Enum =>
+        words.TryParse(text, out var value) ? value : throw new InputException($"--set {key}={text}: expected {string.Join(" or ", words.All)}.");
+
+    static int Int(string text, string key, int min) =>
+        int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v) && v >= min
+            ? v : throw new InputException($"--set {key}={text}: expected an integer of at least {min}.");
+
+    static double Number(string text, string key) =>
+        double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) && v >= 0 && double.IsFinite(v)
+            ? v : throw new InputException($"--set {key}={text}: expected a number of at least 0.");
+
+    static double Fraction(string text, string key) =>
+        Number(text, key) is var v && v <= 1 ? v : throw new InputException($"--set {key}={text}: expected a fraction between 0 and 1.");
+}
+
+/// <summary>kl's early stopping: lock-step rounds with the stopping rule when every layer runs in one process (auto), or never (off).</summary>
+public enum KlEarlyStop { Auto, Off }
+
 /// <summary>kl's method settings as recorded (provenance.method); <see cref="KlScorer.RuleOf"/> reads the stopping rule back.</summary>
 public sealed record KlMethodSettings(int LastN, string Curve, string EarlyStop, double MinFraction, int StableWindow, double MarginZ,
     string StableBudgets, IReadOnlyList<int> StopKs, bool FullBudget);
@@ -334,6 +360,12 @@ public sealed record FullBudgetDetail(double LateKl, double FinalKl, long Tokens
 
 /// <summary>What a candidate's training run records as its run config: the teacher, the candidate layer and the job's run_key.</summary>
 public sealed record KlRunConfig(string? Teacher, int Layer, string RunKey);
+
+/// <summary>The part of a metrics.jsonl line a kl curve is read from (the other keys are skipped).</summary>
+public sealed record KlCurveLine(long? Tokens, double? Kl, double? ValKl);
+
+/// <summary>The part of a stage-1 run's run_config.json kl reads: the recipe it ran with (a settings tree for <see cref="TrainConfig"/>).</summary>
+public sealed record StoredRunRecipe(JsonObject? Recipe);
 
 /// <summary>Which logged KL a kl scoring run is scored from: the training KL of every log line ("train", "kl") or the
 /// validation KL of evaluation lines ("val", "val_kl").</summary>

@@ -137,6 +137,10 @@ public class MultipleChoiceTests
     [InlineData("""{"question": "q"}""", "none of the keys")]
     [InlineData("""{"query": "q", "choices": "a", "gold": 0}""", "'choices' has the wrong type")]
     [InlineData("not json", "not valid JSON")]
+    [InlineData("""{"query": "q", "choices": ["a", "b"]""", "not valid JSON")]
+    [InlineData("[1, 2]", "is not a JSON object")]
+    [InlineData("null", "is not a JSON object")]
+    [InlineData("""{"query": "q", "choices": ["a", "b"], "gold": "first"}""", "'gold' has the wrong type")]
     public void BadFiles_NameTheFileAndLine(string line, string message)
     {
         var path = WriteJsonl("bad.jsonl", line);
