@@ -175,7 +175,8 @@ public static class TrainingProgressView
         return result;
     }
 
-    static void Plain(string title, TrainProgress p)
+    /// <summary>One plain line (or none) for a training event, as `hybrid run` shows its distillation steps.</summary>
+    public static void Plain(string title, TrainProgress p)
     {
         var err = CliRunner.Stderr;
         switch (p.Event)
