@@ -72,38 +72,12 @@ public static class ComparisonRun
 {
     static readonly string[] RecallTaskList = ["passkey", "kv-recall", "kv-multihop", "copy"];
 
+
     public static ComparisonRunResult Run(ComparisonRunOptions o, IProgress<RunEvent>? events = null, CancellationToken cancellation = default)
     {
-        var device = o.Device is null ? ComputeDevice.Cpu : ComputeDevice.Resolve(o.Device);   // refused before the run folder is touched
-        string root = o.RepositoryRoot;
-        string assets = Path.Combine(root, "assets");
-        string teacher = Path.GetFullPath(o.Teacher ?? Path.Combine(assets, "teacher"));
-        if (!Directory.Exists(teacher))
-            throw new InputException($"{teacher}: teacher not found. Pass --teacher DIR (a Hugging Face model directory).");
-        // The embedded teacher learned recall from synthetic episodes; distilling it on them is what keeps that recall.
-        bool embedded = teacher == Path.GetFullPath(Path.Combine(assets, "teacher"));
-        string[] data = (o.Data.Count > 0 ? o.Data.ToArray()
-            : embedded ? [Path.Combine(root, "recipes", "corpus-recall.json")]
-            : [Path.Combine(assets, "text", "tinystories_val_slice.txt")]).Select(Path.GetFullPath).ToArray();
-        foreach (var d in data)
-            if (!File.Exists(d) && !Directory.Exists(d)) throw new InputException($"--data {d}: not found.");
-        string recipe = Path.GetFullPath(o.Recipe ?? Path.Combine(root, "recipes", embedded ? "teacher.json" : "stories260K.json"));
-        var recipeJson = Training.Recipe.Load(recipe).Json;
-        var sets = ComparisonSets.Split(o.Set);
-        var stage2 = TrainConfig.Resolve(Stage.Stage2, recipeJson["stage2"] as JsonObject, sets[Stage.Stage2], recipe + " [stage2]");
-        TrainConfig.Resolve(Stage.Stage1, recipeJson["stage1"] as JsonObject, sets[Stage.Stage1], recipe + " [stage1]");
-        var teacherConfig = ModelConfig.Load(teacher);
-        int numLayers = teacherConfig.NumHiddenLayers;
-        var budgets = ComparisonBudget.ParseList(o.Budgets, numLayers);
-        var rowMethods = ComparisonMethods.Expand(o.Methods);
-        var seeds = Enumerable.Range(0, o.Seeds).ToArray();
-        bool synthetic = data.Length == 1 && IsCorpusRecipe(data[0]);
-        var layout = new RunLayout(o.Out);
-        string evalData = Path.GetFullPath(o.EvalData ?? (synthetic ? Path.Combine(layout.Data, SyntheticCorpus.HeldoutFile) : data[0]));
-        int recallLength = stage2.SeqLen;
-        var lengths = new[] { 128, 256, 512 }.Where(l => l <= teacherConfig.MaxPositionEmbeddings).Append(recallLength).Distinct().Order().ToArray();
-
-        events?.Report(new RunPlanned(teacher, budgets, rowMethods, o.Seeds, layout.Root));
+        var run = ComparisonSetup.Resolve(o);
+        var (layout, teacher, data, recipe, device) = (run.Layout, run.Teacher, run.Data, run.Recipe, run.Device);
+        events?.Report(new RunPlanned(teacher, run.Budgets, run.RowMethods, o.Seeds, layout.Root));
         var total = Stopwatch.StartNew();
         var steps = new StepRunner(layout, o.Force, Relay<StepEvent>(events, e => new RunStep(e)), cancellation);
         // Every stage-2 run here (scoring candidates and hybrids) reads the same batches: the frozen teacher runs once per batch.
@@ -112,11 +86,10 @@ public static class ComparisonRun
         void Work(string step, string what, bool training = false) => events?.Report(new RunStepWork(step, what, training));
 
         // tokens
-        string teacherPrint = RunLayout.Fingerprint(teacher);
-        var dataInputs = ComparisonSteps.Data(teacherPrint, data.Select(RunLayout.Fingerprint), synthetic);
+        var dataInputs = run.DataInputs();
         steps.Run(dataInputs, layout.Data, resumable: false, _ =>
         {
-            if (synthetic)
+            if (run.Synthetic)
             {
                 Work(dataInputs.Step, $"corpus synth {data[0]}");
                 SyntheticCorpus.Build(SynthRecipe.Load(data[0]), layout.Data, Messages(dataInputs.Step), cancellation);
@@ -131,28 +104,23 @@ public static class ComparisonRun
         string dataDigest = RunLayout.Digest(dataInputs);
 
         // stage 1
-        var stage1Inputs = ComparisonSteps.Stage1(teacherPrint, dataDigest, Section(recipeJson, "stage1"), sets[Stage.Stage1]);
+        var stage1Inputs = run.Stage1Inputs(dataDigest);
         steps.Run(stage1Inputs, layout.Stage1, resumable: true, resume => Distill(stage1Inputs.Step, new DistillRequest
         {
             Stage = Stage.Stage1, Teacher = teacher, Data = layout.Data, RecipeFile = recipe, Out = layout.Stage1,
-            Overrides = sets[Stage.Stage1].ToArray(), Resume = resume, Device = device,
+            Overrides = run.Sets[Stage.Stage1].ToArray(), Resume = resume, Device = device,
         }, events, cancellation));
         steps.AwaitOthers();
         string stage1Digest = RunLayout.Digest(stage1Inputs);
 
         // scores
-        var jobs = ComparisonMethods.Jobs(rowMethods, budgets);
-        string plotBudget = ((double)budgets[^1].K / numLayers).ToString("0.######", CultureInfo.InvariantCulture);
-        foreach (var job in jobs)
+        foreach (var job in run.Jobs)
         {
-            // the scorers that train (kl, removal) take the stage-2 settings too
-            bool trains = job.Method is "kl" or "removal";
-            string[] jobSets = [.. job.Settings, .. trains ? sets[Stage.Stage2] : [], .. sets.Score];
-            var inputs = ComparisonSteps.Score(job, jobSets, teacherPrint, stage1Digest, dataDigest,
-                Section(recipeJson, "score"), trains ? Section(recipeJson, "stage2") : "-");
+            var inputs = run.ScoreInputs(job, dataDigest, stage1Digest);
             string dir = layout.ScoresDir(job.Folder);
             steps.Run(inputs, dir, resumable: true, _ =>
             {
+                var jobSets = run.ScoreSets(job);
                 Work(inputs.Step, $"score --method {job.Method} --seed {job.Seed} {string.Join(" ", jobSets)}".TrimEnd());
                 var scorer = LayerScorers.Create(job.Method);
                 var scored = ScoreRun.Score(scorer, new ScoringContext
@@ -162,27 +130,16 @@ public static class ComparisonRun
                     Cancellation = cancellation, Device = device,
                 });
                 ScoreRun.Write(scored.Scores ?? throw new InvalidOperationException($"{dir}: scoring ended with layers {string.Join(",", scored.Missing)} missing"),
-                    dir, plotBudget);
+                    dir, run.PlotBudget);
             });
         }
 
         steps.AwaitOthers();
 
         // selection: each method's layers per budget
-        var selections = new List<MethodSelection>();
-        foreach (var job in jobs)
-            foreach (var (row, file) in job.ScoresFileOfRow)
-            {
-                var scores = LayerScores.Load(Path.Combine(layout.ScoresDir(job.Folder), file));
-                foreach (var budget in budgets)
-                    selections.Add(new MethodSelection(row, budget, LayerSelection.Choose(scores, budget.K)));
-            }
-        // paths inside the repository are recorded relative to it, so a committed study names no machine's folders
-        string Shown(string path) => path.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? Path.GetRelativePath(root, path) : path;
-        var plan = new ComparisonPlan(Shown(teacher), string.Join(",", data.Select(Shown)), Shown(recipe), numLayers, recallLength, seeds, budgets,
-            selections.OrderBy(x => x.Budget.K).ThenBy(x => ComparisonMethods.RowIndex(x.Method)).ToArray());
+        var plan = run.Plan((job, row) => LayerScores.Load(Path.Combine(layout.ScoresDir(job.Folder), job.ScoresFileOfRow[row])));
         plan.Save(layout.Selection);
-        foreach (var budget in budgets)
+        foreach (var budget in run.Budgets)
             events?.Report(new RunSelected(budget.K, plan.Selections.Where(x => x.Budget.K == budget.K).ToArray()));
 
         // stage 2: every distinct layout with every seed
@@ -191,13 +148,12 @@ public static class ComparisonRun
         {
             string layoutFile = layout.Layout(model);
             Directory.CreateDirectory(Path.GetDirectoryName(layoutFile)!);
-            LayerLayout.FromSoftmaxLayers(numLayers, layers).Save(layoutFile);
-            var seedSet = sets[Stage.Stage2].Append($"seed={seed}").ToArray();
-            var inputs = ComparisonSteps.Model(model, teacherPrint, dataDigest, stage1Digest, layers, seed, Section(recipeJson, "stage2"), seedSet);
+            LayerLayout.FromSoftmaxLayers(run.NumLayers, layers).Save(layoutFile);
+            var inputs = run.ModelInputs(model, layers, seed, dataDigest, stage1Digest);
             steps.Run(inputs, layout.Model(model), resumable: true, resume => Distill(inputs.Step, new DistillRequest
             {
                 Stage = Stage.Stage2, Teacher = teacher, Data = layout.Data, From = layout.Stage1, LayoutFile = layoutFile,
-                RecipeFile = recipe, Out = layout.Model(model), Overrides = seedSet, Resume = resume, Device = device,
+                RecipeFile = recipe, Out = layout.Model(model), Overrides = run.ModelSets(seed), Resume = resume, Device = device,
             }, events, cancellation));
             modelDigests[model] = RunLayout.Digest(inputs);
         }
@@ -205,12 +161,12 @@ public static class ComparisonRun
         steps.AwaitOthers();
 
         // evaluation: the teacher and every model on the same prompts
-        string evalSettings = ComparisonSteps.EvalSettings(o.EvalLimit, lengths, RunLayout.Fingerprint(evalData), stockFiller: synthetic);
+        string evalSettings = run.EvalSettings();
         var evalOptions = new EvalOptions
         {
-            DataPath = evalData, Limit = o.EvalLimit, Lengths = lengths,
+            DataPath = run.EvalData, Limit = o.EvalLimit, Lengths = run.RecallLengths,
             // Recall prompts of a synthetic-corpus run use the stock filler, as the teacher's own figures do.
-            StockFiller = synthetic,
+            StockFiller = run.Synthetic,
         };
         void Evaluate(StepInputs inputs, EvalRequest request)
         {
@@ -218,7 +174,7 @@ public static class ComparisonRun
             string json = layout.Eval(request.Name!) + "/";
             EvalRun.Save(EvalRun.Run(request, json, Messages(inputs.Step)), json, request);
         }
-        var teacherEval = ComparisonSteps.EvalTeacher(teacherPrint, evalSettings);
+        var teacherEval = ComparisonSteps.EvalTeacher(run.TeacherPrint, evalSettings);
         steps.Run(teacherEval, layout.Eval(ComparisonMethods.Teacher), resumable: false, _ => Evaluate(teacherEval, new EvalRequest
         {
             Model = teacher, Name = ComparisonMethods.Teacher, Device = device,
@@ -226,7 +182,7 @@ public static class ComparisonRun
         }));
         foreach (var (_, _, model) in plan.Models())
         {
-            var inputs = ComparisonSteps.EvalModel(model, teacherPrint, modelDigests[model], evalSettings);
+            var inputs = ComparisonSteps.EvalModel(model, run.TeacherPrint, modelDigests[model], evalSettings);
             steps.Run(inputs, layout.Eval(model), resumable: false, _ => Evaluate(inputs, new EvalRequest
             {
                 Model = layout.Model(model), Teacher = teacher, Name = model, Device = device,
@@ -237,15 +193,12 @@ public static class ComparisonRun
         steps.AwaitOthers();
 
         // decode speed and cache: the teacher and one model per K (seed 0), at contexts up to the teacher's; always on the CPU
-        var perK = plan.Models().Where(m => m.Seed == seeds[0]).GroupBy(m => m.Layers.Count).Select(g => g.First())
-            .Select(m => (K: m.Layers.Count, Name: m.Model, Dir: layout.Model(m.Model))).ToArray();
-        int maxContext = teacherConfig.MaxPositionEmbeddings;
-        var contexts = new[] { 128, 256, 512, 1024, 2048, 4096, 8192, 16384 }.Where(c => c + 40 <= maxContext).DefaultIfEmpty(maxContext / 2).ToArray();
-        var benchInputs = ComparisonSteps.Bench(teacherPrint, contexts, perK.Select(m => (m.K, m.Name, modelDigests[m.Name])));
+        var perK = run.DecodeModels(plan);
+        var benchInputs = ComparisonSteps.Bench(run.TeacherPrint, run.DecodeContexts, perK.Select(m => (m.K, m.Name, modelDigests[m.Name])));
         steps.Run(benchInputs, layout.Bench, resumable: false, _ =>
         {
             Work(benchInputs.Step, "bench decode");
-            ComparisonDecode.Run(teacher, perK, contexts, layout.BenchDecodeJson, Messages(benchInputs.Step), cancellation);
+            ComparisonDecode.Run(teacher, perK, run.DecodeContexts, layout.BenchDecodeJson, Messages(benchInputs.Step), cancellation);
         });
 
         steps.AwaitOthers();
@@ -267,7 +220,137 @@ public static class ComparisonRun
             throw new OperationCanceledException($"{step} interrupted at step {outcome.Result.Step}; checkpoint {outcome.Result.LastCheckpoint}", cancellation);
     }
 
-    static string Section(JsonObject recipe, string name) => recipe[name]?.ToJsonString() ?? "{}";
+    /// <summary>Events of a part (a step, a training loop) as the run's events; reported on the caller's thread, in order.</summary>
+    static IProgress<T>? Relay<T>(IProgress<RunEvent>? events, Func<T, RunEvent> wrap) => events is null ? null : new Forward<T>(e => events.Report(wrap(e)));
+
+    sealed class Forward<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
+
+/// <summary>
+/// A run's settings resolved against the repository and the teacher (defaults, paths, budgets, methods, scoring jobs,
+/// lengths), and the inputs each step records from them: what <see cref="ComparisonRun"/> runs with, and what lets a
+/// test check that an existing run folder still resumes. Resolving checks the settings and reads only the teacher's
+/// config, the recipe and its fingerprints; it writes nothing.
+/// </summary>
+public sealed class ComparisonSetup
+{
+    public required string Root { get; init; }
+    public required string Teacher { get; init; }
+    public required string TeacherPrint { get; init; }
+    public required IReadOnlyList<string> Data { get; init; }
+    public required string Recipe { get; init; }
+    public required JsonObject RecipeJson { get; init; }
+    public required ComparisonSets Sets { get; init; }
+    public required ModelConfig TeacherConfig { get; init; }
+    public required IReadOnlyList<ComparisonBudget> Budgets { get; init; }
+    public required IReadOnlyList<string> RowMethods { get; init; }
+    public required IReadOnlyList<int> Seeds { get; init; }
+    /// <summary>--data is one synthetic corpus recipe: the data step is corpus synth, and recall prompts use the stock filler.</summary>
+    public required bool Synthetic { get; init; }
+    public required RunLayout Layout { get; init; }
+    public required string EvalData { get; init; }
+    public required int EvalLimit { get; init; }
+    /// <summary>The recall prompts' lengths: 128, 256, 512 within the teacher's context, and stage 2's length.</summary>
+    public required IReadOnlyList<int> RecallLengths { get; init; }
+    public required int RecallLength { get; init; }
+    public required ComputeDevice Device { get; init; }
+
+    public int NumLayers => TeacherConfig.NumHiddenLayers;
+    public IReadOnlyList<ScoringJob> Jobs => ComparisonMethods.Jobs(RowMethods, Budgets);
+    /// <summary>The budget scores.png marks: the largest K as a fraction.</summary>
+    public string PlotBudget => ((double)Budgets[^1].K / NumLayers).ToString("0.######", CultureInfo.InvariantCulture);
+    /// <summary>Decode-benchmark contexts: powers of two from 128 that fit the teacher's context with 40 tokens to spare.</summary>
+    public IReadOnlyList<int> DecodeContexts =>
+        new[] { 128, 256, 512, 1024, 2048, 4096, 8192, 16384 }.Where(c => c + 40 <= TeacherConfig.MaxPositionEmbeddings)
+            .DefaultIfEmpty(TeacherConfig.MaxPositionEmbeddings / 2).ToArray();
+
+    public static ComparisonSetup Resolve(ComparisonRunOptions o)
+    {
+        var device = o.Device is null ? ComputeDevice.Cpu : ComputeDevice.Resolve(o.Device);   // refused before the run folder is touched
+        string root = o.RepositoryRoot;
+        string assets = Path.Combine(root, "assets");
+        string teacher = Path.GetFullPath(o.Teacher ?? Path.Combine(assets, "teacher"));
+        if (!Directory.Exists(teacher))
+            throw new InputException($"{teacher}: teacher not found. Pass --teacher DIR (a Hugging Face model directory).");
+        // The embedded teacher learned recall from synthetic episodes; distilling it on them is what keeps that recall.
+        bool embedded = teacher == Path.GetFullPath(Path.Combine(assets, "teacher"));
+        string[] data = (o.Data.Count > 0 ? o.Data.ToArray()
+            : embedded ? [Path.Combine(root, "recipes", "corpus-recall.json")]
+            : [Path.Combine(assets, "text", "tinystories_val_slice.txt")]).Select(Path.GetFullPath).ToArray();
+        foreach (var d in data)
+            if (!File.Exists(d) && !Directory.Exists(d)) throw new InputException($"--data {d}: not found.");
+        string recipe = Path.GetFullPath(o.Recipe ?? Path.Combine(root, "recipes", embedded ? "teacher.json" : "stories260K.json"));
+        var recipeJson = Training.Recipe.Load(recipe).Json;
+        var sets = ComparisonSets.Split(o.Set);
+        var stage2 = TrainConfig.Resolve(Stage.Stage2, recipeJson["stage2"] as JsonObject, sets[Stage.Stage2], recipe + " [stage2]");
+        TrainConfig.Resolve(Stage.Stage1, recipeJson["stage1"] as JsonObject, sets[Stage.Stage1], recipe + " [stage1]");
+        var teacherConfig = ModelConfig.Load(teacher);
+        var budgets = ComparisonBudget.ParseList(o.Budgets, teacherConfig.NumHiddenLayers);
+        var rowMethods = ComparisonMethods.Expand(o.Methods);
+        bool synthetic = data.Length == 1 && IsCorpusRecipe(data[0]);
+        var layout = new RunLayout(o.Out);
+        int recallLength = stage2.SeqLen;
+        return new ComparisonSetup
+        {
+            Root = root, Teacher = teacher, TeacherPrint = RunLayout.Fingerprint(teacher), Data = data, Recipe = recipe, RecipeJson = recipeJson,
+            Sets = sets, TeacherConfig = teacherConfig, Budgets = budgets, RowMethods = rowMethods, Seeds = Enumerable.Range(0, o.Seeds).ToArray(),
+            Synthetic = synthetic, Layout = layout,
+            EvalData = Path.GetFullPath(o.EvalData ?? (synthetic ? Path.Combine(layout.Data, SyntheticCorpus.HeldoutFile) : data[0])),
+            EvalLimit = o.EvalLimit, RecallLength = recallLength,
+            RecallLengths = new[] { 128, 256, 512 }.Where(l => l <= teacherConfig.MaxPositionEmbeddings).Append(recallLength).Distinct().Order().ToArray(),
+            Device = device,
+        };
+    }
+
+    public StepInputs DataInputs() => ComparisonSteps.Data(TeacherPrint, Data.Select(RunLayout.Fingerprint), Synthetic);
+
+    public StepInputs Stage1Inputs(string dataDigest) => ComparisonSteps.Stage1(TeacherPrint, dataDigest, Section("stage1"), Sets[Stage.Stage1]);
+
+    /// <summary>A scoring job's --set pairs: its own, then (for the scorers that train: kl, removal) the stage-2 ones, then score.*.</summary>
+    public IReadOnlyList<string> ScoreSets(ScoringJob job) => [.. job.Settings, .. Trains(job) ? Sets[Stage.Stage2] : [], .. Sets.Score];
+
+    public StepInputs ScoreInputs(ScoringJob job, string dataDigest, string stage1Digest) =>
+        ComparisonSteps.Score(job, ScoreSets(job), TeacherPrint, stage1Digest, dataDigest, Section("score"), Trains(job) ? Section("stage2") : "-");
+
+    /// <summary>A stage-2 run's --set pairs: the stage-2 ones, then its distillation seed.</summary>
+    public IReadOnlyList<string> ModelSets(int seed) => Sets[Stage.Stage2].Append($"seed={seed}").ToArray();
+
+    public StepInputs ModelInputs(string model, IReadOnlyList<int> softmaxLayers, int seed, string dataDigest, string stage1Digest) =>
+        ComparisonSteps.Model(model, TeacherPrint, dataDigest, stage1Digest, softmaxLayers, seed, Section("stage2"), ModelSets(seed));
+
+    /// <summary>The evaluation settings every eval step records (reads the held-out text, which a synthetic corpus makes in the data step).</summary>
+    public string EvalSettings() => ComparisonSteps.EvalSettings(EvalLimit, RecallLengths, RunLayout.Fingerprint(EvalData), stockFiller: Synthetic);
+
+    /// <summary>The plan: each row method's layers per budget, from the scores its job wrote.</summary>
+    /// <param name="scoresOf">the scores a job wrote for one of its row methods</param>
+    public ComparisonPlan Plan(Func<ScoringJob, string, LayerScores> scoresOf)
+    {
+        var selections = new List<MethodSelection>();
+        foreach (var job in Jobs)
+            foreach (var row in job.ScoresFileOfRow.Keys)
+            {
+                var scores = scoresOf(job, row);
+                foreach (var budget in Budgets)
+                    selections.Add(new MethodSelection(row, budget, LayerSelection.Choose(scores, budget.K)));
+            }
+        return new ComparisonPlan(Shown(Teacher), string.Join(",", Data.Select(Shown)), Shown(Recipe), NumLayers, RecallLength, Seeds.ToArray(), Budgets,
+            selections.OrderBy(x => x.Budget.K).ThenBy(x => ComparisonMethods.RowIndex(x.Method)).ToArray());
+    }
+
+    /// <summary>The decode benchmark's models: one per K (the first seed's).</summary>
+    public (int K, string Name, string Dir)[] DecodeModels(ComparisonPlan plan) =>
+        plan.Models().Where(m => m.Seed == Seeds[0]).GroupBy(m => m.Layers.Count).Select(g => g.First())
+            .Select(m => (K: m.Layers.Count, Name: m.Model, Dir: Layout.Model(m.Model))).ToArray();
+
+    /// <summary>Paths inside the repository are recorded relative to it, so a committed study names no machine's folders.</summary>
+    string Shown(string path) => path.StartsWith(Root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? Path.GetRelativePath(Root, path) : path;
+
+    static bool Trains(ScoringJob job) => job.Method is "kl" or "removal";
+
+    string Section(string name) => RecipeJson[name]?.ToJsonString() ?? "{}";
 
     /// <summary>True for a synthetic corpus recipe (a JSON object with "mix"), as --data may name one.</summary>
     public static bool IsCorpusRecipe(string path)
@@ -275,14 +358,6 @@ public static class ComparisonRun
         if (!path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || !File.Exists(path)) return false;
         try { return SynthRecipe.LoadObject(Path.GetFullPath(path)).ContainsKey("mix"); }
         catch (InputException) { return false; }
-    }
-
-    /// <summary>Events of a part (a step, a training loop) as the run's events; reported on the caller's thread, in order.</summary>
-    static IProgress<T>? Relay<T>(IProgress<RunEvent>? events, Func<T, RunEvent> wrap) => events is null ? null : new Forward<T>(e => events.Report(wrap(e)));
-
-    sealed class Forward<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }
 
