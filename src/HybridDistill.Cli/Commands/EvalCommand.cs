@@ -105,11 +105,11 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
         var request = new EvalRequest { Model = s.Model, Teacher = s.Teacher, Name = s.Name, Options = options, Device = ComputeDevice.Resolve(s.Device) };
         var progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}[/]"));
         var outcome = EvalRun.Run(request, s.Json ?? "-", progress);
-        Console.Error.WriteLine();
-        Console.Error.WriteLine(outcome.Markdown);
+        CliRunner.StderrText.WriteLine();
+        CliRunner.StderrText.WriteLine(outcome.Markdown);
         if (s.Json is null)
         {
-            Console.Out.WriteLine(EvalRun.Json(outcome));
+            CliRunner.Stdout.WriteLine(EvalRun.Json(outcome));
             return 0;
         }
         var (path, markdownPath, lmEvalPath) = EvalRun.Save(outcome, s.Json, request);

@@ -144,7 +144,7 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
                 foreach (var c in byK)
                     CliRunner.Stderr.MarkupLineInterpolated(
                         $"[grey]K={c!["k"]}: early top-K {c["early_top_k"]?.ToJsonString()} at {c["stop_tokens"]} tokens vs full {c["full_top_k"]?.ToJsonString()} (same: {c["same"]}, saved {c["saved_fraction"]})[/]");
-            if (json && written.Scores == scores) Console.Out.WriteLine(scores.ToJson().ToJsonString(JsonOptions.Indented));
+            if (json && written.Scores == scores) CliRunner.Stdout.WriteLine(scores.ToJson().ToJsonString(JsonOptions.Indented));
             CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {written.JsonPath} and {Path.GetFileName(written.PngPath)}");
         }
     }
