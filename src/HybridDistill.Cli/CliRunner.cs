@@ -19,48 +19,69 @@ public static class CliRunner
     /// <summary>Arms a <see cref="WriteFault"/> for the whole command (e.g. disk-full:optimizer.safetensors:2:4096): how tests and demos fail a write on purpose.</summary>
     public const string FaultVariable = "HYBRID_INJECT_FAULT";
 
-    public static int Run(CommandApp app, string[] args)
+    /// <summary>Runs <paramref name="app"/> on the process's own stdout and stderr.</summary>
+    public static int Run(CommandApp app, string[] args) => Run(args, a => app.Run(a), CliConsoles.Process);
+
+    /// <summary>
+    /// Runs a command app (<paramref name="run"/>: e.g. a CommandApp's or a test's CommandAppTester's Run) with the
+    /// commands' output and this runner's error lines going to <paramref name="consoles"/>.
+    /// </summary>
+    public static int Run(string[] args, Func<string[], int> run, CliConsoles consoles)
+    {
+        var outer = current.Value;
+        current.Value = consoles;
+        try
+        {
+            return RunCore(args, run);
+        }
+        finally
+        {
+            current.Value = outer;
+        }
+    }
+
+    static int RunCore(string[] args, Func<string[], int> run)
     {
         try
         {
             using var fault = Environment.GetEnvironmentVariable(FaultVariable) is { Length: > 0 } spec
                 ? AtomicFile.InjectFault(WriteFault.Parse(spec, FaultVariable)) : null;
-            return app.Run(args);
+            return run(args);
         }
         catch (InputException e)
         {
-            Console.Error.WriteLine("error: " + e.Message);
+            StderrText.WriteLine("error: " + e.Message);
             return UserErrorExitCode;
         }
         catch (CommandParseException e)
         {
-            Console.Error.WriteLine("error: " + e.Message + " (see hybrid --help)");
+            StderrText.WriteLine("error: " + e.Message + " (see hybrid --help)");
             return UserErrorExitCode;
         }
         catch (CommandRuntimeException e)
         {
-            Console.Error.WriteLine("error: " + e.Message + " (see hybrid --help)");
+            StderrText.WriteLine("error: " + e.Message + " (see hybrid --help)");
             return UserErrorExitCode;
         }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine("interrupted.");
+            StderrText.WriteLine("interrupted.");
             return 130;
         }
         catch (DiskFullException e)
         {
-            Console.Error.WriteLine("error: " + e.Message);
+            StderrText.WriteLine("error: " + e.Message);
             return FailureExitCode;
         }
         catch (Exception e) when (DiskFullException.IsDiskFull(e))
         {
             // A write outside the file-writing layer (its size unknown): the system's message names the file.
-            Console.Error.WriteLine($"error: no space left on the device ({FirstLine(e.Message)}). {DiskFullException.DefaultAdvice}.");
+            StderrText.WriteLine($"error: no space left on the device ({FirstLine(e.Message)}). {DiskFullException.DefaultAdvice}.");
             return FailureExitCode;
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine(Crash(args, e, DateTime.UtcNow));
+            StderrText.WriteLine(Crash(args, e, DateTime.UtcNow));
             return FailureExitCode;
         }
     }
@@ -131,6 +152,27 @@ public static class CliRunner
 
     static string Quote(string arg) => arg.Length > 0 && arg.All(c => char.IsLetterOrDigit(c) || "-_./=,:%@".Contains(c)) ? arg : "'" + arg.Replace("'", "'\\''") + "'";
 
+    static readonly AsyncLocal<CliConsoles?> current = new();
+
     /// <summary>Diagnostics, progress and tables that must not mix with a command's stdout (text or JSON).</summary>
-    public static IAnsiConsole Stderr { get; } = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+    public static IAnsiConsole Stderr => (current.Value ?? CliConsoles.Process).Err;
+
+    /// <summary>Stderr as plain text (no markup, no wrapping): error lines, Markdown.</summary>
+    public static TextWriter StderrText => (current.Value ?? CliConsoles.Process).ErrText;
+
+    /// <summary>A command's output proper (paths, JSON, generated text).</summary>
+    public static TextWriter Stdout => (current.Value ?? CliConsoles.Process).Out;
+}
+
+/// <summary>
+/// Where the commands of one <see cref="CliRunner.Run(string[], Func{string[], int}, CliConsoles)"/> write: their output
+/// proper (<paramref name="Out"/>) and diagnostics (<paramref name="Err"/>, and the same stream as plain text,
+/// <paramref name="ErrText"/>). The process's own by default; a test passes its own.
+/// </summary>
+public sealed record CliConsoles(TextWriter Out, IAnsiConsole Err, TextWriter ErrText)
+{
+    static readonly Lazy<IAnsiConsole> processErr = new(() => AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) }));
+
+    /// <summary>stdout and stderr of this process (Console.Out and Console.Error as they are now).</summary>
+    public static CliConsoles Process => new(Console.Out, processErr.Value, Console.Error);
 }

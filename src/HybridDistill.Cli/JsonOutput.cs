@@ -21,7 +21,7 @@ public static class JsonOutput
     {
         if (string.IsNullOrEmpty(target))
         {
-            Console.Out.WriteLine(text);
+            CliRunner.Stdout.WriteLine(text);
             return null;
         }
         string path = Directory.Exists(target) || target.EndsWith('/') ? Path.Combine(target, defaultName) : target;

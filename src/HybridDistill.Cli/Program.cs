@@ -7,17 +7,20 @@ HybridDistill.Models.CpuThreading.PreferShortSpinning();
 NativeMemory.UseHugePagesForLargeTensors();
 return CliRunner.Run(CliApp.Create(), args);
 
-/// <summary>The command tree. <c>hybrid run</c> drives the other commands through a second instance of it.</summary>
+/// <summary>The command tree.</summary>
 public static class CliApp
 {
-    public static CommandApp Create()
+    /// <param name="console">where Spectre writes help and usage (default: the process's stdout)</param>
+    public static CommandApp Create(Spectre.Console.IAnsiConsole? console = null)
     {
         var app = new CommandApp();
         app.Configure(Configure);
+        if (console is not null) app.Configure(c => c.ConfigureConsole(console));
         return app;
     }
 
-    static void Configure(IConfigurator config)
+    /// <summary>Every command, its options and examples (a test's CommandAppTester takes it too).</summary>
+    public static void Configure(IConfigurator config)
     {
     config.SetApplicationName("hybrid");
     config.PropagateExceptions();

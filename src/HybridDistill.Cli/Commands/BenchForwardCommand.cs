@@ -82,7 +82,7 @@ public sealed class BenchForwardCommand : Command<BenchForwardCommand.Settings>
                 ["decode_ms_per_token"] = new JsonObject(r.DecodeMsPerToken.Select(p => KeyValuePair.Create(p.Key.ToString(), (JsonNode?)p.Value))),
                 ["decode_cache_bytes"] = new JsonObject(r.DecodeCacheBytes.Select(p => KeyValuePair.Create(p.Key.ToString(), (JsonNode?)p.Value))),
             };
-            Console.Out.WriteLine(json.ToJsonString(JsonOptions.Indented));
+            CliRunner.Stdout.WriteLine(json.ToJsonString(JsonOptions.Indented));
             return 0;
         }
         var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());

@@ -42,7 +42,7 @@ public sealed class BenchMemoryCommand : Command<BenchMemoryCommand.Settings>
         const double MiB = 1048576.0;
         if (s.Json)
         {
-            Console.Out.WriteLine(new JsonObject
+            CliRunner.Stdout.WriteLine(new JsonObject
             {
                 ["tokens"] = r.Tokens, ["warmup_tokens"] = r.WarmupTokens,
                 ["rss_after_warmup_bytes"] = r.RssAfterWarmup, ["rss_at_end_bytes"] = r.RssAtEnd,

@@ -85,7 +85,7 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
                 ["achieved_fraction_of_sgemm_peak"] = r.FractionOfSgemmPeak,
                 ["optimizer_fraction_of_step"] = r.OptimizerFraction,
             };
-            Console.Out.WriteLine(json.ToJsonString(JsonOptions.Indented));
+            CliRunner.Stdout.WriteLine(json.ToJsonString(JsonOptions.Indented));
             return 0;
         }
         var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());

@@ -32,7 +32,7 @@ public sealed class CorpusSynthCommand : Command<CorpusSynthCommand.Settings>
         CliRunner.Stderr.WriteLine(
             $"{manifest.Train.Documents:N0} training and {manifest.Val.Documents:N0} validation windows of {recipe.SeqLen} tokens " +
             $"({manifest.Train.Tokens + manifest.Val.Tokens:N0} tokens); held-out text in {SyntheticCorpus.HeldoutFile}");
-        Console.Out.WriteLine(Path.Combine(Path.GetFullPath(s.Out), CorpusManifest.FileName));
+        CliRunner.Stdout.WriteLine(Path.Combine(Path.GetFullPath(s.Out), CorpusManifest.FileName));
         return 0;
     }
 }

@@ -103,7 +103,7 @@ public abstract class DistillCommand : Command<DistillSettings>
         else
             err.MarkupLineInterpolated($"[green]done:[/] {r.Step} steps, {r.Tokens:N0} tokens, final val_loss {r.LastValLoss:G5}");
         err.MarkupLineInterpolated($"[grey]layer_types: {string.Join(",", outcome.LayerTypes)}[/]");
-        Console.Out.WriteLine(outcome.RunDirectory);
+        CliRunner.Stdout.WriteLine(outcome.RunDirectory);
         return 0;
     }
 }
@@ -175,7 +175,8 @@ public static class TrainingProgressView
         return result;
     }
 
-    static void Plain(string title, TrainProgress p)
+    /// <summary>One plain line (or none) for a training event, as `hybrid run` shows its distillation steps.</summary>
+    public static void Plain(string title, TrainProgress p)
     {
         var err = CliRunner.Stderr;
         switch (p.Event)

@@ -118,7 +118,7 @@ internal static class TokenizerJsonIo
 
     public static void WriteList(IEnumerable<string> jsonElements)
     {
-        var stdout = Console.Out;
+        var stdout = CliRunner.Stdout;
         stdout.Write('[');
         bool first = true;
         foreach (var e in jsonElements)

@@ -102,39 +102,18 @@ public sealed class EvalCommand : Command<EvalCommand.Settings>
             StockFiller = s.StockFiller,
         };
         Evaluator.ResolveTasks(options, s.Teacher is not null);           // fail on bad options before loading anything
-        var device = ComputeDevice.Resolve(s.Device);
-
-        string modelDir = HfCheckpoint.ResolveModelDirectory(s.Model);
-        var tokenizer = TokenizerLoader.Load(modelDir);
-        using var model = HfCheckpoint.Load(s.Model, device.Torch);
-        using var teacher = s.Teacher is null ? null : HfCheckpoint.Load(s.Teacher, device.Torch);
-        if (teacher is not null && teacher.Config.VocabSize != model.Config.VocabSize)
-            throw new InputException($"the teacher '{s.Teacher}' has vocabulary {teacher.Config.VocabSize}, the model '{s.Model}' " +
-                                     $"{model.Config.VocabSize}; pass the model's own teacher.");
-
+        var request = new EvalRequest { Model = s.Model, Teacher = s.Teacher, Name = s.Name, Options = options, Device = ComputeDevice.Resolve(s.Device) };
         var progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}[/]"));
-        string name = s.Name ?? Path.GetFileName(modelDir.TrimEnd(Path.DirectorySeparatorChar));
-        var result = Evaluator.Run(name, s.Model, new CausalLMLogits(model), tokenizer, s.Teacher,
-            teacher is null ? null : new CausalLMLogits(teacher), options, progress);
-
-        var file = result.ToFile();
-        string markdown = EvalReport.Markdown([new EvalEntry(name, s.Json ?? "-", file)], [], title: $"Evaluation of {name}");
-        Console.Error.WriteLine();
-        Console.Error.WriteLine(markdown);
-        string text = System.Text.Encoding.UTF8.GetString(ArtifactJson.Bytes(file, ArtifactJson.Types.EvalFile));
+        var outcome = EvalRun.Run(request, s.Json ?? "-", progress);
+        CliRunner.StderrText.WriteLine();
+        CliRunner.StderrText.WriteLine(outcome.Markdown);
         if (s.Json is null)
         {
-            Console.Out.WriteLine(text);
+            CliRunner.Stdout.WriteLine(EvalRun.Json(outcome));
             return 0;
         }
-        string path = Directory.Exists(s.Json) || s.Json.EndsWith('/') ? Path.Combine(s.Json, EvalReport.EvalFileName) : s.Json;
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text + "\n"));      // a full disk keeps the previous result
-        AtomicFile.WriteAllBytes(Path.ChangeExtension(path, ".md"), System.Text.Encoding.UTF8.GetBytes(markdown));
-        string lmEvalPath = LmEvalResults.PathBeside(path);
-        var lmEval = LmEvalResults.Build(result, new LmEvalRun(device.ToString(), s.Batch, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0));
-        AtomicFile.WriteAllBytes(lmEvalPath, LmEvalResults.Bytes(lmEval));
-        CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{path}[/], {Path.ChangeExtension(path, ".md")} and {lmEvalPath}");
+        var (path, markdownPath, lmEvalPath) = EvalRun.Save(outcome, s.Json, request);
+        CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{path}[/], {markdownPath} and {lmEvalPath}");
         return 0;
     }
 }

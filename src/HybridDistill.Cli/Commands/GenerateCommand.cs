@@ -95,8 +95,8 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
             // byte-fallback tokens come out whole.
             string text = tokenizer.Decode(generated);
             if (text.EndsWith('\uFFFD') || text.Length < printed.Length || !text.StartsWith(printed)) continue;
-            Console.Out.Write(text[printed.Length..]);
-            Console.Out.Flush();
+            CliRunner.Stdout.Write(text[printed.Length..]);
+            CliRunner.Stdout.Flush();
             printed = text;
         }
         string final = tokenizer.Decode(generated);
@@ -108,12 +108,12 @@ public sealed class GenerateCommand : Command<GenerateCommand.Settings>
                 ["tokens"] = new JsonArray(generated.Select(t => (JsonNode)t).ToArray()),
                 ["text"] = final,
             };
-            Console.Out.WriteLine(json.ToJsonString(JsonOptions.Indented));
+            CliRunner.Stdout.WriteLine(json.ToJsonString(JsonOptions.Indented));
         }
         else
         {
-            if (final.StartsWith(printed)) Console.Out.Write(final[printed.Length..]);
-            Console.Out.WriteLine();
+            if (final.StartsWith(printed)) CliRunner.Stdout.Write(final[printed.Length..]);
+            CliRunner.Stdout.WriteLine();
         }
         return 0;
     }

@@ -26,7 +26,7 @@ public sealed class InspectCommand : Command<InspectCommand.Settings>
         var report = ModelInspector.Inspect(settings.Directory);
         if (settings.Json)
         {
-            Console.Out.WriteLine(report.ToJson().ToJsonString(JsonOptions.Indented));
+            CliRunner.Stdout.WriteLine(report.ToJson().ToJsonString(JsonOptions.Indented));
             return 0;
         }
         var c = report.Config;

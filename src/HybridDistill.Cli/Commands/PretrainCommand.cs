@@ -65,7 +65,7 @@ public sealed class PretrainCommand : Command<PretrainCommand.Settings>
             return 130;
         }
         err.MarkupLineInterpolated($"[green]done:[/] {outcome.Phases.Count} phases, {outcome.WallSeconds / 60:F1} min of training in total");
-        Console.Out.WriteLine(outcome.OutDir);
+        CliRunner.Stdout.WriteLine(outcome.OutDir);
         return 0;
     }
 }

@@ -26,7 +26,7 @@ public sealed class ReportCommand : Command<ReportCommand.Settings>
     {
         var (models, rows, images) = EvalReport.Write(s.Inputs, s.Out);
         CliRunner.Stderr.MarkupLineInterpolated($"wrote [bold]{s.Out}[/]: {models} evaluations, {rows} decode rows, {images.Count} plots");
-        foreach (var image in images) Console.Out.WriteLine(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(s.Out))!, image));
+        foreach (var image in images) CliRunner.Stdout.WriteLine(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(s.Out))!, image));
         return 0;
     }
 }

@@ -1,10 +1,5 @@
 using System.ComponentModel;
-using System.Diagnostics;
-using System.Text.Json.Nodes;
-using HybridDistill.Config;
-using HybridDistill.Data;
 using HybridDistill.Pipeline;
-using HybridDistill.Selection;
 using HybridDistill.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -12,11 +7,8 @@ using Spectre.Console.Cli;
 namespace HybridDistill.Cli.Commands;
 
 /// <summary>
-/// The whole pipeline as a comparison of selection methods: tokens once, stage 1 once, each scoring method once,
-/// a selection per method and budget, stage 2 once per distinct layout and distillation seed (all from the same
-/// stage-1 weights and the same batches), every model evaluated on the same prompts, a decode benchmark per K,
-/// then summary.json and report.md. Folders, artifact names and when a step counts as done are the library's
-/// <see cref="RunLayout"/>; each step is one of the other commands, run in this process.
+/// <c>hybrid run</c>: settings, progress lines, the final table and Ctrl-C around the library's
+/// <see cref="ComparisonRun"/>, which does the whole comparison (steps, records, resume).
 /// </summary>
 public sealed class RunCommand : Command<RunCommand.Settings>
 {
@@ -88,177 +80,70 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             : ValidationResult.Success();
     }
 
-    static readonly string[] RecallTaskList = ["passkey", "kv-recall", "kv-multihop", "copy"];
-
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         using var interrupt = new RunInterrupt();
+        var err = CliRunner.Stderr;
+        var options = new ComparisonRunOptions
+        {
+            RepositoryRoot = RepositoryRoot(), Teacher = s.Teacher, Data = s.Data, EvalData = s.EvalData, Recipe = s.Recipe,
+            Budgets = s.Budgets, Methods = s.Methods, Seeds = s.Seeds, Set = s.Set, Out = s.Out, Force = s.Force,
+            TeacherCacheMb = s.TeacherCacheMb, EvalLimit = s.EvalLimit, Device = s.Device,
+        };
+        ComparisonRunResult result;
         try
         {
-            return Compare(s, interrupt);
+            result = ComparisonRun.Run(options, new SyncProgress<RunEvent>(e => Show(e, interrupt)), interrupt.Token);
         }
-        catch (Exception e) when (e is RunInterrupted or OperationCanceledException)
+        catch (OperationCanceledException)
         {
-            CliRunner.Stderr.MarkupLine("[yellow]interrupted.[/] Run the same command again to resume: finished steps are skipped, an interrupted training step continues from its checkpoint.");
+            err.MarkupLine("[yellow]interrupted.[/] Run the same command again to resume: finished steps are skipped, an interrupted training step continues from its checkpoint.");
             return 130;
+        }
+        ShowTable(result.Summary, result.Plan);
+        if (TeacherOutputCache.Shared is { Hits: > 0 } cache)
+            err.MarkupLineInterpolated($"[grey]teacher outputs: {cache.Misses} batches computed, {cache.Hits} reused ({cache.Bytes / 1048576.0:F0} MiB kept; about {cache.EstimatedSaving.TotalSeconds:F0} s of teacher forward saved)[/]");
+        err.MarkupLineInterpolated($"[green]done[/] in {result.Elapsed.TotalMinutes:F1} min: summary {result.Layout.Summary}, report {result.Layout.Report}");
+        return 0;
+    }
+
+    /// <summary>One run event as a line on stderr; a training step's start tells the signal handler to let it checkpoint.</summary>
+    static void Show(RunEvent e, RunInterrupt interrupt)
+    {
+        var err = CliRunner.Stderr;
+        switch (e)
+        {
+            case RunPlanned p:
+                err.MarkupLineInterpolated($"[bold]hybrid run[/]: teacher {p.Teacher}; budgets {string.Join(", ", p.Budgets.Select(b => $"{b.Label} (K={b.K})"))}; methods {string.Join(", ", p.Methods)}; seeds {p.Seeds}; output {p.Output}");
+                break;
+            case RunStepWork w:
+                interrupt.StepHandlesInterrupt = w.CheckpointsOnCancel;
+                err.MarkupLineInterpolated($"[grey]  {w.What}[/]");
+                break;
+            case RunMessage m: err.MarkupLineInterpolated($"[grey]  {m.Text}[/]"); break;
+            case RunTraining t: TrainingProgressView.Plain(t.Title, t.Progress); break;
+            case RunSelected k:
+                err.MarkupLineInterpolated($"[grey]  K={k.K}: {string.Join("; ", k.Selections.Select(x => $"{x.Method} {{{string.Join(",", x.SoftmaxLayers)}}}"))}[/]");
+                break;
+            case RunStep { Event: var step }:
+                if (step.Kind == StepEventKind.Finished) interrupt.StepHandlesInterrupt = false;
+                ShowStep(step);
+                break;
         }
     }
 
-    int Compare(Settings s, RunInterrupt interrupt)
+    static void ShowStep(StepEvent e)
     {
-        var cancellation = interrupt.Token;
-        if (s.Device is not null) HybridDistill.Models.ComputeDevice.Resolve(s.Device);             // refused before the run folder is touched
-        string[] device = s.Device is null ? [] : ["--device", s.Device];       // only when given: step records stay as they were
-        string root = RepositoryRoot();
-        string assets = Path.Combine(root, "assets");
-        string teacher = Path.GetFullPath(s.Teacher ?? Path.Combine(assets, "teacher"));
-        if (!Directory.Exists(teacher))
-            throw new InputException($"{teacher}: teacher not found. Pass --teacher DIR (a Hugging Face model directory).");
-        // The embedded teacher learned recall from synthetic episodes; distilling it on them is what keeps that recall.
-        bool embedded = teacher == Path.GetFullPath(Path.Combine(assets, "teacher"));
-        string[] data = (s.Data.Length > 0 ? s.Data
-            : embedded ? [Path.Combine(root, "recipes", "corpus-recall.json")]
-            : [Path.Combine(assets, "text", "tinystories_val_slice.txt")]).Select(Path.GetFullPath).ToArray();
-        foreach (var d in data)
-            if (!File.Exists(d) && !Directory.Exists(d)) throw new InputException($"--data {d}: not found.");
-        string recipe = Path.GetFullPath(s.Recipe ?? Path.Combine(root, "recipes", embedded ? "teacher.json" : "stories260K.json"));
-        var recipeJson = Recipe.Load(recipe).Json;
-        var sets = SplitSets(s.Set);
-        var stage2 = TrainConfig.Resolve(Stage.Stage2, recipeJson["stage2"] as JsonObject, sets[Stage.Stage2], recipe + " [stage2]");
-        TrainConfig.Resolve(Stage.Stage1, recipeJson["stage1"] as JsonObject, sets[Stage.Stage1], recipe + " [stage1]");
-        var teacherConfig = ModelConfig.Load(teacher);
-        int numLayers = teacherConfig.NumHiddenLayers;
-        var budgets = ComparisonBudget.ParseList(s.Budgets, numLayers);
-        var rowMethods = ComparisonMethods.Expand(s.Methods);
-        var seeds = Enumerable.Range(0, s.Seeds).ToArray();
-        bool synthetic = data.Length == 1 && IsCorpusRecipe(data[0]);
-        var layout = new RunLayout(s.Out);
-        string evalData = Path.GetFullPath(s.EvalData ?? (synthetic ? Path.Combine(layout.Data, SyntheticCorpus.HeldoutFile) : data[0]));
-        // Recall prompts of a synthetic-corpus run use the stock filler, as the teacher's own figures do.
-        string[] filler = synthetic ? ["--stock-filler"] : [];
-        int recallLength = stage2.SeqLen;
-        var lengths = new[] { 128, 256, 512 }.Where(l => l <= teacherConfig.MaxPositionEmbeddings).Append(recallLength).Distinct().Order().ToArray();
-
         var err = CliRunner.Stderr;
-        string budgetText = string.Join(", ", budgets.Select(b => $"{b.Label} (K={b.K})"));
-        err.MarkupLineInterpolated($"[bold]hybrid run[/]: teacher {teacher}; budgets {budgetText}; methods {string.Join(", ", rowMethods)}; seeds {s.Seeds}; output {layout.Root}");
-        var total = Stopwatch.StartNew();
-        var steps = new StepRunnerCli(layout, s.Force, interrupt);
-        // Every stage-2 run here (scoring candidates and hybrids) reads the same batches: the frozen teacher runs once per batch.
-        if (s.TeacherCacheMb > 0) TeacherOutputCache.EnableShared((long)s.TeacherCacheMb << 20);
-
-        // tokens
-        string teacherPrint = RunLayout.Fingerprint(teacher);
-        var dataInputs = StepInputs.Of("data", ("teacher", teacherPrint), ("sources", string.Join(",", data.Select(RunLayout.Fingerprint))),
-            ("kind", synthetic ? "synthetic" : "text"));
-        steps.Run(dataInputs, layout.Data, resumable: false, _ => synthetic
-            ? ["corpus", "synth", "--recipe", data[0], "--out", layout.Data]
-            : ["tokenize", "--model", teacher, .. data.SelectMany(d => new[] { "--input", d }), "--out", layout.Data]);
-        steps.AwaitOthers();
-        string dataDigest = RunLayout.Digest(dataInputs);
-
-        // stage 1
-        var stage1Inputs = StepInputs.Of("stage1", ("teacher", teacherPrint), ("data", dataDigest),
-            ("recipe.stage1", Section(recipeJson, "stage1")), ("set", string.Join(" ", sets[Stage.Stage1])));
-        steps.Run(stage1Inputs, layout.Stage1, resumable: true, resume =>
-            ["distill", "stage1", "--teacher", teacher, "--data", layout.Data, "--recipe", recipe, "--out", layout.Stage1,
-             .. SetArgs(sets[Stage.Stage1]), .. resume ? ["--resume"] : Array.Empty<string>(), .. device]);
-        steps.AwaitOthers();
-        string stage1Digest = RunLayout.Digest(stage1Inputs);
-
-        // scores
-        var jobs = ComparisonMethods.Jobs(rowMethods, budgets);
-        foreach (var job in jobs)
+        switch (e.Kind)
         {
-            // the scorers that train (kl, removal) take the stage-2 settings too
-            bool trains = job.Method is "kl" or "removal";
-            string[] jobSets = [.. job.Settings, .. trains ? sets[Stage.Stage2] : [], .. sets.Score];
-            var inputs = StepInputs.Of($"score-{job.Folder}", ("method", job.Method), ("set", string.Join(" ", jobSets)),
-                ("seed", job.Seed.ToString()), ("teacher", teacherPrint), ("stage1", stage1Digest), ("data", dataDigest),
-                ("recipe.score", Section(recipeJson, "score")), ("recipe.stage2", trains ? Section(recipeJson, "stage2") : "-"));
-            string dir = layout.ScoresDir(job.Folder);
-            steps.Run(inputs, dir, resumable: true, _ =>
-                ["score", "--method", job.Method, "--teacher", teacher, "--stage1", layout.Stage1, "--data", layout.Data, "--recipe", recipe,
-                 "--out", dir, "--seed", job.Seed.ToString(),
-                 "--plot-budget", ((double)budgets[^1].K / numLayers).ToString("0.######", System.Globalization.CultureInfo.InvariantCulture),
-                 .. SetArgs(jobSets), .. device]);
+            case StepEventKind.Skipped: err.MarkupLineInterpolated($"[grey]- {e.Step}: done, skipped[/]"); break;
+            case StepEventKind.HeldElsewhere: err.MarkupLineInterpolated($"[grey]- {e.Step}: in progress in process {e.Detail}; going on with the next step[/]"); break;
+            case StepEventKind.Redoing: err.MarkupLineInterpolated($"[yellow]- {e.Step}: {e.Detail} changed; --force: redoing it[/]"); break;
+            case StepEventKind.Started: err.MarkupLineInterpolated($"[bold blue]- {e.Step}[/]"); break;
+            case StepEventKind.Resuming: err.MarkupLineInterpolated($"[bold blue]- {e.Step}[/] (resuming)"); break;
+            case StepEventKind.Finished: err.MarkupLineInterpolated($"[grey]  {e.Step} took {e.Seconds:F0} s[/]"); break;
         }
-
-        steps.AwaitOthers();
-
-        // selection: each method's layers per budget
-        var selections = new List<MethodSelection>();
-        foreach (var job in jobs)
-            foreach (var (row, file) in job.ScoresFileOfRow)
-            {
-                var scores = LayerScores.Load(Path.Combine(layout.ScoresDir(job.Folder), file));
-                foreach (var budget in budgets)
-                    selections.Add(new MethodSelection(row, budget, LayerSelection.Choose(scores, budget.K)));
-            }
-        // paths inside the repository are recorded relative to it, so a committed study names no machine's folders
-        string Shown(string path) => path.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? Path.GetRelativePath(root, path) : path;
-        var plan = new ComparisonPlan(Shown(teacher), string.Join(",", data.Select(Shown)), Shown(recipe), numLayers, recallLength, seeds, budgets,
-            selections.OrderBy(x => x.Budget.K).ThenBy(x => ComparisonMethods.RowIndex(x.Method)).ToArray());
-        plan.Save(layout.Selection);
-        foreach (var budget in budgets)
-            err.MarkupLineInterpolated($"[grey]  K={budget.K}: {string.Join("; ", plan.Selections.Where(x => x.Budget.K == budget.K).Select(x => $"{x.Method} {{{string.Join(",", x.SoftmaxLayers)}}}"))}[/]");
-
-        // stage 2: every distinct layout with every seed
-        var modelDigests = new Dictionary<string, string>();
-        foreach (var (layers, seed, model) in plan.Models())
-        {
-            string layoutFile = layout.Layout(model);
-            LayerLayout.FromSoftmaxLayers(numLayers, layers).Save(EnsureParent(layoutFile));
-            var seedSet = sets[Stage.Stage2].Append($"seed={seed}").ToArray();
-            var inputs = StepInputs.Of($"models/{model}", ("teacher", teacherPrint), ("data", dataDigest), ("stage1", stage1Digest),
-                ("softmax_layers", string.Join(",", layers)), ("seed", seed.ToString()),
-                ("recipe.stage2", Section(recipeJson, "stage2")), ("set", string.Join(" ", seedSet)));
-            steps.Run(inputs, layout.Model(model), resumable: true, resume =>
-                ["distill", "stage2", "--teacher", teacher, "--data", layout.Data, "--from", layout.Stage1, "--layout", layoutFile,
-                 "--recipe", recipe, "--out", layout.Model(model), .. SetArgs(seedSet), .. resume ? ["--resume"] : Array.Empty<string>(), .. device]);
-            modelDigests[model] = RunLayout.Digest(inputs);
-        }
-
-        steps.AwaitOthers();
-
-        // evaluation: the teacher and every model on the same prompts
-        string evalSettings = $"limit={s.EvalLimit} lengths={string.Join(",", lengths)} data={RunLayout.Fingerprint(evalData)} {string.Join(" ", filler)}";
-        string lengthArg = string.Join(",", lengths);
-        steps.Run(StepInputs.Of("eval/teacher", ("teacher", teacherPrint), ("eval", evalSettings)), layout.Eval(ComparisonMethods.Teacher), resumable: false, _ =>
-            ["eval", "--model", teacher, "--name", ComparisonMethods.Teacher, "--tasks", "ppl," + string.Join(",", RecallTaskList),
-             "--data", evalData, "--limit", s.EvalLimit.ToString(), "--lengths", lengthArg, .. filler, "--json", layout.Eval(ComparisonMethods.Teacher) + "/", .. device]);
-        foreach (var (_, _, model) in plan.Models())
-            steps.Run(StepInputs.Of($"eval/{model}", ("teacher", teacherPrint), ("model", modelDigests[model]), ("eval", evalSettings)),
-                layout.Eval(model), resumable: false, _ =>
-                ["eval", "--model", layout.Model(model), "--teacher", teacher, "--name", model, "--tasks", "ppl,agree," + string.Join(",", RecallTaskList),
-                 "--data", evalData, "--limit", s.EvalLimit.ToString(), "--lengths", lengthArg, .. filler, "--json", layout.Eval(model) + "/", .. device]);
-
-        steps.AwaitOthers();
-
-        // decode speed and cache: the teacher and one model per K (seed 0), at contexts up to the teacher's
-        var perK = plan.Models().Where(m => m.Seed == seeds[0]).GroupBy(m => m.Layers.Count).Select(g => g.First())
-            .Select(m => (K: m.Layers.Count, Name: m.Model, Dir: layout.Model(m.Model))).ToArray();
-        int maxContext = teacherConfig.MaxPositionEmbeddings;
-        var contexts = new[] { 128, 256, 512, 1024, 2048, 4096, 8192, 16384 }.Where(c => c + 40 <= maxContext).DefaultIfEmpty(maxContext / 2).ToArray();
-        var benchInputs = StepInputs.Of("bench", ("teacher", teacherPrint), ("contexts", string.Join(",", contexts)),
-            ("models", string.Join(",", perK.Select(m => $"{m.K}:{m.Name}:{modelDigests[m.Name]}"))));
-        steps.RunInProcess(benchInputs, layout.Bench, "bench decode", () =>
-        {
-            var progress = new SyncProgress<string>(m => err.MarkupLineInterpolated($"[grey]  {m}...[/]"));
-            ComparisonDecode.Run(teacher, perK, contexts, layout.BenchDecodeJson, progress, cancellation);
-        });
-
-        steps.AwaitOthers();
-
-        // summary and report
-        var summary = ComparisonSummary.Build(layout, plan);
-        summary.Save(layout.Summary);
-        Checkpoints.AtomicFile.WriteAllBytes(layout.Report, System.Text.Encoding.UTF8.GetBytes(ComparisonReport.Render(summary, plan, layout)));
-        ShowTable(summary, plan);
-        if (TeacherOutputCache.Shared is { Hits: > 0 } cache)
-            err.MarkupLineInterpolated($"[grey]teacher outputs: {cache.Misses} batches computed, {cache.Hits} reused ({cache.Bytes / 1048576.0:F0} MiB kept; about {cache.EstimatedSaving.TotalSeconds:F0} s of teacher forward saved)[/]");
-        err.MarkupLineInterpolated($"[green]done[/] in {total.Elapsed.TotalMinutes:F1} min: summary {layout.Summary}, report {layout.Report}");
-        return 0;
     }
 
     /// <summary>The one-screen table: per budget, each method's layers and recall_avg (mean over seeds), KL and ppl.</summary>
@@ -275,67 +160,11 @@ public sealed class RunCommand : Command<RunCommand.Settings>
         CliRunner.Stderr.Write(table);
     }
 
-    /// <summary>The run's steps as commands of this program, through the library's <see cref="StepRunner"/> (skip, resume, redo, share).</summary>
-    sealed class StepRunnerCli(RunLayout layout, bool force, RunInterrupt interrupt)
-    {
-        readonly StepRunner runner = new(layout, force, new SyncProgress<StepEvent>(Show), interrupt.Token);
-
-        /// <param name="args">the command line; its argument is true when the step resumes</param>
-        /// <param name="resumable">the step's command saves checkpoints and continues from them with --resume (it handles Ctrl-C itself)</param>
-        public void Run(StepInputs inputs, string output, bool resumable, Func<bool, string[]> args) =>
-            runner.Run(inputs, output, resumable, resume => Invoke(inputs.Step, args(resume)));
-
-        public void RunInProcess(StepInputs inputs, string output, string title, Action work) => runner.Run(inputs, output, false, _ => work());
-
-        public void AwaitOthers() => runner.AwaitOthers();
-
-        void Invoke(string step, string[] argv)
-        {
-            CliRunner.Stderr.MarkupLineInterpolated($"[grey]  hybrid {string.Join(' ', argv.Select(Quote))}[/]");
-            interrupt.StepHandlesInterrupt = argv[0] == "distill";
-            // the step's stdout (tables, paths) is for someone running it alone; the run's own output is its report
-            // (eval also prints its Markdown table to stderr: the run's report has it)
-            var (stdout, stderr) = (Console.Out, Console.Error);
-            int code;
-            try
-            {
-                Console.SetOut(TextWriter.Null);
-                if (argv[0] == "eval") Console.SetError(TextWriter.Null);
-                code = CliApp.Create().Run(argv);
-            }
-            finally
-            {
-                Console.SetOut(stdout);
-                Console.SetError(stderr);
-                interrupt.StepHandlesInterrupt = false;
-            }
-            if (code == 130 || interrupt.Token.IsCancellationRequested) throw new RunInterrupted();
-            if (code != 0) throw new InputException($"step \"{step}\" failed (exit code {code}); fix the cause above and run again: finished steps are skipped.");
-        }
-
-        static void Show(StepEvent e)
-        {
-            var err = CliRunner.Stderr;
-            switch (e.Kind)
-            {
-                case StepEventKind.Skipped: err.MarkupLineInterpolated($"[grey]- {e.Step}: done, skipped[/]"); break;
-                case StepEventKind.HeldElsewhere: err.MarkupLineInterpolated($"[grey]- {e.Step}: in progress in process {e.Detail}; going on with the next step[/]"); break;
-                case StepEventKind.Redoing: err.MarkupLineInterpolated($"[yellow]- {e.Step}: {e.Detail} changed; --force: redoing it[/]"); break;
-                case StepEventKind.Started: err.MarkupLineInterpolated($"[bold blue]- {e.Step}[/]"); break;
-                case StepEventKind.Resuming: err.MarkupLineInterpolated($"[bold blue]- {e.Step}[/] (resuming)"); break;
-                case StepEventKind.Finished: err.MarkupLineInterpolated($"[grey]  {e.Step} took {e.Seconds:F0} s[/]"); break;
-            }
-        }
-    }
-
-    /// <summary>A step was interrupted (Ctrl-C / SIGTERM); the step's own checkpoint is saved.</summary>
-    sealed class RunInterrupted : Exception;
-
     /// <summary>
-    /// Ctrl-C and SIGTERM during a run. A training step (distill) handles the signal itself: it saves a checkpoint and
-    /// returns 130, and the run stops after it. Any other step is stopped at once (exit 130): its record says it
-    /// did not finish, so the next run redoes it (scoring keeps its finished layers), and every file is written
-    /// atomically, so nothing half-written is left behind.
+    /// Ctrl-C and SIGTERM during a run. A training step (distill) saves a checkpoint when cancelled, and the run stops
+    /// after it (exit 130). Any other step is stopped at once (exit 130): its record says it did not finish, so the
+    /// next run redoes it (scoring keeps its finished layers), and every file is written atomically, so nothing
+    /// half-written is left behind.
     /// </summary>
     sealed class RunInterrupt : IDisposable
     {
@@ -359,7 +188,11 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             if (source.IsCancellationRequested) return;   // a second signal: default handling terminates the process
             context.Cancel = true;
             source.Cancel();
-            if (StepHandlesInterrupt) return;
+            if (StepHandlesInterrupt)
+            {
+                CliRunner.Stderr.MarkupLine("[yellow]stopping after this step (saving a checkpoint); press Ctrl-C again to kill.[/]");
+                return;
+            }
             CliRunner.Stderr.MarkupLine("[yellow]interrupted.[/] Run the same command again to resume: finished steps are skipped.");
             Environment.Exit(130);
         }
@@ -369,68 +202,6 @@ public sealed class RunCommand : Command<RunCommand.Settings>
             foreach (var r in registrations) r.Dispose();
             source.Dispose();
         }
-    }
-
-    /// <summary>The --set pairs per section: "stage1.k=v", "stage2.k=v", "score.k=v", or a bare "k=v" for every section that has k.</summary>
-    static (Dictionary<Stage, List<string>> ByStage, List<string> Score) SplitSetsCore(string[] pairs)
-    {
-        var byStage = new Dictionary<Stage, List<string>> { [Stage.Stage1] = [], [Stage.Stage2] = [] };
-        var score = new List<string>();
-        foreach (var pair in pairs)
-        {
-            int eq = pair.IndexOf('=');
-            if (eq <= 0) throw new InputException($"--set {pair}: expected KEY=VALUE (e.g. stage2.train_tokens=204800).");
-            string key = pair[..eq], value = pair[(eq + 1)..];
-            string[] parts = key.Split('.', 2);
-            if (parts.Length == 2)
-            {
-                switch (parts[0])
-                {
-                    case "stage1": byStage[Stage.Stage1].Add($"{parts[1]}={value}"); break;
-                    case "stage2": byStage[Stage.Stage2].Add($"{parts[1]}={value}"); break;
-                    case "score": score.Add($"{parts[1]}={value}"); break;
-                    default: throw new InputException($"--set {pair}: the section is stage1, stage2 or score.");
-                }
-                continue;
-            }
-            bool any = false;
-            foreach (var stage in new[] { Stage.Stage1, Stage.Stage2 })
-                if (TrainConfig.KeysOf(stage).Contains(key)) { byStage[stage].Add(pair); any = true; }
-            if (!any) throw new InputException($"--set {pair}: no stage-1 or stage-2 setting is called {key}; for a scoring setting write score.{key}={value}.");
-        }
-        return (byStage, score);
-    }
-
-    sealed class Sets(Dictionary<Stage, List<string>> byStage, List<string> score)
-    {
-        public IReadOnlyList<string> this[Stage stage] => byStage[stage];
-        public IReadOnlyList<string> Score => score;
-    }
-
-    static Sets SplitSets(string[] pairs)
-    {
-        var (byStage, score) = SplitSetsCore(pairs);
-        return new Sets(byStage, score);
-    }
-
-    static IEnumerable<string> SetArgs(IEnumerable<string> pairs) => pairs.SelectMany(p => new[] { "--set", p });
-
-    static string Section(JsonObject recipe, string name) => recipe[name]?.ToJsonString() ?? "{}";
-
-    static string EnsureParent(string file)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
-        return file;
-    }
-
-    static string Quote(string arg) => arg.Contains(' ') ? "\"" + arg + "\"" : arg;
-
-    /// <summary>True for a synthetic corpus recipe (a JSON object with "mix"), as --data may name one.</summary>
-    static bool IsCorpusRecipe(string path)
-    {
-        if (!path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || !File.Exists(path)) return false;
-        try { return JsonNode.Parse(File.ReadAllText(path)) is JsonObject o && o.ContainsKey("mix"); }
-        catch (System.Text.Json.JsonException) { return false; }
     }
 
     /// <summary>The repository root (where HybridDistill.sln is), found upwards from the executable.</summary>

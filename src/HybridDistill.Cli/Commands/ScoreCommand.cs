@@ -110,28 +110,20 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
             Layers = s.Layers is null ? null : CliParsing.IntList(s.Layers, "--layers"),
             BudgetTokens = s.BudgetTokens,
             Seed = s.Seed,
-            Set = ParseSet(s.Set),
+            Set = ScoreRun.ParseSet(s.Set),
             OutDir = s.Out,
             Progress = new SyncProgress<string>(m => CliRunner.Stderr.MarkupLineInterpolated($"[grey]{m}[/]")),
             Cancellation = cancellation,
             Device = device,
         };
-        LayerScores? scores;
-        if (scorer is PerLayerScorer perLayer)
+        var progress = ScoreRun.Score(scorer, scoring);
+        var scores = progress.Scores;
+        if (scores is null)
         {
-            var progress = perLayer.Run(scoring);
-            scores = progress.Scores;
-            if (scores is null)
-            {
-                int total = progress.Done.Count + progress.Missing.Count;
-                string missing = string.Join(",", progress.Missing);
-                CliRunner.Stderr.MarkupLineInterpolated(
-                    $"[yellow]{progress.Done.Count} of {total} layers done[/] (missing {missing}); score them with --layers, then run hybrid score merge {s.Out}");
-            }
-        }
-        else
-        {
-            scores = scorer.Score(scoring);
+            int total = progress.Done.Count + progress.Missing.Count;
+            string missing = string.Join(",", progress.Missing);
+            CliRunner.Stderr.MarkupLineInterpolated(
+                $"[yellow]{progress.Done.Count} of {total} layers done[/] (missing {missing}); score them with --layers, then run hybrid score merge {s.Out}");
         }
         NoteIgnored(s, scoring);
         if (scores is not null) WriteWithFull(scores, s.Out, s.PlotBudget, s.Json);
@@ -139,36 +131,22 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
         return 0;
     }
 
-    /// <summary>
-    /// <see cref="Write"/>, and for a kl job run with full_budget=true also OUT/scores-full.json (and scores-full.png):
-    /// the same runs scored from their whole curves.
-    /// </summary>
+    /// <summary>Writes OUT/scores.json and its .png (a kl job with full_budget=true also scores-full.json) and shows the scores (stderr) or the JSON (stdout).</summary>
     static void WriteWithFull(LayerScores scores, string outDir, string plotBudget, bool json)
     {
-        if (KlScorer.FullBudgetScores(scores) is { } full)
-            Write(full, outDir, plotBudget, json: false, KlScorer.FullScoresFile);
-        Write(scores, outDir, plotBudget, json);
-    }
-
-    /// <summary>Writes OUT/scores.json (or <paramref name="fileName"/>) and its .png and shows the scores (stderr) or the JSON (stdout).</summary>
-    public static void Write(LayerScores scores, string outDir, string plotBudget, bool json, string fileName = LayerScores.FileName)
-    {
-        Directory.CreateDirectory(outDir);
-        var jsonPath = Path.Combine(outDir, fileName);
-        scores.Save(jsonPath);
-        int k = LayerSelection.KeepCount(LayerSelection.ParseBudget(plotBudget), scores.NumLayers);
-        var pngPath = Path.Combine(outDir, Path.ChangeExtension(fileName, ".png"));
-        ScoresPlot.Save(scores, pngPath, k, plotBudget);
-        Render(scores, k, plotBudget);
-        if (scores.Provenance["early_stopping"] is System.Text.Json.Nodes.JsonObject lockStep)
-            CliRunner.Stderr.MarkupLineInterpolated(
-                $"[grey]early stopping for K={lockStep["stop_ks"]?.ToJsonString()}: {(lockStep["stopped_early"]?.GetValue<bool>() == true ? $"stopped at step {lockStep["stop_step"]}" : "did not stop")} ({lockStep["stopped_at_tokens"]} of {lockStep["budget_tokens"]} tokens per run); {lockStep["all_runs_tokens_used"]} of {lockStep["all_runs_tokens_budget"]} tokens counted (saved {lockStep["tokens_saved_fraction"]})[/]");
-        if (scores.Provenance["early_stop_vs_full"]?["by_k"] is System.Text.Json.Nodes.JsonArray byK)
-            foreach (var c in byK)
+        foreach (var written in ScoreRun.Write(scores, outDir, plotBudget))
+        {
+            Render(written.Scores, written.K, plotBudget);
+            if (written.Scores.Provenance["early_stopping"] is System.Text.Json.Nodes.JsonObject lockStep)
                 CliRunner.Stderr.MarkupLineInterpolated(
-                    $"[grey]K={c!["k"]}: early top-K {c["early_top_k"]?.ToJsonString()} at {c["stop_tokens"]} tokens vs full {c["full_top_k"]?.ToJsonString()} (same: {c["same"]}, saved {c["saved_fraction"]})[/]");
-        if (json) Console.Out.WriteLine(scores.ToJson().ToJsonString(JsonOptions.Indented));
-        CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {Path.GetFullPath(jsonPath)} and {ScoresPlot.FileName}");
+                    $"[grey]early stopping for K={lockStep["stop_ks"]?.ToJsonString()}: {(lockStep["stopped_early"]?.GetValue<bool>() == true ? $"stopped at step {lockStep["stop_step"]}" : "did not stop")} ({lockStep["stopped_at_tokens"]} of {lockStep["budget_tokens"]} tokens per run); {lockStep["all_runs_tokens_used"]} of {lockStep["all_runs_tokens_budget"]} tokens counted (saved {lockStep["tokens_saved_fraction"]})[/]");
+            if (written.Scores.Provenance["early_stop_vs_full"]?["by_k"] is System.Text.Json.Nodes.JsonArray byK)
+                foreach (var c in byK)
+                    CliRunner.Stderr.MarkupLineInterpolated(
+                        $"[grey]K={c!["k"]}: early top-K {c["early_top_k"]?.ToJsonString()} at {c["stop_tokens"]} tokens vs full {c["full_top_k"]?.ToJsonString()} (same: {c["same"]}, saved {c["saved_fraction"]})[/]");
+            if (json && written.Scores == scores) CliRunner.Stdout.WriteLine(scores.ToJson().ToJsonString(JsonOptions.Indented));
+            CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {written.JsonPath} and {Path.GetFileName(written.PngPath)}");
+        }
     }
 
     static void Render(LayerScores scores, int k, string budget)
@@ -181,20 +159,6 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
             table.AddRow(l.ToString(), scores.Scores[l].ToString("G5", CultureInfo.InvariantCulture), rank[l].ToString(), chosen.Contains(l) ? "yes" : "");
         CliRunner.Stderr.Write(table);
         CliRunner.Stderr.MarkupLineInterpolated($"ranking: {string.Join(",", scores.Ranking)}");
-    }
-
-    /// <summary>--set key=value pairs; a repeated key or a missing '=' is an error.</summary>
-    public static Dictionary<string, string> ParseSet(IEnumerable<string> pairs)
-    {
-        var set = new Dictionary<string, string>();
-        foreach (var pair in pairs)
-        {
-            int eq = pair.IndexOf('=');
-            if (eq <= 0) throw new InputException($"--set expects key=value, got \"{pair}\".");
-            var key = pair[..eq].Trim();
-            if (!set.TryAdd(key, pair[(eq + 1)..].Trim())) throw new InputException($"--set {key} is given twice.");
-        }
-        return set;
     }
 
     static void NoteIgnored(Settings s, ScoringContext scoring)

@@ -77,9 +77,9 @@ public sealed class SelectCommand : Command<SelectCommand.Settings>
                 ["source"] = source,
             };
             foreach (var (key, value) in layout.ToJson()) json[key] = value?.DeepClone();
-            Console.Out.WriteLine(json.ToJsonString(JsonOptions.Indented));
+            CliRunner.Stdout.WriteLine(json.ToJsonString(JsonOptions.Indented));
         }
-        else Console.Out.WriteLine(string.Join(",", layout.SoftmaxLayers));
+        else CliRunner.Stdout.WriteLine(string.Join(",", layout.SoftmaxLayers));
         return 0;
     }
 }

@@ -65,7 +65,7 @@ public sealed class TokenizeCommand : Command<TokenizeCommand.Settings>
         CliRunner.Stderr.WriteLine(
             $"{manifest.Train.Tokens + manifest.Val.Tokens:N0} tokens in {manifest.Train.Documents + manifest.Val.Documents:N0} documents " +
             $"({manifest.Separator}); validation {manifest.Val.Tokens:N0} tokens in {manifest.Val.Documents:N0} documents");
-        Console.Out.WriteLine(Path.Combine(Path.GetFullPath(s.Out), CorpusManifest.FileName));
+        CliRunner.Stdout.WriteLine(Path.Combine(Path.GetFullPath(s.Out), CorpusManifest.FileName));
         return 0;
     }
 }

@@ -68,15 +68,15 @@ public class DistillCliTests
     public void ValidationAndInputErrors_ExitWithCode2_AndOneLine()
     {
         var dir = TestPaths.NewTempDir("cli-errors");
-        var missingData = Run("distill", "stage1", "--teacher", TrainingFixtures.StoriesTeacher, "--data", Path.Combine(dir, "nope"), "--out", Path.Combine(dir, "run"));
+        var missingData = CliHarness.Run("distill", "stage1", "--teacher", TrainingFixtures.StoriesTeacher, "--data", Path.Combine(dir, "nope"), "--out", Path.Combine(dir, "run"));
         Assert.Equal(2, missingData.Code);
         Assert.StartsWith("error: ", missingData.Err);
         Assert.Contains("hybrid tokenize", missingData.Err);
         Assert.False(Directory.Exists(Path.Combine(dir, "run")));
-        var noTeacher = Run("distill", "stage2", "--data", dir, "--out", dir);
+        var noTeacher = CliHarness.Run("distill", "stage2", "--data", dir, "--out", dir);
         Assert.Equal(2, noTeacher.Code);
         Assert.Contains("--teacher", noTeacher.Err);
-        var help = Run("distill", "stage1", "--help");
+        var help = CliHarness.Run("distill", "stage1", "--help");
         Assert.Equal(0, help.Code);
         Assert.Contains("--recipe", help.Out);
     }

@@ -64,7 +64,7 @@ public class ComputeDeviceTests
             ["distill", "stage1", "--teacher", TestPaths.Assets("stories260K"), "--data", run, "--out", run, "--device", "cuda"],
         })
         {
-            var (code, output, err) = HybridProcess.Run(args);
+            var (code, output, err) = CliHarness.Run(args);
             Assert.Equal(2, code);
             Assert.Equal("", output);
             Assert.Contains("CUDA is not available in this build (libtorch-cpu)", err);
@@ -91,7 +91,7 @@ public class ComputeDeviceTests
             ["run", "--teacher", teacher, "--out", Out("run"), "--device", "cuda"],
         })
         {
-            var (code, output, err) = HybridProcess.Run(args);
+            var (code, output, err) = CliHarness.Run(args);
             Assert.True(code == 2, $"{string.Join(' ', args)}: exit {code}, {err}");
             Assert.Equal("", output);
             Assert.StartsWith($"error: --device {(args[^1] == "cuda" ? "cuda:0" : args[^1])}: CUDA is not available in this build (libtorch-cpu)", err.Trim());

@@ -7,17 +7,13 @@ using Spectre.Console.Cli;
 
 namespace HybridDistill.Tests.Selection;
 
-/// <summary>hybrid score / score merge / select through Spectre's parser, with Program.cs's own wiring.</summary>
+/// <summary>hybrid score / score merge / select through Spectre's parser, with Program.cs's own wiring (in this process, consoles injected).</summary>
 public class SelectionCliTests
 {
     static (int Code, string Stdout) Run(params string[] args)
     {
-        var app = CliApp.Create();
-        var stdout = new StringWriter();
-        var original = Console.Out;
-        Console.SetOut(stdout);
-        try { return (CliRunner.Run(app, args), stdout.ToString()); }
-        finally { Console.SetOut(original); }
+        var (code, stdout, _) = HybridDistill.Tests.Cli.CliHarness.Run(args);
+        return (code, stdout);
     }
 
     [Fact]

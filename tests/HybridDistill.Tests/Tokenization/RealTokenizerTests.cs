@@ -112,7 +112,7 @@ public class RealTokenizerTests
     {
         var rows = References(family);
         var input = WriteJson("encode-" + family, rows.Select(r => r.Text).ToArray());
-        var (code, stdout, stderr) = HybridProcess.Run("encode", "--model", Dir(family), "--input", input);
+        var (code, stdout, stderr) = CliHarness.Run("encode", "--model", Dir(family), "--input", input);
         Assert.True(code == 0, stderr);
         var got = JsonSerializer.Deserialize<int[][]>(stdout)!;
         Assert.Equal(rows.Count, got.Length);
@@ -120,7 +120,7 @@ public class RealTokenizerTests
         Assert.True(diffs.Count == 0, $"{diffs.Count} of {rows.Count} {family} strings differ through hybrid encode:\n" + string.Join("\n", diffs.Take(10)));
 
         var idsFile = WriteJson("decode-" + family, rows.Select(r => r.Ids).ToArray());
-        (code, stdout, stderr) = HybridProcess.Run("decode", "--model", Dir(family), "--input", idsFile);
+        (code, stdout, stderr) = CliHarness.Run("decode", "--model", Dir(family), "--input", idsFile);
         Assert.True(code == 0, stderr);
         var texts = JsonSerializer.Deserialize<string[]>(stdout)!;
         Assert.Equal(rows.Select(r => Expected(family, r.Text)), texts);
@@ -218,30 +218,30 @@ public class RealTokenizerTests
     public void Cli_SpecialPerFamily_SkipSpecial_AndOneLineErrors()
     {
         var input = WriteJson("encode-special", new[] { "Hello world", "" });
-        var (code, stdout, stderr) = HybridProcess.Run("encode", "--model", Dir("llama3"), "--input", input, "--special");
+        var (code, stdout, stderr) = CliHarness.Run("encode", "--model", Dir("llama3"), "--input", input, "--special");
         Assert.True(code == 0, stderr);
         Assert.Equal(new[] { new[] { 128000, 9906, 1917 }, [128000] }, JsonSerializer.Deserialize<int[][]>(stdout));
-        (code, stdout, stderr) = HybridProcess.Run("encode", "--model", Dir("qwen3"), "--input", input, "--special");
+        (code, stdout, stderr) = CliHarness.Run("encode", "--model", Dir("qwen3"), "--input", input, "--special");
         Assert.True(code == 0, stderr);
         Assert.Equal(new[] { new[] { 9707, 1879 }, [] }, JsonSerializer.Deserialize<int[][]>(stdout));
 
         var ids = WriteJson("decode-special", new[] { new[] { 128000, 9906, 1917 } });
-        (code, stdout, _) = HybridProcess.Run("decode", "--model", Dir("llama3"), "--input", ids);
+        (code, stdout, _) = CliHarness.Run("decode", "--model", Dir("llama3"), "--input", ids);
         Assert.Equal(new[] { "<|begin_of_text|>Hello world" }, JsonSerializer.Deserialize<string[]>(stdout));
-        (code, stdout, _) = HybridProcess.Run("decode", "--model", Dir("llama3"), "--input", ids, "--skip-special");
+        (code, stdout, _) = CliHarness.Run("decode", "--model", Dir("llama3"), "--input", ids, "--skip-special");
         Assert.Equal(new[] { "Hello world" }, JsonSerializer.Deserialize<string[]>(stdout));
 
         // Errors: one line naming the file and the fix, exit code 2.
         string missing = Path.Combine(TestPaths.NewTempDir("encode-missing"), "nope.json");
-        (code, stdout, stderr) = HybridProcess.Run("encode", "--model", Dir("qwen3"), "--input", missing);
+        (code, stdout, stderr) = CliHarness.Run("encode", "--model", Dir("qwen3"), "--input", missing);
         AssertOneLineError(code, stdout, stderr, missing, "JSON list of strings");
         var bad = WriteJson("encode-bad", new object[] { "ok", 3 });
-        (code, stdout, stderr) = HybridProcess.Run("encode", "--model", Dir("qwen3"), "--input", bad);
+        (code, stdout, stderr) = CliHarness.Run("encode", "--model", Dir("qwen3"), "--input", bad);
         AssertOneLineError(code, stdout, stderr, bad, "element 1 is the number 3");
         var outOfRange = WriteJson("decode-range", new[] { new[] { 1, 999999 } });
-        (code, stdout, stderr) = HybridProcess.Run("decode", "--model", Dir("qwen3"), "--input", outOfRange);
+        (code, stdout, stderr) = CliHarness.Run("decode", "--model", Dir("qwen3"), "--input", outOfRange);
         AssertOneLineError(code, stdout, stderr, outOfRange, "id 999999");
-        (code, stdout, stderr) = HybridProcess.Run("encode", "--model", Path.Combine(TestPaths.NewTempDir("encode-nodir"), "none"), "--input", input);
+        (code, stdout, stderr) = CliHarness.Run("encode", "--model", Path.Combine(TestPaths.NewTempDir("encode-nodir"), "none"), "--input", input);
         AssertOneLineError(code, stdout, stderr, "none", "tokenizer files");
     }
 
@@ -250,7 +250,7 @@ public class RealTokenizerTests
     {
         foreach (var command in new[] { "encode", "decode" })
         {
-            var (code, stdout, stderr) = HybridProcess.Run(command, "--help");
+            var (code, stdout, stderr) = CliHarness.Run(command, "--help");
             Assert.True(code == 0, stderr);
             Assert.Contains("--model", stdout);
             Assert.Contains("--input", stdout);
