@@ -22,7 +22,7 @@ public sealed record TrainBenchmarkResult(
     /// <summary>Step GFLOP/s over the same run's sgemm peak.</summary>
     public double FractionOfSgemmPeak => AchievedGflops / Limits.SgemmPeakGflops;
 
-    /// <summary>The optimizer phase's share of the step (gradient clipping and the AdamW update).</summary>
+    /// <summary>The optimizer phase's share of the step (zeroing the gradients, their norm and clipping, the AdamW update).</summary>
     public double OptimizerFraction => PhaseMs.GetValueOrDefault(PhaseTimes.Optimizer) / StepMs;
 }
 
@@ -53,26 +53,14 @@ public static class TrainBenchmark
         }
         student.train();
         var stageKind = stage == 1 ? Training.Stage.Stage1 : Training.Stage.Stage2;
-        var config = TrainConfig.Resolve(stageKind, null, [$"seq_len={seq}", $"batch_size={batch}"]);
+        var config = TrainConfig.Resolve(stageKind, null, [$"seq_len={seq}", $"batch_size={batch}", "grad_accum=1"]);
         ITrainingObjective objective = stage == 1 ? new Stage1Alignment(teacher, student) : new Stage2Distillation(teacher, student, config);
-        using var optimizer = new AdamWOptimizer(objective.ParameterGroups(config), config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.WeightDecay1d);
-        var trainable = optimizer.Parameters.ToList();
 
         manual_seed(0);
-        using var ids = randint(0, teacherConfig.VocabSize, [batch, seq + 1], dtype: int64, device: device);
+        using var ids = randint(0, teacherConfig.VocabSize, [batch, seq + 1], dtype: int64, device: device);   // [B, T + 1], every step
+        // The Trainer's own step (schedule, clipping, fused AdamW) on the same windows every time.
+        using var trainer = Trainer.OnBatches(objective, config, () => new Data.TrainingBatch(ids));
         var timing = new PhaseTimes();
-        PhaseTimes? active = null;                                        // no timing during the warm-up step
-        void Step()
-        {
-            using var scope = NewDisposeScope();
-            optimizer.ZeroGrad();
-            objective.ForwardBackward(new Data.TrainingBatch(ids), 1.0);
-            using (active.Time(PhaseTimes.Optimizer))
-            {
-                var (_, clip) = Trainer.GradientNorm(trainable, config.GradClip);
-                optimizer.Step(1.0, gradScale: clip);
-            }
-        }
 
         if (limits is null)
         {
@@ -82,15 +70,15 @@ public static class TrainBenchmark
         progress?.Report("model-shape matmul");
         double matmul = Measure.MatmulGflops((long)batch * seq, teacherConfig.HiddenSize, teacherConfig.IntermediateSize, device: device);
         progress?.Report("warm-up step");
-        Step();
-        objective.Timing = active = timing;
+        trainer.Step();                                                   // no phase hook during the warm-up step
+        trainer.Phases = timing;
         var times = new double[steps];
         for (int i = 0; i < steps; i++)
         {
             progress?.Report($"step {i + 1}/{steps}");
             Measure.Synchronize(device);
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            Step();
+            trainer.Step();
             Measure.Synchronize(device);
             times[i] = sw.Elapsed.TotalMilliseconds;
         }
