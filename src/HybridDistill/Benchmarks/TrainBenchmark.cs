@@ -29,8 +29,9 @@ public sealed record TrainBenchmarkResult(
 public static class TrainBenchmark
 {
     /// <summary>Times <paramref name="steps"/> training steps after a warm-up one, on <paramref name="device"/> (default: the CPU;
-    /// models are built on the CPU and moved; on CUDA each step's clock is read after a synchronize). The per-phase split
-    /// (<see cref="PhaseTimes"/>) is not synchronised, so on CUDA it shows launch times rather than kernel times.
+    /// models are built on the CPU and moved; on CUDA each step's clock is read after a synchronize); reports the median
+    /// step and its per-phase split (<see cref="PhaseTimes"/>, through the Trainer's phase hook). The split is not
+    /// synchronised, so on CUDA it shows launch times rather than kernel times.
     /// <paramref name="limits"/>: the machine's ceilings, measured now when null.</summary>
     public static TrainBenchmarkResult Run(ModelConfig teacherConfig, int stage, int seq, int batch, int steps = 3,
         IProgress<string>? progress = null, Device? device = null, MachineLimits? limits = null)
@@ -72,20 +73,23 @@ public static class TrainBenchmark
         progress?.Report("warm-up step");
         trainer.Step();                                                   // no phase hook during the warm-up step
         trainer.Phases = timing;
-        var times = new double[steps];
+        var runs = new (double Ms, Dictionary<string, double> Phases)[steps];
         for (int i = 0; i < steps; i++)
         {
             progress?.Report($"step {i + 1}/{steps}");
+            timing.Clear();
             Measure.Synchronize(device);
             var sw = System.Diagnostics.Stopwatch.StartNew();
             trainer.Step();
             Measure.Synchronize(device);
-            times[i] = sw.Elapsed.TotalMilliseconds;
+            runs[i] = (sw.Elapsed.TotalMilliseconds, new Dictionary<string, double>(timing.Milliseconds));
         }
-        Array.Sort(times);
-        double stepMs = times[steps / 2];
+        // The median step and its own phases: they lie inside it, so they sum to at most its time (a mean of the phases
+        // beside a median step would not, on a busy machine).
+        var median = runs.OrderBy(r => r.Ms).ElementAt(steps / 2);
+        double stepMs = median.Ms;
         var phases = new[] { PhaseTimes.TeacherForward, PhaseTimes.StudentForward, PhaseTimes.Backward, PhaseTimes.Optimizer }
-            .ToDictionary(p => p, p => timing.Milliseconds.GetValueOrDefault(p) / steps);
+            .ToDictionary(p => p, p => median.Phases.GetValueOrDefault(p));
 
         double teacherFlops = stage == 1
             ? 2.0 * teacher.Layers.Sum(l => l.parameters().Sum(p => p.numel())) + 2.0 * teacherConfig.NumHiddenLayers * teacherConfig.HiddenSize * seq
