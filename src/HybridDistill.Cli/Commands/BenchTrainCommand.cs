@@ -31,7 +31,7 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
         public int Batch { get; init; } = 4;
 
         [CommandOption("--steps <N>")]
-        [Description("Timed steps after one warm-up step (the median is reported).")]
+        [Description("Timed steps after one warm-up step (the median step and its phases are reported).")]
         [DefaultValue(3)]
         public int Steps { get; init; } = 3;
 

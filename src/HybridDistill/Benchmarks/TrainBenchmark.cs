@@ -22,15 +22,16 @@ public sealed record TrainBenchmarkResult(
     /// <summary>Step GFLOP/s over the same run's sgemm peak.</summary>
     public double FractionOfSgemmPeak => AchievedGflops / Limits.SgemmPeakGflops;
 
-    /// <summary>The optimizer phase's share of the step (gradient clipping and the AdamW update).</summary>
+    /// <summary>The optimizer phase's share of the step (zeroing the gradients, their norm and clipping, the AdamW update).</summary>
     public double OptimizerFraction => PhaseMs.GetValueOrDefault(PhaseTimes.Optimizer) / StepMs;
 }
 
 public static class TrainBenchmark
 {
     /// <summary>Times <paramref name="steps"/> training steps after a warm-up one, on <paramref name="device"/> (default: the CPU;
-    /// models are built on the CPU and moved; on CUDA each step's clock is read after a synchronize). The per-phase split
-    /// (<see cref="PhaseTimes"/>) is not synchronised, so on CUDA it shows launch times rather than kernel times.
+    /// models are built on the CPU and moved; on CUDA each step's clock is read after a synchronize); reports the median
+    /// step and its per-phase split (<see cref="PhaseTimes"/>, through the Trainer's phase hook). The split is not
+    /// synchronised, so on CUDA it shows launch times rather than kernel times.
     /// <paramref name="limits"/>: the machine's ceilings, measured now when null.</summary>
     public static TrainBenchmarkResult Run(ModelConfig teacherConfig, int stage, int seq, int batch, int steps = 3,
         IProgress<string>? progress = null, Device? device = null, MachineLimits? limits = null)
@@ -53,26 +54,14 @@ public static class TrainBenchmark
         }
         student.train();
         var stageKind = stage == 1 ? Training.Stage.Stage1 : Training.Stage.Stage2;
-        var config = TrainConfig.Resolve(stageKind, null, [$"seq_len={seq}", $"batch_size={batch}"]);
+        var config = TrainConfig.Resolve(stageKind, null, [$"seq_len={seq}", $"batch_size={batch}", "grad_accum=1"]);
         ITrainingObjective objective = stage == 1 ? new Stage1Alignment(teacher, student) : new Stage2Distillation(teacher, student, config);
-        using var optimizer = new AdamWOptimizer(objective.ParameterGroups(config), config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.WeightDecay1d);
-        var trainable = optimizer.Parameters.ToList();
 
         manual_seed(0);
-        using var ids = randint(0, teacherConfig.VocabSize, [batch, seq + 1], dtype: int64, device: device);
+        using var ids = randint(0, teacherConfig.VocabSize, [batch, seq + 1], dtype: int64, device: device);   // [B, T + 1], every step
+        // The Trainer's own step (schedule, clipping, fused AdamW) on the same windows every time.
+        using var trainer = Trainer.OnBatches(objective, config, () => new Data.TrainingBatch(ids));
         var timing = new PhaseTimes();
-        PhaseTimes? active = null;                                        // no timing during the warm-up step
-        void Step()
-        {
-            using var scope = NewDisposeScope();
-            optimizer.ZeroGrad();
-            objective.ForwardBackward(new Data.TrainingBatch(ids), 1.0);
-            using (active.Time(PhaseTimes.Optimizer))
-            {
-                var (_, clip) = Trainer.GradientNorm(trainable, config.GradClip);
-                optimizer.Step(1.0, gradScale: clip);
-            }
-        }
 
         if (limits is null)
         {
@@ -82,22 +71,25 @@ public static class TrainBenchmark
         progress?.Report("model-shape matmul");
         double matmul = Measure.MatmulGflops((long)batch * seq, teacherConfig.HiddenSize, teacherConfig.IntermediateSize, device: device);
         progress?.Report("warm-up step");
-        Step();
-        objective.Timing = active = timing;
-        var times = new double[steps];
+        trainer.Step();                                                   // no phase hook during the warm-up step
+        trainer.Phases = timing;
+        var runs = new (double Ms, Dictionary<string, double> Phases)[steps];
         for (int i = 0; i < steps; i++)
         {
             progress?.Report($"step {i + 1}/{steps}");
+            timing.Clear();
             Measure.Synchronize(device);
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            Step();
+            trainer.Step();
             Measure.Synchronize(device);
-            times[i] = sw.Elapsed.TotalMilliseconds;
+            runs[i] = (sw.Elapsed.TotalMilliseconds, new Dictionary<string, double>(timing.Milliseconds));
         }
-        Array.Sort(times);
-        double stepMs = times[steps / 2];
+        // The median step and its own phases: they lie inside it, so they sum to at most its time (a mean of the phases
+        // beside a median step would not, on a busy machine).
+        var median = runs.OrderBy(r => r.Ms).ElementAt(steps / 2);
+        double stepMs = median.Ms;
         var phases = new[] { PhaseTimes.TeacherForward, PhaseTimes.StudentForward, PhaseTimes.Backward, PhaseTimes.Optimizer }
-            .ToDictionary(p => p, p => timing.Milliseconds.GetValueOrDefault(p) / steps);
+            .ToDictionary(p => p, p => median.Phases.GetValueOrDefault(p));
 
         double teacherFlops = stage == 1
             ? 2.0 * teacher.Layers.Sum(l => l.parameters().Sum(p => p.numel())) + 2.0 * teacherConfig.NumHiddenLayers * teacherConfig.HiddenSize * seq

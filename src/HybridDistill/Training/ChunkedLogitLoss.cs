@@ -26,20 +26,23 @@ public static class ChunkedLogitLoss
     /// weights [V, d], <paramref name="targets"/> [N] (needed for the CE value; may be null when ceWeight is 0).
     /// With <paramref name="backward"/>, adds the gradient of <c>gradScale x (KL + ceWeight x CE)</c> to every
     /// student parameter's .grad. Returns KL (scaled by tau^2) and the student's CE, both means over positions.
+    /// <paramref name="phases"/> (the Trainer's hook, when it has one) is told each chunk's phases: the teacher's logits
+    /// and softmax as teacher_forward, the student's logits, loss and closed-form logit gradient as student_forward, the
+    /// pushes through the LM head and into the body as backward.
     /// </summary>
     public static LogitLossValues Distillation(Tensor studentHidden, Tensor studentHead, Tensor teacherHidden, Tensor teacherHead,
-        Tensor? targets, int chunk, double temperature, double ceWeight, double gradScale, bool backward, PhaseTimes? timing = null)
+        Tensor? targets, int chunk, double temperature, double ceWeight, double gradScale, bool backward, ITrainPhaseObserver? phases = null)
     {
         if (ceWeight != 0 && targets is null) throw new ArgumentException("ce_weight needs targets");
-        return Run(studentHidden, studentHead, teacherHidden, teacherHead, targets, chunk, temperature, ceWeight, gradScale, backward, timing);
+        return Run(studentHidden, studentHead, teacherHidden, teacherHead, targets, chunk, temperature, ceWeight, gradScale, backward, phases);
     }
 
     /// <summary>Next-token cross-entropy of the student alone (stage 3), chunked the same way.</summary>
-    public static double CrossEntropy(Tensor hidden, Tensor head, Tensor targets, int chunk, double gradScale, bool backward, PhaseTimes? timing = null) =>
-        Run(hidden, head, null, null, targets, chunk, 1.0, 1.0, gradScale, backward, timing).Ce;
+    public static double CrossEntropy(Tensor hidden, Tensor head, Tensor targets, int chunk, double gradScale, bool backward, ITrainPhaseObserver? phases = null) =>
+        Run(hidden, head, null, null, targets, chunk, 1.0, 1.0, gradScale, backward, phases).Ce;
 
     static LogitLossValues Run(Tensor studentHidden, Tensor studentHead, Tensor? teacherHidden, Tensor? teacherHead, Tensor? targets,
-        int chunk, double tau, double ceWeight, double gradScale, bool backward, PhaseTimes? timing)
+        int chunk, double tau, double ceWeight, double gradScale, bool backward, ITrainPhaseObserver? phases)
     {
         long n = studentHidden.shape[0];
         bool kl = teacherHidden is not null;
@@ -54,7 +57,7 @@ public static class ChunkedLogitLoss
             Tensor? p = null;                                                                   // teacher probs [c, V]
             double negativeEntropy = 0;                                                          // sum over the chunk of sum_v p log p
             if (kl)
-                using (timing.Time(PhaseTimes.TeacherForward))
+                using (phases.Time(PhaseTimes.TeacherForward))
                 using (no_grad())
                 {
                     var zt = nn.functional.linear(teacherHidden!.narrow(0, start, c), teacherHead!);   // [c, d] -> [c, V]
@@ -64,7 +67,7 @@ public static class ChunkedLogitLoss
                 }
             Tensor zs;
             Tensor? grad = null;                                                                 // dloss/dz [c, V]
-            using (timing.Time(PhaseTimes.StudentForward))
+            using (phases.Time(PhaseTimes.StudentForward))
             {
                 zs = nn.functional.linear(leaf.narrow(0, start, c), studentHead);                 // [c, d] -> [c, V]
                 using var _ = no_grad();
@@ -102,10 +105,10 @@ public static class ChunkedLogitLoss
                 }
             }
             if (grad is not null)
-                using (timing.Time(PhaseTimes.Backward))
+                using (phases.Time(PhaseTimes.Backward))
                     zs.backward([grad]);
         }
-        using (timing.Time(PhaseTimes.Backward))
+        using (phases.Time(PhaseTimes.Backward))
             if (backward && leaf.grad is not null) studentHidden.backward([leaf.grad]);
         return new LogitLossValues(klSum / n, ceSum / n);
     }

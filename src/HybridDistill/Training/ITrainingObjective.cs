@@ -28,12 +28,10 @@ public interface ITrainingObjective
     /// <summary>The parameters that train, grouped by learning rate. Everything else stays bit-identical.</summary>
     IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig config);
 
-    /// <summary>Loss of one micro-batch of windows [B, T + 1] and gradients of <c>lossScale x loss</c> added into .grad.</summary>
-    LossReport ForwardBackward(TrainingBatch batch, double lossScale);
+    /// <summary>Loss of one micro-batch of windows [B, T + 1] and gradients of <c>lossScale x loss</c> added into .grad.
+    /// <paramref name="phases"/>: the Trainer's hook, told the wall time of each forward and backward phase (when it has one).</summary>
+    LossReport ForwardBackward(TrainingBatch batch, double lossScale, ITrainPhaseObserver? phases = null);
 
     /// <summary>Loss of one batch, no gradients.</summary>
     LossReport Evaluate(TrainingBatch batch);
-
-    /// <summary>When set, the objective adds its phases' wall time here (the training benchmark).</summary>
-    PhaseTimes? Timing { get; set; }
 }

@@ -24,20 +24,19 @@ public sealed class NextTokenObjective : ITrainingObjective
     }
 
     public HybridCausalLM Student { get; }
-    public PhaseTimes? Timing { get; set; }
 
     public IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig c) =>
         [new ParameterGroup("all", Student.named_parameters().Select(p => (p.name, p.parameter)).ToList(), c.Lr)];
 
-    public LossReport ForwardBackward(TrainingBatch batch, double lossScale) => Run(batch, lossScale, backward: true);
+    public LossReport ForwardBackward(TrainingBatch batch, double lossScale, ITrainPhaseObserver? phases = null) => Run(batch, lossScale, backward: true, phases);
 
     public LossReport Evaluate(TrainingBatch batch)
     {
         using var _ = no_grad();
-        return Run(batch, 0, backward: false);
+        return Run(batch, 0, backward: false, phases: null);
     }
 
-    LossReport Run(TrainingBatch batch, double lossScale, bool backward)
+    LossReport Run(TrainingBatch batch, double lossScale, bool backward, ITrainPhaseObserver? phases)
     {
         using var scope = NewDisposeScope();
         var device = Student.LmHeadWeight.device;
@@ -51,7 +50,7 @@ public sealed class NextTokenObjective : ITrainingObjective
         if (totalWeight <= 0) return new LossReport(0, LossReport.NoExtras);
 
         Tensor hidden;
-        using (Timing.Time(PhaseTimes.StudentForward))
+        using (phases.Time(PhaseTimes.StudentForward))
             hidden = Student.Hidden(ids, null).reshape(n, -1);                                 // [B, T, d] -> [B*T, d]
         var leaf = backward ? hidden.detach().requires_grad_(true) : hidden;
         var ce = empty(n, device: device);                                                     // per-target CE [B*T]
@@ -61,7 +60,7 @@ public sealed class NextTokenObjective : ITrainingObjective
             using var chunkScope = NewDisposeScope();
             long c = Math.Min(config.LogitsChunk, n - start);
             Tensor z;
-            using (Timing.Time(PhaseTimes.StudentForward))
+            using (phases.Time(PhaseTimes.StudentForward))
                 z = nn.functional.linear(leaf.narrow(0, start, c), Student.LmHeadWeight);      // [c, d] -> [c, V]
             using var _ = no_grad();
             var logq = z.detach().log_softmax(-1);                                             // [c, V]
@@ -73,10 +72,10 @@ public sealed class NextTokenObjective : ITrainingObjective
             var grad = logq.exp_();
             grad.scatter_add_(1, target, full(c, 1, -1.0f, device: device));
             grad.mul_(weights.narrow(0, start, c).unsqueeze(1) * (lossScale / totalWeight));
-            using (Timing.Time(PhaseTimes.Backward))
+            using (phases.Time(PhaseTimes.Backward))
                 z.backward([grad]);
         }
-        using (Timing.Time(PhaseTimes.Backward))
+        using (phases.Time(PhaseTimes.Backward))
             if (backward && leaf.grad is not null) hidden.backward([leaf.grad]);
 
         double loss = (ce * weights).sum().item<float>() / totalWeight;

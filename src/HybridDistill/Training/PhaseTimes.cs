@@ -3,11 +3,21 @@ using System.Diagnostics;
 namespace HybridDistill.Training;
 
 /// <summary>
-/// Wall time per phase of a training step ("teacher_forward", "student_forward", "backward", "optimizer"), summed
-/// over the steps measured. Objectives time their phases when given one (the training benchmark does); CPU torch
-/// ops are synchronous, so a phase's time is the time of its ops.
+/// The Trainer's phase hook: where one training step reports the wall time of its phases ("teacher_forward",
+/// "student_forward", "backward", "optimizer"). The Trainer hands it to the objective with each micro-batch, and the
+/// objective to the chunked loss, where the teacher's and the student's logits interleave chunk by chunk; the Trainer
+/// times the optimizer phase itself. Phases never nest, so their sum is the part of the step they cover.
 /// </summary>
-public sealed class PhaseTimes
+public interface ITrainPhaseObserver
+{
+    void Add(string phase, double milliseconds);
+}
+
+/// <summary>
+/// Wall time per phase of a training step, summed over the steps observed (the training benchmark gives one to its
+/// Trainer). CPU torch ops are synchronous, so a phase's time is the time of its ops.
+/// </summary>
+public sealed class PhaseTimes : ITrainPhaseObserver
 {
     public const string TeacherForward = "teacher_forward";
     public const string StudentForward = "student_forward";
@@ -18,32 +28,31 @@ public sealed class PhaseTimes
 
     public IReadOnlyDictionary<string, double> Milliseconds => ms;
 
-    /// <summary>Times <paramref name="phase"/> until the returned handle is disposed.</summary>
-    public Phase Measure(string phase) => new(this, phase);
-
     public void Add(string phase, double milliseconds) => ms[phase] = ms.GetValueOrDefault(phase) + milliseconds;
 
     public void Clear() => ms.Clear();
 
+    /// <summary>Times one phase until disposed and reports it to its observer (none: a no-op).</summary>
     public readonly struct Phase : IDisposable
     {
-        private readonly PhaseTimes? owner;
+        private readonly ITrainPhaseObserver? observer;
         private readonly string name;
         private readonly long start;
 
-        internal Phase(PhaseTimes owner, string name)
+        internal Phase(ITrainPhaseObserver observer, string name)
         {
-            this.owner = owner;
+            this.observer = observer;
             this.name = name;
             start = Stopwatch.GetTimestamp();
         }
 
-        public void Dispose() => owner?.Add(name, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        public void Dispose() => observer?.Add(name, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
     }
 }
 
-public static class PhaseTimesExtensions
+public static class TrainPhaseObserverExtensions
 {
-    /// <summary>A timing handle, or a no-op one when there is no timer.</summary>
-    public static PhaseTimes.Phase Time(this PhaseTimes? timer, string phase) => timer?.Measure(phase) ?? default;
+    /// <summary>Times <paramref name="phase"/> until the returned handle is disposed; a no-op handle when there is no observer.</summary>
+    public static PhaseTimes.Phase Time(this ITrainPhaseObserver? observer, string phase) =>
+        observer is null ? default : new PhaseTimes.Phase(observer, phase);
 }

@@ -34,7 +34,6 @@ public sealed class Stage1Alignment : ITrainingObjective
     }
 
     public HybridCausalLM Student { get; }
-    public PhaseTimes? Timing { get; set; }
     public IReadOnlyList<int> TrainedLayers => trainedLayers;
 
     public IReadOnlyList<ParameterGroup> ParameterGroups(TrainConfig config) =>
@@ -44,22 +43,23 @@ public sealed class Stage1Alignment : ITrainingObjective
             config.Lr),
     ];
 
-    public LossReport ForwardBackward(TrainingBatch batch, double lossScale) => Run(batch.Tokens.to(Student.LmHeadWeight.device), lossScale, backward: true);   // batches are read on the CPU
+    public LossReport ForwardBackward(TrainingBatch batch, double lossScale, ITrainPhaseObserver? phases = null) =>
+        Run(batch.Tokens.to(Student.LmHeadWeight.device), lossScale, backward: true, phases);          // batches are read on the CPU
 
     public LossReport Evaluate(TrainingBatch batch)
     {
         using var _ = no_grad();
-        return Run(batch.Tokens.to(Student.LmHeadWeight.device), 0, backward: false);
+        return Run(batch.Tokens.to(Student.LmHeadWeight.device), 0, backward: false, phases: null);
     }
 
-    LossReport Run(Tensor batch, double lossScale, bool backward)
+    LossReport Run(Tensor batch, double lossScale, bool backward, ITrainPhaseObserver? phases)
     {
         using var scope = NewDisposeScope();
         long t = batch.shape[1] - 1;
         var ids = batch.narrow(1, 0, t);                                                       // [B, T + 1] -> [B, T]
         Tensor[] inputs, outputs;
         AttentionContext context;
-        using (Timing.Time(PhaseTimes.TeacherForward))
+        using (phases.Time(PhaseTimes.TeacherForward))
             (inputs, outputs, context) = TeacherAttentionInputsAndOutputs(ids);
         var losses = new double[trainedLayers.Length];
         double baseline = 0;
@@ -68,13 +68,13 @@ public sealed class Stage1Alignment : ITrainingObjective
             using var layerScope = NewDisposeScope();
             int l = trainedLayers[i];
             Tensor loss;
-            using (Timing.Time(PhaseTimes.StudentForward))
+            using (phases.Time(PhaseTimes.StudentForward))
             {
                 var student = Student.Layers[l].Attention.forward(inputs[l], context, null);  // [B, T, d]
                 loss = AlignmentLoss(outputs[l], student);
                 losses[i] = loss.item<float>();
             }
-            using (Timing.Time(PhaseTimes.Backward))
+            using (phases.Time(PhaseTimes.Backward))
                 if (backward) (loss * (lossScale / trainedLayers.Length)).backward();
             using (no_grad()) baseline += AlignmentLoss(outputs[l], null).item<float>();
         }

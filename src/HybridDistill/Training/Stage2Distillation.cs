@@ -25,7 +25,6 @@ public sealed class Stage2Distillation : ITrainingObjective
     }
 
     public HybridCausalLM Student { get; }
-    public PhaseTimes? Timing { get; set; }
 
     /// <summary>The teacher's <see cref="TeacherOutputCache.TeacherKey"/>: with it and a cache (this one's, else the
     /// process's shared one when enabled), the teacher's outputs for a batch are computed once for every run on that batch.</summary>
@@ -43,15 +42,16 @@ public sealed class Stage2Distillation : ITrainingObjective
         ];
     }
 
-    public LossReport ForwardBackward(TrainingBatch batch, double lossScale) => Run(batch.Tokens.to(Student.LmHeadWeight.device), lossScale, backward: true);   // batches are read on the CPU
+    public LossReport ForwardBackward(TrainingBatch batch, double lossScale, ITrainPhaseObserver? phases = null) =>
+        Run(batch.Tokens.to(Student.LmHeadWeight.device), lossScale, backward: true, phases);          // batches are read on the CPU
 
     public LossReport Evaluate(TrainingBatch batch)
     {
         using var _ = no_grad();
-        return Run(batch.Tokens.to(Student.LmHeadWeight.device), 0, backward: false);
+        return Run(batch.Tokens.to(Student.LmHeadWeight.device), 0, backward: false, phases: null);
     }
 
-    LossReport Run(Tensor batch, double lossScale, bool backward)
+    LossReport Run(Tensor batch, double lossScale, bool backward, ITrainPhaseObserver? phases)
     {
         using var scope = NewDisposeScope();
         long b = batch.shape[0], t = batch.shape[1] - 1;
@@ -59,15 +59,15 @@ public sealed class Stage2Distillation : ITrainingObjective
         var targets = batch.narrow(1, 1, t).reshape(b * t);                                    // [B, T] -> [B*T]
         Tensor teacherHidden;
         using (no_grad())
-        using (Timing.Time(PhaseTimes.TeacherForward))
+        using (phases.Time(PhaseTimes.TeacherForward))
             teacherHidden = (TeacherKey is not null && (Cache ?? TeacherOutputCache.Shared) is { } cache
                 ? cache.GetOrCompute(TeacherKey, ids, () => teacher.Hidden(ids, null))
                 : teacher.Hidden(ids, null)).reshape(b * t, -1);                               // [B, T, d] -> [B*T, d]
         Tensor studentHidden;
-        using (Timing.Time(PhaseTimes.StudentForward))
+        using (phases.Time(PhaseTimes.StudentForward))
             studentHidden = Student.Hidden(ids, null).reshape(b * t, -1);                      // [B, T, d] -> [B*T, d]
         var values = ChunkedLogitLoss.Distillation(studentHidden, Student.LmHeadWeight, teacherHidden, teacher.LmHeadWeight,
-            targets, config.LogitsChunk, config.Temperature, config.CeWeight, lossScale, backward, Timing);
+            targets, config.LogitsChunk, config.Temperature, config.CeWeight, lossScale, backward, phases);
         double loss = values.Kl + config.CeWeight * values.Ce;
         return new LossReport(loss, new Dictionary<string, double> { ["kl"] = values.Kl, ["ce"] = values.Ce });
     }

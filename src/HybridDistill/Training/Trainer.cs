@@ -7,7 +7,8 @@
 //   every eval_every steps (and at step 0, before any update, and at the end): validation loss on that line
 //   every checkpoint_every steps (and at the end, and when cancelled): a checkpoint (TrainCheckpoint)
 // A caller drives it whole (RunUntil(total steps), as TrainLoop.Run does) or in pieces: RunUntil(s) pauses after step
-// s; Save() and Resume(dir) carry a run across processes with bit-identical numbers.
+// s; Save() and Resume(dir) carry a run across processes with bit-identical numbers. An optional phase hook (Phases)
+// is told the wall time of each step's phases; Trainer.OnBatches steps on given batches (the training benchmark).
 using System.Diagnostics;
 using HybridDistill.Artifacts;
 using HybridDistill.Data;
@@ -46,7 +47,8 @@ public sealed record TrainResult(long Step, long TotalSteps, long Tokens, bool C
 public sealed class Trainer : IDisposable
 {
     readonly ITrainingObjective objective;
-    readonly TokenDataset data;
+    readonly TokenDataset? data;     // null for a trainer on a batch source (OnBatches), which only steps
+    readonly Func<TrainingBatch> nextBatch;   // one micro-batch [B, T + 1]: the sampler's next windows of data, or the source's
     readonly TrainConfig config;
     readonly string runDir;
     readonly OpaqueJson runConfig;
@@ -72,7 +74,29 @@ public sealed class Trainer : IDisposable
         optimizer = new AdamWOptimizer(objective.ParameterGroups(config), config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.WeightDecay1d);
         trainable = optimizer.Parameters.ToList();
         sampler = new WindowSampler(data.Train.WindowCount(config.SeqLen), config.Seed);
+        nextBatch = () => data.TrainBatch(sampler.Next(config.BatchSize), config.SeqLen);
     }
+
+    Trainer(ITrainingObjective objective, TrainConfig config, Func<TrainingBatch> batches)
+    {
+        (this.objective, this.config, nextBatch) = (objective, config, batches);
+        (runDir, runConfig) = ("", new JsonObject());                      // never used: RequireTokenFolder guards every use
+        optimizer = new AdamWOptimizer(objective.ParameterGroups(config), config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.WeightDecay1d);
+        trainable = optimizer.Parameters.ToList();
+        sampler = new WindowSampler(1, config.Seed);                      // never used: the batches come from the source
+    }
+
+    /// <summary>
+    /// A trainer whose micro-batches come from <paramref name="batches"/> (each call: windows [B, T + 1]) instead of a
+    /// token folder: it takes Step()s with the same optimizer, clipping and schedule, and has no validation data, metrics
+    /// or checkpoints (RunUntil, Evaluate, Save and Resume refuse). The training benchmark steps one this way.
+    /// </summary>
+    public static Trainer OnBatches(ITrainingObjective objective, TrainConfig config, Func<TrainingBatch> batches) =>
+        new(objective, config, batches);
+
+    /// <summary>The phase hook: when set, told the wall time of every step's phases (the objective's forward and
+    /// backward phases, and the optimizer's: zeroing the gradients, the norm and clipping, the AdamW update).</summary>
+    public ITrainPhaseObserver? Phases { get; set; }
 
     /// <summary>Optimizer steps taken.</summary>
     public long StepNumber { get; private set; }
@@ -89,6 +113,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public TrainResult RunUntil(long stopStep, CancellationToken cancellation = default)
     {
+        RequireTokenFolder();
         stopStep = Math.Min(stopStep, TotalSteps);
         int threadsBefore = get_num_threads();
         if (config.Threads > 0) set_num_threads(config.Threads);
@@ -143,22 +168,26 @@ public sealed class Trainer : IDisposable
         if (StepNumber >= TotalSteps) throw new InvalidOperationException($"the budget of {TotalSteps} steps is trained.");
         StepNumber++;
         double scale = LrSchedule.Scale(config.LrSchedule, StepNumber, TotalSteps, config.WarmupSteps, config.MinLrRatio);
-        optimizer.ZeroGrad();
+        using (Phases.Time(PhaseTimes.Optimizer))
+            optimizer.ZeroGrad();
         double stepLoss = 0;
         for (int a = 0; a < config.GradAccum; a++)
         {
             using var scope = NewDisposeScope();
-            var batch = data.TrainBatch(sampler.Next(config.BatchSize), config.SeqLen);      // [B, T + 1]
-            var report = objective.ForwardBackward(batch, 1.0 / config.GradAccum);
+            var batch = nextBatch();                                                           // [B, T + 1]
+            var report = objective.ForwardBackward(batch, 1.0 / config.GradAccum, Phases);
             if (!double.IsFinite(report.Loss))
                 throw new InputException($"the loss became {report.Loss} at step {StepNumber}: training diverged. Lower the learning rate or grad_clip and start again.");
             sums.Add(report);
             stepLoss += report.Loss / config.GradAccum;
         }
-        var (norm, clip) = GradientNorm(trainable, config.GradClip);
-        sums.GradNorm += norm;
-        sums.Steps++;
-        optimizer.Step(scale, gradScale: clip);                           // the clipping scale applied inside the update
+        using (Phases.Time(PhaseTimes.Optimizer))
+        {
+            var (norm, clip) = GradientNorm(trainable, config.GradClip);
+            sums.GradNorm += norm;
+            sums.Steps++;
+            optimizer.Step(scale, gradScale: clip);                       // the clipping scale applied inside the update
+        }
         return stepLoss;
     }
 
@@ -166,7 +195,7 @@ public sealed class Trainer : IDisposable
     public MetricSums Evaluate()
     {
         var result = new MetricSums();
-        foreach (var batch in data.ValidationBatches(config.SeqLen, config.BatchSize, config.EvalTokens))
+        foreach (var batch in RequireTokenFolder().ValidationBatches(config.SeqLen, config.BatchSize, config.EvalTokens))
         {
             using var scope = NewDisposeScope();
             batch.AttachTo(scope);
@@ -183,7 +212,7 @@ public sealed class Trainer : IDisposable
         for (int a = 0; a < config.GradAccum; a++)
         {
             using var scope = NewDisposeScope();
-            first.Add(objective.Evaluate(data.TrainBatch(peek.Next(config.BatchSize), config.SeqLen)));
+            first.Add(objective.Evaluate(RequireTokenFolder().TrainBatch(peek.Next(config.BatchSize), config.SeqLen)));
         }
         return first;
     }
@@ -234,6 +263,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public string Save()
     {
+        RequireTokenFolder();
         if (savedStep == StepNumber && LastCheckpoint is not null) return LastCheckpoint;
         var state = new TrainerState(StepNumber, Tokens, TotalSteps, optimizer.StepCount, sampler.Position, config.Seed,
             TrainCheckpoint.RngState(), sums, runConfig);
@@ -246,6 +276,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Continues from checkpoint <paramref name="checkpointDir"/> of this run: weights, moments, sampler, RNG, sums; later metrics lines go.</summary>
     public void Resume(string checkpointDir)
     {
+        var data = RequireTokenFolder();
         var state = TrainCheckpoint.Read(checkpointDir, objective.Student, optimizer);
         TrainCheckpoint.SetRngState(state.RngState);
         StepNumber = state.Step;
@@ -261,6 +292,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Starts the run over at step 0: an earlier run's metrics and checkpoints in the run directory go.</summary>
     public void StartOver()
     {
+        RequireTokenFolder();
         TrainCheckpoint.Clear(runDir);
         RestartClock();
     }
@@ -268,6 +300,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Resume from the newest checkpoint when <paramref name="resume"/> and there is one, else start over.</summary>
     public void ResumeOrStartOver(bool resume)
     {
+        RequireTokenFolder();
         if (resume && TrainCheckpoint.Latest(runDir) is string latest) Resume(latest);
         else StartOver();
     }
@@ -304,6 +337,10 @@ public sealed class Trainer : IDisposable
         e, StepNumber, TotalSteps, Tokens, TotalSteps * config.TokensPerStep, line?.Loss ?? loss, LastValLoss,
         optimizer.CurrentLr[0], e is TrainEvent.Done or TrainEvent.Interrupted ? 0 : Rate(), line,
         e is TrainEvent.Checkpoint or TrainEvent.Done or TrainEvent.Interrupted ? LastCheckpoint : null));
+
+    /// <summary>The token folder of a trainer made with one (validation, metrics and checkpoints need it and its run directory).</summary>
+    TokenDataset RequireTokenFolder() => data ?? throw new InvalidOperationException(
+        "this trainer steps on a batch source (Trainer.OnBatches): it has no token folder to validate on and no run directory for metrics or checkpoints.");
 
     public void Dispose() => optimizer.Dispose();
 }

@@ -38,7 +38,7 @@ public class TrainBenchmarkTests
             Assert.Equal(64 / (r.StepMs * 1e-3), r.TokensPerSecond, 6);
             foreach (var phase in new[] { PhaseTimes.TeacherForward, PhaseTimes.StudentForward, PhaseTimes.Backward, PhaseTimes.Optimizer })
                 Assert.True(r.PhaseMs[phase] > 0, $"stage {stage}: {phase}");
-            Assert.True(r.PhaseMs.Values.Sum() <= r.StepMs * 1.05);
+            Assert.True(r.PhaseMs.Values.Sum() <= r.StepMs, $"stage {stage}: the phases of the median step lie inside it");
             Assert.True(r.AchievedGflops > 0 && r.MatmulGflops > 0);
             Assert.Equal(r.AchievedGflops / 200, r.FractionOfSgemmPeak, 12);
             Assert.Equal(r.PhaseMs[PhaseTimes.Optimizer] / r.StepMs, r.OptimizerFraction, 12);

@@ -77,6 +77,34 @@ public class ChunkedLogitLossTests
     }
 
     [Fact]
+    public void Distillation_WithPhaseHook_SameValuesAndGradientsToTheBit_AndThreePhasesPerChunk()
+    {
+        var (student, teacher, ids, targets) = Models(tied: false);
+        long n = ids.numel();                                                           // 69 positions: chunks of 30, 30, 9
+        Tensor th;
+        using (no_grad()) th = teacher.Hidden(ids, null).reshape(n, -1);              // [B, T, d] -> [N, d]
+        (LogitLossValues Values, Dictionary<string, Tensor> Grads) Run(ITrainPhaseObserver? phases)
+        {
+            foreach (var p in student.parameters()) p.grad?.zero_();
+            var sh = student.Hidden(ids, null).reshape(n, -1);                         // [B, T, d] -> [N, d]
+            var v = ChunkedLogitLoss.Distillation(sh, student.LmHeadWeight, th, teacher.LmHeadWeight, targets.reshape(n),
+                30, 2.0, 0.5, gradScale: 1.0, backward: true, phases);
+            return (v, student.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()));
+        }
+
+        var plain = Run(null);
+        var recorder = new PhaseRecorder();
+        var hooked = Run(recorder);
+
+        Assert.Equal(plain.Values, hooked.Values);
+        foreach (var (name, g) in plain.Grads)
+            Assert.True(g.equal(hooked.Grads[name]).all().item<bool>(), $"{name}: the gradient changed with the phase hook");
+        string[] chunk = [PhaseTimes.TeacherForward, PhaseTimes.StudentForward, PhaseTimes.Backward];
+        Assert.Equal([.. chunk, .. chunk, .. chunk, PhaseTimes.Backward], recorder.Phases);   // the last: into the body
+        Assert.All(recorder.Milliseconds, ms => Assert.True(ms >= 0));
+    }
+
+    [Fact]
     public void KlOfIdenticalModels_IsZero_AndCeMatchesTorch()
     {
         var (student, teacher, ids, targets) = Models(tied: true);

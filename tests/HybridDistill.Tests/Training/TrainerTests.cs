@@ -133,6 +133,64 @@ public class TrainerTests
         Assert.Empty(Directory.GetFileSystemEntries(runDir));
     }
 
+    [Fact]
+    public void Step_WithPhaseHook_GivesTheLoopsLossesToTheBit_AndReportsEachPhaseInOrder()
+    {
+        var lines = File.ReadAllLines(Path.Combine(reference.Value.RunDir, TrainCheckpoint.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
+        var runDir = TestPaths.NewTempDir("trainer-phases");
+        var (teacher, student, objective, config) = Setup();
+        var recorder = new PhaseRecorder();
+        using (teacher)
+        using (student)
+        using (var data = new TokenDataset(TrainingFixtures.StoriesData))
+        using (var trainer = new Trainer(objective, data, config, runDir, new JsonObject()) { Phases = recorder })
+        {
+            int threads = TorchSharp.torch.get_num_threads();
+            TorchSharp.torch.set_num_threads(1);                              // the reference's threads=1
+            try
+            {
+                Assert.Equal((double)lines[1]["loss"]!, trainer.Step());          // timing changes no number
+                Assert.Equal((double)lines[2]["loss"]!, trainer.Step());
+                Assert.Equal((double)lines[2]["val_loss"]!, trainer.Evaluate().MeanLoss);
+            }
+            finally { TorchSharp.torch.set_num_threads(threads); }
+        }
+        // Per step: zero the gradients; the teacher's and the student's hidden states; per chunk of logits_chunk
+        // positions the teacher's logits, the student's logits and loss, their push through the LM head; the
+        // backward into the body; clipping and AdamW. Evaluation reports nothing.
+        int chunks = (int)Math.Ceiling(2 * 32 / (double)config.LogitsChunk);
+        var step = new List<string> { PhaseTimes.Optimizer, PhaseTimes.TeacherForward, PhaseTimes.StudentForward };
+        for (int c = 0; c < chunks; c++) step.AddRange([PhaseTimes.TeacherForward, PhaseTimes.StudentForward, PhaseTimes.Backward]);
+        step.AddRange([PhaseTimes.Backward, PhaseTimes.Optimizer]);
+        Assert.Equal([.. step, .. step], recorder.Phases);
+    }
+
+    [Fact]
+    public void OnBatches_StepsAsTheTokenFolderTrainer_AndRefusesWhatNeedsTheFolder()
+    {
+        var lines = File.ReadAllLines(Path.Combine(reference.Value.RunDir, TrainCheckpoint.MetricsFile)).Select(l => JsonNode.Parse(l)!).ToList();
+        var (teacher, student, objective, config) = Setup();
+        using (teacher)
+        using (student)
+        using (var data = new TokenDataset(TrainingFixtures.StoriesData))
+        {
+            // the windows the token-folder trainer's sampler draws, given as a batch source
+            var sampler = new WindowSampler(data.Train.WindowCount(config.SeqLen), config.Seed);
+            using var trainer = Trainer.OnBatches(objective, config, () => data.TrainBatch(sampler.Next(config.BatchSize), config.SeqLen));
+            int threads = TorchSharp.torch.get_num_threads();
+            TorchSharp.torch.set_num_threads(1);                              // the reference's threads=1
+            try
+            {
+                Assert.Equal((double)lines[1]["loss"]!, trainer.Step());
+                Assert.Equal((double)lines[2]["loss"]!, trainer.Step());
+            }
+            finally { TorchSharp.torch.set_num_threads(threads); }
+            foreach (Action refused in new Action[] { () => trainer.RunUntil(3), () => trainer.Evaluate(), () => trainer.Save(), () => trainer.StartOver() })
+                Assert.Contains("batch source", Assert.Throws<InvalidOperationException>(refused).Message);
+            Assert.Equal(2, trainer.StepNumber);
+        }
+    }
+
     sealed class SyncProgress(Action<TrainProgress> report) : IProgress<TrainProgress>
     {
         public void Report(TrainProgress value) => report(value);
