@@ -80,7 +80,7 @@ public sealed class Trainer : IDisposable
     Trainer(ITrainingObjective objective, TrainConfig config, Func<TrainingBatch> batches)
     {
         (this.objective, this.config, nextBatch) = (objective, config, batches);
-        (runDir, runConfig) = ("", new JsonObject());                      // never used: RequireTokenFolder guards every use
+        (runDir, runConfig) = ("", OpaqueJson.EmptyObject);                    // never used: RequireTokenFolder guards every use
         optimizer = new AdamWOptimizer(objective.ParameterGroups(config), config.Beta1, config.Beta2, config.Eps, config.WeightDecay, config.WeightDecay1d);
         trainable = optimizer.Parameters.ToList();
         sampler = new WindowSampler(1, config.Seed);                      // never used: the batches come from the source

@@ -143,7 +143,7 @@ public class TrainerTests
         using (teacher)
         using (student)
         using (var data = new TokenDataset(TrainingFixtures.StoriesData))
-        using (var trainer = new Trainer(objective, data, config, runDir, new JsonObject()) { Phases = recorder })
+        using (var trainer = new Trainer(objective, data, config, runDir, OpaqueJson.EmptyObject) { Phases = recorder })
         {
             int threads = TorchSharp.torch.get_num_threads();
             TorchSharp.torch.set_num_threads(1);                              // the reference's threads=1
