@@ -175,6 +175,42 @@ public static class TrainingProgressView
         return result;
     }
 
+    /// <summary>
+    /// A training event inside `hybrid run`: on an interactive terminal one status line rewritten in place at every step
+    /// (step, loss, tokens/s, percent), kept when the training ends; elsewhere (a log file, a pipe) the plain lines.
+    /// </summary>
+    public static void InRun(string title, TrainProgress p)
+    {
+        var err = CliRunner.Stderr;
+        if (Console.IsErrorRedirected || !err.Profile.Capabilities.Interactive) { Plain(title, p); return; }
+        string loss = p.Loss is double l ? $" loss {l:G4}" : "";
+        string val = p.ValLoss is double v ? $" val {v:G4}" : "";
+        int percent = p.TotalSteps > 0 ? (int)(100L * p.Step / p.TotalSteps) : 0;
+        string status = $"{title} {p.Step}/{p.TotalSteps} ({percent}%){loss}{val} {p.TokensPerSecond:N0} tok/s";
+        int width = Math.Max(20, err.Profile.Width - 1);
+        if (status.Length > width) status = status[..width];
+        switch (p.Event)
+        {
+            case TrainEvent.Start or TrainEvent.Step or TrainEvent.Line:
+                err.Write(new Text("\r\u001b[2K" + status));          // the line is rewritten in place
+                statusOpen = true;
+                break;
+            case TrainEvent.Done or TrainEvent.Interrupted:
+                CloseStatusLine();                                      // the last step's line stays
+                break;
+        }
+    }
+
+    static bool statusOpen;
+
+    /// <summary>Ends an open status line (a training paused before its end, as kl's candidates do between rounds) so the next line starts on its own.</summary>
+    public static void CloseStatusLine()
+    {
+        if (!statusOpen) return;
+        CliRunner.Stderr.WriteLine();
+        statusOpen = false;
+    }
+
     /// <summary>One plain line (or none) for a training event, as `hybrid run` shows its distillation steps.</summary>
     public static void Plain(string title, TrainProgress p)
     {

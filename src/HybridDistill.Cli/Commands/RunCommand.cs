@@ -111,6 +111,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
     static void Show(RunEvent e, RunInterrupt interrupt)
     {
         var err = CliRunner.Stderr;
+        if (e is not RunTraining) TrainingProgressView.CloseStatusLine();
         switch (e)
         {
             case RunPlanned p:
@@ -121,7 +122,7 @@ public sealed class RunCommand : Command<RunCommand.Settings>
                 err.MarkupLineInterpolated($"[grey]  {w.What}[/]");
                 break;
             case RunMessage m: err.MarkupLineInterpolated($"[grey]  {m.Text}[/]"); break;
-            case RunTraining t: TrainingProgressView.Plain(t.Title, t.Progress); break;
+            case RunTraining t: TrainingProgressView.InRun(t.Title, t.Progress); break;
             case RunSelected k:
                 err.MarkupLineInterpolated($"[grey]  K={k.K}: {string.Join("; ", k.Selections.Select(x => $"{x.Method} {{{string.Join(",", x.SoftmaxLayers)}}}"))}[/]");
                 break;
