@@ -25,7 +25,7 @@ public sealed class SelectCommand : Command<SelectCommand.Settings>
         public int? Keep { get; init; }
 
         [CommandOption("--out <FILE>")]
-        [Description("Write the layout file ({\"softmax_layers\": [...], \"layer_types\": [...]}) here.")]
+        [Description("Write the layout file ({\"softmax_layers\": [[...]], \"layer_types\": [[...]]}) here.")]
         public string? Out { get; init; }
 
         [CommandOption("--linear-kind <KIND>")]
