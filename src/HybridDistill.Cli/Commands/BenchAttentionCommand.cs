@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Benchmarks;
 using HybridDistill.Evaluation;
 using HybridDistill.Models;
@@ -87,7 +88,7 @@ public sealed class BenchAttentionCommand : Command<BenchAttentionCommand.Settin
             {
                 ["B"] = 1, ["H"] = options.Heads, ["D"] = options.HeadDim, ["swa_window"] = options.SwaWindow,
                 ["gdn_sdpa_crossover_T"] = crossover,
-                ["machine"] = limits.ToJson(),
+                ["machine"] = ArtifactJson.ToNode(limits, ArtifactJson.Types.MachineLimits),
                 ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
                 {
                     ["kind"] = r.Kind, ["path"] = r.Path, ["T"] = r.T, ["pass"] = r.Pass, ["ms"] = r.Ms,

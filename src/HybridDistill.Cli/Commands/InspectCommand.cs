@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using Spectre.Console;
@@ -26,7 +27,7 @@ public sealed class InspectCommand : Command<InspectCommand.Settings>
         var report = ModelInspector.Inspect(settings.Directory);
         if (settings.Json)
         {
-            CliRunner.Stdout.WriteLine(report.ToJson().ToJsonString(JsonOptions.Indented));
+            CliRunner.Stdout.WriteLine(System.Text.Encoding.UTF8.GetString(ArtifactJson.Bytes(report.ToFile(), ArtifactJson.Types.ModelReportFile)));
             return 0;
         }
         var c = report.Config;

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
+using HybridDistill.Artifacts;
 using HybridDistill.Config;
 using HybridDistill.Models;
 using HybridDistill.Selection;
@@ -131,20 +132,22 @@ public sealed class ScoreCommand : Command<ScoreCommand.Settings>
         return 0;
     }
 
+    static string List(IReadOnlyList<int> layers) => "[" + string.Join(",", layers) + "]";
+
     /// <summary>Writes OUT/scores.json and its .png (a kl job with full_budget=true also scores-full.json) and shows the scores (stderr) or the JSON (stdout).</summary>
     static void WriteWithFull(LayerScores scores, string outDir, string plotBudget, bool json)
     {
         foreach (var written in ScoreRun.Write(scores, outDir, plotBudget))
         {
             Render(written.Scores, written.K, plotBudget);
-            if (written.Scores.Provenance["early_stopping"] is System.Text.Json.Nodes.JsonObject lockStep)
+            var stopping = written.Scores.Provenance.As(ArtifactJson.Types.KlStoppingView);
+            if (stopping.EarlyStopping is { } lockStep)
                 CliRunner.Stderr.MarkupLineInterpolated(
-                    $"[grey]early stopping for K={lockStep["stop_ks"]?.ToJsonString()}: {(lockStep["stopped_early"]?.GetValue<bool>() == true ? $"stopped at step {lockStep["stop_step"]}" : "did not stop")} ({lockStep["stopped_at_tokens"]} of {lockStep["budget_tokens"]} tokens per run); {lockStep["all_runs_tokens_used"]} of {lockStep["all_runs_tokens_budget"]} tokens counted (saved {lockStep["tokens_saved_fraction"]})[/]");
-            if (written.Scores.Provenance["early_stop_vs_full"]?["by_k"] is System.Text.Json.Nodes.JsonArray byK)
-                foreach (var c in byK)
-                    CliRunner.Stderr.MarkupLineInterpolated(
-                        $"[grey]K={c!["k"]}: early top-K {c["early_top_k"]?.ToJsonString()} at {c["stop_tokens"]} tokens vs full {c["full_top_k"]?.ToJsonString()} (same: {c["same"]}, saved {c["saved_fraction"]})[/]");
-            if (json && written.Scores == scores) CliRunner.Stdout.WriteLine(scores.ToJson().ToJsonString(JsonOptions.Indented));
+                    $"[grey]early stopping for K={List(lockStep.StopKs)}: {(lockStep.StoppedEarly ? $"stopped at step {lockStep.StopStep}" : "did not stop")} ({lockStep.StoppedAtTokens} of {lockStep.BudgetTokens} tokens per run); {lockStep.AllRunsTokensUsed} of {lockStep.AllRunsTokensBudget} tokens counted (saved {lockStep.TokensSavedFraction.ToString(CultureInfo.InvariantCulture)})[/]");
+            foreach (var c in stopping.EarlyStopVsFull?.ByK ?? [])
+                CliRunner.Stderr.MarkupLineInterpolated(
+                    $"[grey]K={c.K}: early top-K {List(c.EarlyTopK)} at {c.StopTokens} tokens vs full {List(c.FullTopK)} (same: {(c.Same ? "true" : "false")}, saved {c.SavedFraction.ToString(CultureInfo.InvariantCulture)})[/]");
+            if (json && written.Scores == scores) CliRunner.Stdout.WriteLine(scores.ToJsonText());
             CliRunner.Stderr.MarkupLineInterpolated($"[green]wrote[/] {written.JsonPath} and {Path.GetFileName(written.PngPath)}");
         }
     }

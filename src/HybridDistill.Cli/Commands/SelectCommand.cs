@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Config;
 using HybridDistill.Selection;
 using Spectre.Console;
@@ -76,7 +77,7 @@ public sealed class SelectCommand : Command<SelectCommand.Settings>
                 ["k"] = k,
                 ["source"] = source,
             };
-            foreach (var (key, value) in layout.ToJson()) json[key] = value?.DeepClone();
+            foreach (var (key, value) in ArtifactJson.ToNode(layout, ArtifactJson.Types.LayerLayout)) json[key] = value?.DeepClone();
             CliRunner.Stdout.WriteLine(json.ToJsonString(JsonOptions.Indented));
         }
         else CliRunner.Stdout.WriteLine(string.Join(",", layout.SoftmaxLayers));

@@ -27,6 +27,10 @@ namespace HybridDistill.Artifacts;
 [JsonSerializable(typeof(MachineLimits))]
 [JsonSerializable(typeof(LayerScoresFile))]
 [JsonSerializable(typeof(LayerResultFile))]
+[JsonSerializable(typeof(KlDetailView))]
+[JsonSerializable(typeof(KlJobView))]
+[JsonSerializable(typeof(LockStepView))]
+[JsonSerializable(typeof(KlStoppingView))]
 [JsonSerializable(typeof(KlCurves.StopRule))]
 [JsonSerializable(typeof(KlCurves.EarlyStopReport))]
 [JsonSerializable(typeof(RuleProvenance))]
@@ -169,7 +173,9 @@ internal static class ArtifactJson
 /// <summary>
 /// A part of an artifact whose schema is not the artifact's own: a recipe as its author wrote it (key order and number
 /// text kept), a settings tree that its owner reads by hand (<c>TrainConfig</c>, a model's config.json), the run record a
-/// caller hands the trainer. Written back as it came, indented with the file around it; equal when the JSON is.
+/// caller hands the trainer, a scoring method's provenance and per-layer details in scores.json (written from the
+/// method's record, read back through small typed views). Written back as it came, indented with the file around it;
+/// equal when the JSON is.
 /// </summary>
 [JsonConverter(typeof(OpaqueJsonConverter))]
 public sealed class OpaqueJson : IEquatable<OpaqueJson>
@@ -208,6 +214,75 @@ public sealed class OpaqueJson : IEquatable<OpaqueJson>
         var copy = ToObject();
         copy[key] ??= value;
         return new(copy);
+    }
+
+    /// <summary>
+    /// A JSON file read as it is written (comments and trailing commas allowed); a missing file, invalid JSON or
+    /// something other than an object is one <see cref="InputException"/> naming the file and <paramref name="what"/> ("recipe").
+    /// </summary>
+    public static OpaqueJson Load(string path, string what)
+    {
+        if (!File.Exists(path)) throw new InputException($"{path}: {what} not found.");
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions
+                { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}).", e); }
+        return node is JsonObject ? new(node) : throw new InputException($"{path}: a {what} is a JSON object.");
+    }
+
+    /// <summary>Whether this is an object with <paramref name="key"/> (whatever its value).</summary>
+    public bool Has(string key) => node is JsonObject o && o.ContainsKey(key);
+
+    /// <summary>The value at <paramref name="key"/> when this is an object holding an object there, else null.</summary>
+    public OpaqueJson? Part(string key) => node is JsonObject o && o[key] is JsonObject part ? new(part.DeepClone()) : null;
+
+    /// <summary>The text of the plain value (string, number, true/false) at <paramref name="key"/>; null when there is none.</summary>
+    public string? ValueText(string key) => node is JsonObject o && o[key] is JsonValue v ? v.ToString() : null;
+
+    /// <summary>This object with <paramref name="key"/> set to <paramref name="value"/> (in its place when the key exists, else last).</summary>
+    public OpaqueJson With<T>(string key, T? value, JsonTypeInfo<T> type)
+    {
+        var copy = ToObject();
+        copy[key] = JsonSerializer.SerializeToNode(value!, type);
+        return new(copy);
+    }
+
+    /// <summary>This object with <paramref name="key"/> set to <paramref name="value"/>'s JSON.</summary>
+    public OpaqueJson With(string key, OpaqueJson value)
+    {
+        var copy = ToObject();
+        copy[key] = value.node.DeepClone();
+        return new(copy);
+    }
+
+    /// <summary>This object without its own key <paramref name="key"/> (nested objects keep theirs).</summary>
+    public OpaqueJson Without(string key)
+    {
+        var copy = ToObject();
+        copy.Remove(key);
+        return new(copy);
+    }
+
+    /// <summary>This JSON with <paramref name="key"/> removed from every object in it, however deep (the "path" keys of a
+    /// provenance, to identify a job on any machine).</summary>
+    public OpaqueJson WithoutKey(string key)
+    {
+        var copy = node.DeepClone();
+        Remove(copy);
+        return new(copy);
+
+        void Remove(JsonNode? n)
+        {
+            if (n is JsonObject o)
+            {
+                o.Remove(key);
+                foreach (var (_, child) in o) Remove(child);
+            }
+            else if (n is JsonArray a) foreach (var child in a) Remove(child);
+        }
     }
 
     public bool Equals(OpaqueJson? other) => other is not null && JsonNode.DeepEquals(node, other.node);

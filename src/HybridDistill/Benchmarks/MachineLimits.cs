@@ -11,7 +11,6 @@
 using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.InteropServices;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 using HybridDistill.Modules;
@@ -23,9 +22,6 @@ namespace HybridDistill.Benchmarks;
 public sealed record MachineLimits(double SgemmPeakGflops, int SgemmSize,
     [property: JsonPropertyName("read_bandwidth_gbps")] double ReadBandwidthGBps, long ReadBytes, int Threads)
 {
-    /// <summary>As the bench outputs carry it: {"sgemm_peak_gflops", "sgemm_size", "read_bandwidth_gbps", "read_bytes", "threads"}.</summary>
-    public JsonObject ToJson() => ArtifactJson.ToNode(this, ArtifactJson.Types.MachineLimits);
-
     /// <summary>Time to read <paramref name="bytes"/> once at <see cref="ReadBandwidthGBps"/>, in milliseconds.</summary>
     public double ReadMs(double bytes) => bytes / (ReadBandwidthGBps * 1e9) * 1e3;
 

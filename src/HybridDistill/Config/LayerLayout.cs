@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using HybridDistill.Artifacts;
 
 namespace HybridDistill.Config;
@@ -47,8 +46,6 @@ public sealed record LayerLayout(IReadOnlyList<int> SoftmaxLayers, IReadOnlyList
             throw new InputException($"{path}: softmax_layers disagrees with layer_types.");
         return layout;
     }
-
-    public JsonObject ToJson() => ArtifactJson.ToNode(this, ArtifactJson.Types.LayerLayout);
 
     public void Save(string path) => ArtifactJson.Write(path, this, ArtifactJson.Types.LayerLayout);
 }

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 
@@ -49,16 +48,14 @@ public sealed record CorpusManifest
     /// <summary>True for a synthetic corpus: train.classes.bin / val.classes.bin hold each token's loss class.</summary>
     public bool LossClasses { get; init; }
     /// <summary>The recipe a synthetic corpus was generated from (null for tokenized text).</summary>
-    public JsonObject? Synthetic { get; init; }
+    public OpaqueJson? Synthetic { get; init; }
 
     /// <summary>manifest.json's content.</summary>
     public CorpusManifestFile ToFile() => new(Format, "uint32", "little",
         new TokenizerEntry(TokenizerKind, TokenizerModelDir, TokenizerVocabSize, BosId, EosId),
         Separator, DocumentSplit, Seed, ValFraction, MinValTokens, MaxTokenId, Train.Tokens + Val.Tokens, Train.Documents + Val.Documents,
         Train, Val, Sources, LossClasses ? new LossClassFiles(Data.LossClasses.TrainFile, Data.LossClasses.ValFile) : null,
-        (JsonObject?)Synthetic?.DeepClone());
-
-    public JsonObject ToJson() => ArtifactJson.ToNode(ToFile(), ArtifactJson.Types.CorpusManifestFile);
+        Synthetic);
 
     public static CorpusManifest Load(string dir)
     {
@@ -94,7 +91,7 @@ public sealed record CorpusManifestFile(
     long Tokens, long Documents, [property: JsonRequired] CorpusSplit Train, [property: JsonRequired] CorpusSplit Val,
     [property: JsonRequired] IReadOnlyList<CorpusSource> Sources,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] LossClassFiles? LossClasses,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JsonObject? Synthetic);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] OpaqueJson? Synthetic);
 
 public sealed record TokenizerEntry([property: JsonRequired] string Kind, [property: JsonRequired] string ModelDir,
     [property: JsonRequired] int VocabSize, int? BosId, int? EosId);

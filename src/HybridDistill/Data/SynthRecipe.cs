@@ -68,6 +68,9 @@ public sealed partial record SynthRecipe
     /// </summary>
     public static SynthRecipe Parse(string json, string baseDir, string source) => FromFile(ReadFile(json, source), baseDir, source);
 
+    /// <summary>A recipe from its JSON (a pretraining phase's merged corpus object), read as <see cref="Parse"/> reads its text.</summary>
+    public static SynthRecipe FromJson(OpaqueJson json, string baseDir, string source) => Parse(json.ToString(), baseDir, source);
+
     static SynthRecipeFile ReadFile(string json, string source)
     {
         var type = ArtifactJson.Types.SynthRecipeFile;

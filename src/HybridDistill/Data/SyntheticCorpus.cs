@@ -15,6 +15,7 @@
 // Same recipe, same bytes: all randomness comes from SplitMix64 streams of the recipe's seed.
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using HybridDistill.Artifacts;
 using HybridDistill.Evaluation;
 using HybridDistill.Tokenization;
 
@@ -71,7 +72,7 @@ public static class SyntheticCorpus
                 Sources = [new CorpusSource(recipe.Text, Convert.ToHexStringLower(SHA256.HashData(textBytes)), textBytes.Length,
                     generator.TrainDocumentCount + generator.HeldoutDocuments.Count, generator.TextTokenCount)],
                 LossClasses = true,
-                Synthetic = recipe.ToJson(),
+                Synthetic = OpaqueJson.Of(recipe.ToRecord(), ArtifactJson.Types.SynthRecipeRecord),
             };
             manifest.Save(tmp);
             if (Directory.Exists(outFull))

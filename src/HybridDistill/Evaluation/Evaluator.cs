@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using HybridDistill.Artifacts;
 using HybridDistill.Tokenization;
 
@@ -72,8 +71,6 @@ public sealed record EvalResult(
             Ppl?.WindowLength ?? Agree?.WindowLength ?? Options.Window, Options.Stride, recallSettings);
         return new EvalFile(Model, Name, Teacher, Options.Seed, settings, tasks);
     }
-
-    public JsonObject ToJson() => ArtifactJson.ToNode(ToFile(), ArtifactJson.Types.EvalFile);
 }
 
 /// <summary>Runs the requested tasks on one model (and its teacher for <c>agree</c>).</summary>

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
@@ -16,8 +15,6 @@ public sealed record ModelReport(
         Config.NumHiddenLayers, Config.LayerTypes, Config.HiddenSize, Config.IntermediateSize, Config.NumAttentionHeads,
         Config.NumKeyValueHeads, Config.HeadDim, Config.VocabSize, Config.MaxPositionEmbeddings, Config.TieWordEmbeddings,
         Parameters, new SortedDictionary<string, long>(ParametersByPart.ToDictionary()), StoredDtype, Tokenizer);
-
-    public JsonObject ToJson() => ArtifactJson.ToNode(ToFile(), ArtifactJson.Types.ModelReportFile);
 }
 
 /// <summary>

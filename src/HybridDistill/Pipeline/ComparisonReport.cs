@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using HybridDistill.Artifacts;
 using HybridDistill.Selection;
 
@@ -116,9 +114,8 @@ public static class ComparisonReport
             if (File.Exists(scoresFile))
             {
                 var scores = LayerScores.Load(scoresFile);
-                if (scores.Details?[0]?["lock_step"] is JsonObject lockStepJson)
+                if (scores.Details?[0]?.As(ArtifactJson.Types.LockStepView).LockStep is { } lockStep)
                 {
-                    var lockStep = lockStepJson.Deserialize(ArtifactJson.Types.LockStepRecord)!;
                     tokens = $"{lockStep.AllRunsTokensUsed:N0} of {lockStep.AllRunsTokensBudget:N0} (stopped at {lockStep.StoppedAtTokens:N0} per candidate)";
                 }
                 var fullFile = Path.Combine(dir, ComparisonMethods.KlFullScoresFile);
@@ -145,7 +142,7 @@ public static class ComparisonReport
 
     /// <summary>kl's early stopping against the full budget, as recorded in a scores file's provenance (null when absent).</summary>
     static KlCurves.EarlyStopReport? EarlyStopReport(LayerScores? scores) =>
-        scores?.Provenance["early_stop_vs_full"] is JsonObject report ? report.Deserialize(ArtifactJson.Types.EarlyStopReport) : null;
+        scores?.Provenance.As(ArtifactJson.Types.KlStoppingView).EarlyStopVsFull;
 
     static string MeanSd(IEnumerable<double?> values, string format = "F3")
     {
@@ -170,3 +167,6 @@ public static class ComparisonReport
     static string Times(double? x) => x is double v ? v.ToString("F2", CultureInfo.InvariantCulture) + "x" : "-";
     static string Percent(double? x) => x is double v ? (100 * v).ToString("F1", CultureInfo.InvariantCulture) + "%" : "-";
 }
+
+/// <summary>The part of a scores file's first layer detail the report reads: kl's lock-step record (other methods have none).</summary>
+public sealed record LockStepView(LockStepRecord? LockStep);

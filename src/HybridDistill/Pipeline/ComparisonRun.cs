@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
 using HybridDistill.Data;
@@ -242,7 +242,7 @@ public sealed class ComparisonSetup
     public required string TeacherPrint { get; init; }
     public required IReadOnlyList<string> Data { get; init; }
     public required string Recipe { get; init; }
-    public required JsonObject RecipeJson { get; init; }
+    public required OpaqueJson RecipeJson { get; init; }
     public required ComparisonSets Sets { get; init; }
     public required ModelConfig TeacherConfig { get; init; }
     public required IReadOnlyList<ComparisonBudget> Budgets { get; init; }
@@ -283,10 +283,10 @@ public sealed class ComparisonSetup
         foreach (var d in data)
             if (!File.Exists(d) && !Directory.Exists(d)) throw new InputException($"--data {d}: not found.");
         string recipe = Path.GetFullPath(o.Recipe ?? Path.Combine(root, "recipes", embedded ? "teacher.json" : "stories260K.json"));
-        var recipeJson = Training.Recipe.Load(recipe).Json;
+        var recipeJson = Training.Recipe.Load(recipe).Record;
         var sets = ComparisonSets.Split(o.Set);
-        var stage2 = TrainConfig.Resolve(Stage.Stage2, recipeJson["stage2"] as JsonObject, sets[Stage.Stage2], recipe + " [stage2]");
-        TrainConfig.Resolve(Stage.Stage1, recipeJson["stage1"] as JsonObject, sets[Stage.Stage1], recipe + " [stage1]");
+        var stage2 = TrainConfig.ResolveSection(Stage.Stage2, recipeJson, "stage2", sets[Stage.Stage2], recipe + " [stage2]");
+        TrainConfig.ResolveSection(Stage.Stage1, recipeJson, "stage1", sets[Stage.Stage1], recipe + " [stage1]");
         var teacherConfig = ModelConfig.Load(teacher);
         var budgets = ComparisonBudget.ParseList(o.Budgets, teacherConfig.NumHiddenLayers);
         var rowMethods = ComparisonMethods.Expand(o.Methods);
@@ -350,13 +350,13 @@ public sealed class ComparisonSetup
 
     static bool Trains(ScoringJob job) => job.Method is "kl" or "removal";
 
-    string Section(string name) => RecipeJson[name]?.ToJsonString() ?? "{}";
+    string Section(string name) => RecipeJson.Part(name)?.ToString() ?? "{}";
 
     /// <summary>True for a synthetic corpus recipe (a JSON object with "mix"), as --data may name one.</summary>
     public static bool IsCorpusRecipe(string path)
     {
         if (!path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || !File.Exists(path)) return false;
-        try { return SynthRecipe.LoadObject(Path.GetFullPath(path)).ContainsKey("mix"); }
+        try { return OpaqueJson.Load(Path.GetFullPath(path), "recipe").Has("mix"); }
         catch (InputException) { return false; }
     }
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 using HybridDistill.Benchmarks;
@@ -61,8 +60,6 @@ public sealed record ComparisonPlan(
         Budgets.Select(b => new BudgetEntry(b.Label, b.K)).ToArray(),
         Selections.Select(s => new SelectionEntry(s.Method, s.Budget.Label, s.Budget.K, s.SoftmaxLayers)).ToArray(),
         Models().Select(m => new PlannedModel(m.Model, m.Seed, m.Layers)).ToArray());
-
-    public JsonObject ToJson() => ArtifactJson.ToNode(ToFile(), ArtifactJson.Types.ComparisonPlanFile);
 
     /// <summary>Writes selection.json (atomically).</summary>
     public void Save(string path) => ArtifactJson.Write(path, ToFile(), ArtifactJson.Types.ComparisonPlanFile);
@@ -159,8 +156,6 @@ public sealed record ComparisonSummary(string Teacher, string Data, string Recip
         }
         return (figures, context);
     }
-
-    public JsonObject ToJson() => ArtifactJson.ToNode(this, ArtifactJson.Types.ComparisonSummary);
 
     /// <summary>Writes summary.json (atomically).</summary>
     public void Save(string path) => ArtifactJson.Write(path, this, ArtifactJson.Types.ComparisonSummary);

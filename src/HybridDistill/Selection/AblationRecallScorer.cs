@@ -8,7 +8,6 @@
 //   measure=logprob:            LP(A) = mean log p(correct value | prompt; A ablated) on ~50-line prompts (the
 //                               earlier log-probability variant); score(l) = LP({}) - LP({l})
 // Ties rank the lower layer first.
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
@@ -82,7 +81,7 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
             pairs = pairCount;
             promptLength = items[0].Length;
         }
-        var provenance = ArtifactJson.ToNode(new RecallAblationProvenance(context.TeacherFingerprint(), Task, measure, pairs, promptLength, lengthFrom,
+        var provenance = OpaqueJson.Of(new RecallAblationProvenance(context.TeacherFingerprint(), Task, measure, pairs, promptLength, lengthFrom,
             items.Count, items.Sum(i => i.Answers.Count), seed, context.ResolvedSettings(),
             "attention output zeroed (residual skips it), one layer at a time"), ArtifactJson.Types.RecallAblationProvenance);
         var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);      // CausalLMLogits brings logits back to the CPU
@@ -96,7 +95,7 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
         int length;
         if (context.Set.ContainsKey("seq_len")) length = context.SettingInt("seq_len", min: 1);
         else if (context.RecipePath is not null)
-            length = TrainConfig.Resolve(Stage.Stage2, Recipe.Load(context.RequireRecipe()).Json["stage2"] as JsonObject, [], "recipe [stage2]").SeqLen;
+            length = TrainConfig.ResolveSection(Stage.Stage2, Recipe.Load(context.RequireRecipe()).Record, "stage2", [], "recipe [stage2]").SeqLen;
         else length = maxPositions;
         if (length > maxPositions)
             throw new InputException($"--method ar: prompts of {length} tokens exceed the teacher's context of {maxPositions}; set --set seq_len={maxPositions} or lower.");
@@ -113,12 +112,12 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
 
     static double[] Interval((double Lo, double Hi) i) => [Math.Round(i.Lo, 6), Math.Round(i.Hi, 6)];
 
-    sealed class ArRun(HybridCausalLM teacher, IReadOnlyList<RecallItem> items, int batch, bool accuracy, JsonObject provenance) : IPerLayerRun
+    sealed class ArRun(HybridCausalLM teacher, IReadOnlyList<RecallItem> items, int batch, bool accuracy, OpaqueJson provenance) : IPerLayerRun
     {
         private (double LogProb, Proportion Accuracy)? baseline;
 
         public int NumLayers => teacher.Config.NumHiddenLayers;
-        public JsonObject Provenance => provenance;
+        public OpaqueJson Provenance => provenance;
 
         public LayerResult ScoreLayer(int layer)
         {
@@ -130,7 +129,7 @@ public sealed class AblationRecallScorer(bool multihop) : PerLayerScorer
             var metrics = new RecallAblationMetrics(acc.Accuracy, Interval(acc.Wilson), acc.Correct, acc.Count,
                 baseAccuracy.Accuracy, Interval(baseAccuracy.Wilson), baseAccuracy.Correct, accuracyDrop, Interval(dropInterval), dropInterval.Lo > 0,
                 logProb, baseLogProb, baseLogProb - logProb);
-            return new LayerResult(layer, accuracy ? accuracyDrop : baseLogProb - logProb, ArtifactJson.ToNode(metrics, ArtifactJson.Types.RecallAblationMetrics));
+            return new LayerResult(layer, accuracy ? accuracyDrop : baseLogProb - logProb, OpaqueJson.Of(metrics, ArtifactJson.Types.RecallAblationMetrics));
         }
 
         public void Dispose() => teacher.Dispose();

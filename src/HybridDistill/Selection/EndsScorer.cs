@@ -15,7 +15,7 @@ public sealed class EndsScorer : ILayerScorer
         int numLayers = context.TeacherConfig().NumHiddenLayers;
         return Build(numLayers) with
         {
-            Provenance = ArtifactJson.ToNode(new RuleProvenance(context.TeacherFingerprint(), null, "0, L-1, 1, L-2, ..."), ArtifactJson.Types.RuleProvenance),
+            Provenance = OpaqueJson.Of(new RuleProvenance(context.TeacherFingerprint(), null, "0, L-1, 1, L-2, ..."), ArtifactJson.Types.RuleProvenance),
         };
     }
 

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 
@@ -79,8 +78,6 @@ public static class KlCurves
     /// <summary>The stopping rule's settings (kl's min_fraction, stable_window, margin_z, last_n).</summary>
     public sealed record StopRule(double MinFraction = 0.3, [property: JsonPropertyName("stable_window")] int Window = 3, double MarginZ = 2.0, int LastN = 3)
     {
-        /// <summary><c>{"min_fraction", "stable_window", "margin_z", "last_n"}</c></summary>
-        public JsonObject ToJson() => ArtifactJson.ToNode(this, ArtifactJson.Types.StopRule);
     }
 
     /// <summary>
@@ -159,14 +156,14 @@ public static class KlCurves
         return result;
     }
 
-    /// <summary><see cref="Compare"/> as JSON, with the rule and the point where the K of <paramref name="ks"/> all stop.</summary>
-    public static JsonObject? CompareReport(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, StopRule rule, IReadOnlyList<int> ks, long? fullTokens = null)
+    /// <summary><see cref="Compare"/> as reported, with the rule and the point where the K of <paramref name="ks"/> all stop; null for fewer than two curves.</summary>
+    public static EarlyStopReport? CompareReport(IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>> curves, StopRule rule, IReadOnlyList<int> ks, long? fullTokens = null)
     {
         if (curves.Count < 2) return null;
         long full = fullTokens ?? curves.Values.Min(c => c.Count == 0 ? 0 : c[^1].Tokens);
         var all = StopPoint(curves, ks, full, rule);
         long allTokens = all is int p ? curves.Values.First()[p - 1].Tokens : full;
-        return ArtifactJson.ToNode(new EarlyStopReport(rule, full, ks, allTokens, full > 0 ? Math.Round(1 - (double)allTokens / full, 4) : 0,
-            Compare(curves, rule, full).Select(c => c.ToEntry()).ToArray()), ArtifactJson.Types.EarlyStopReport);
+        return new EarlyStopReport(rule, full, ks, allTokens, full > 0 ? Math.Round(1 - (double)allTokens / full, 4) : 0,
+            Compare(curves, rule, full).Select(c => c.ToEntry()).ToArray());
     }
 }

@@ -12,7 +12,6 @@
 // is scored from the curves cut at the stop point (method "kl"), scores-full.json from the whole curves ("kl-full").
 using System.Security.Cryptography;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 using HybridDistill.Attention;
@@ -67,22 +66,18 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             throw new InputException($"--method {Name} trains on --data: pass a token directory made by hybrid tokenize (not a text file).");
 
         // The score section: the recipe given, else the one stored in the stage-1 run.
-        JsonObject recipe = context.RecipePath is not null
-            ? Recipe.Load(context.RequireRecipe()).Json
+        OpaqueJson recipe = context.RecipePath is not null
+            ? Recipe.Load(context.RequireRecipe()).Record
             : StoredRecipe(stage1Dir);
-        var scoreSection = recipe["score"] as JsonObject ?? new JsonObject();
-        var trainSection = recipe["stage2"] is JsonObject s2 ? (JsonObject)s2.DeepClone() : new JsonObject();
-        foreach (var (key, value) in scoreSection)
-            if (!MethodKeys.Contains(key)) trainSection[key] = value?.DeepClone();
-        trainSection.Remove("softmax_layers");
+        var scoreSection = recipe.Part("score") ?? OpaqueJson.EmptyObject;
         var overrides = context.Set.Where(p => !MethodKeys.Contains(p.Key)).Select(p => $"{p.Key}={p.Value}").ToList();
-        var baseConfig = TrainConfig.Resolve(Stage.Stage2, trainSection, overrides, "recipe [score]");
+        var baseConfig = TrainConfig.ResolveScoring(recipe, MethodKeys, overrides, "recipe [score]");
         long budget = context.BudgetTokensOr(baseConfig.TrainTokens);
         long seed = context.UseSeed();
         var config = baseConfig with { TrainTokens = budget, Seed = seed, CheckpointEvery = int.MaxValue, KeepCheckpoints = 1 };
 
         string Method(string key) => context.Set.TryGetValue(key, out var v) ? v
-            : scoreSection[key] is JsonValue j ? j.ToString() : context.Setting(key);
+            : scoreSection.ValueText(key) ?? context.Setting(key);
         var teacherConfig = context.TeacherConfig();
         int numLayers = teacherConfig.NumHiddenLayers;
         var settings = KlSettings.Parse(Method, numLayers);
@@ -94,9 +89,9 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         try { data.CheckFits(teacherConfig.VocabSize, config.SeqLen, teacherDir); }
         catch { data.Dispose(); throw; }
 
-        var provenance = ArtifactJson.ToNode(new KlProvenance(context.TeacherFingerprint(), ModelFingerprint.Of(stage1Dir),
+        var provenance = OpaqueJson.Of(new KlProvenance(context.TeacherFingerprint(), ModelFingerprint.Of(stage1Dir),
             new TokenDataDescription("tokens", data.Directory, data.Manifest.Sources.Select(src => src.Sha256).ToArray(), data.Manifest.Train.Tokens, data.Manifest.Val.Tokens),
-            budget, seed, config.ToJson(Stage.Stage2),
+            budget, seed, config.ToRecord(Stage.Stage2),
             settings.ToRecord(),
             Removal ? "teacher with layer l linear (stage-1 weights)" : "stage-1 weights with teacher softmax at layer l"), ArtifactJson.Types.KlProvenance);
         string runKey = LayerResultStore.RunKey(provenance);
@@ -114,11 +109,10 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     }
 
     /// <summary>The stopping rule and its K recorded in a kl job's provenance; null for other jobs.</summary>
-    public static (KlCurves.StopRule Rule, int[] Ks, bool FullBudget)? RuleOf(JsonObject provenance)
+    public static (KlCurves.StopRule Rule, int[] Ks, bool FullBudget)? RuleOf(OpaqueJson provenance)
     {
-        if (provenance["method"] is not JsonObject m || m["min_fraction"] is null || m["stop_ks"] is not JsonArray) return null;
-        var s = JsonSerializer.Deserialize(m, ArtifactJson.Types.KlMethodSettings)!;
-        return (new KlCurves.StopRule(s.MinFraction, s.StableWindow, s.MarginZ, s.LastN), s.StopKs.ToArray(), s.FullBudget);
+        if (provenance.As(ArtifactJson.Types.KlJobView).Method is not { MinFraction: double minFraction, StopKs: { } stopKs } s) return null;
+        return (new KlCurves.StopRule(minFraction, s.StableWindow, s.MarginZ, s.LastN), stopKs.ToArray(), s.FullBudget);
     }
 
     /// <summary>
@@ -132,18 +126,18 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
         var curves = early.Curves;
         int lastN = RuleOf(early.Provenance)!.Value.Rule.LastN;
         var scores = Enumerable.Range(0, early.NumLayers).Select(l => KlCurves.LateMeanScore(curves[l], lastN)).ToArray();
-        var details = Enumerable.Range(0, early.NumLayers).Select(l => (JsonObject?)ArtifactJson.ToNode(
+        var details = Enumerable.Range(0, early.NumLayers).Select(l => (OpaqueJson?)OpaqueJson.Of(
             new FullBudgetDetail(-scores[l], curves[l][^1].Kl, curves[l][^1].Tokens), ArtifactJson.Types.FullBudgetDetail)).ToArray();
-        var provenance = (JsonObject)early.Provenance.DeepClone();
-        provenance["scored_from"] = "the whole curves of the kl job (full budget); scores.json holds the early-stopped scores";
+        var provenance = early.Provenance.With("scored_from",
+            "the whole curves of the kl job (full budget); scores.json holds the early-stopped scores", ArtifactJson.Types.String);
         return LayerScores.FromScores(FullMethod, scores, provenance) with { Details = details, Curves = curves };
     }
 
-    static JsonObject StoredRecipe(string stage1Dir)
+    static OpaqueJson StoredRecipe(string stage1Dir)
     {
         var path = Path.Combine(stage1Dir, DistillRun.RunConfigFile);
-        if (!File.Exists(path)) return new JsonObject();
-        try { return JsonSerializer.Deserialize(File.ReadAllText(path), ArtifactJson.Types.StoredRunRecipe)?.Recipe ?? new JsonObject(); }
+        if (!File.Exists(path)) return OpaqueJson.EmptyObject;
+        try { return JsonSerializer.Deserialize(File.ReadAllText(path), ArtifactJson.Types.StoredRunRecipe)?.Recipe ?? OpaqueJson.EmptyObject; }
         catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}); pass --recipe FILE instead.", e); }
     }
 
@@ -171,13 +165,13 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
     }
 
     sealed class KlRun(KlScorer scorer, HybridCausalLM teacher, string teacherDir, string stage1Dir, ModelConfig stage1Config, TokenDataset data,
-        TrainConfig config, JsonObject provenance, string runKey, string root, bool ownsRoot, KlCurves.StopRule rule, int[] stopKs, bool fullBudget, KlCurve curve,
+        TrainConfig config, OpaqueJson provenance, string runKey, string root, bool ownsRoot, KlCurves.StopRule rule, int[] stopKs, bool fullBudget, KlCurve curve,
         IReadOnlyList<int>? lockStepLayers, ScoringContext context, string teacherKey) : IPerLayerRun
     {
         private Dictionary<int, LayerResult>? lockStepResults;
 
         public int NumLayers => teacher.Config.NumHiddenLayers;
-        public JsonObject Provenance => provenance;
+        public OpaqueJson Provenance => provenance;
 
         public LayerResult ScoreLayer(int layer)
         {
@@ -198,7 +192,7 @@ public sealed class KlScorer(bool removal = false) : PerLayerScorer
             double late = -KlCurves.LateMeanScore(scored, rule.LastN);
             var metrics = new KlLayerMetrics(late, scored[^1].Kl, scored[0].Kl, tokens, config.TotalSteps * config.TokensPerStep, earlyStopped,
                 kept.Count > scored.Count ? -KlCurves.LateMeanScore(kept, rule.LastN) : null, lockStep);
-            return new LayerResult(layer, scorer.Removal ? late : -late, ArtifactJson.ToNode(metrics, ArtifactJson.Types.KlLayerMetrics), kept.ToArray());
+            return new LayerResult(layer, scorer.Removal ? late : -late, OpaqueJson.Of(metrics, ArtifactJson.Types.KlLayerMetrics), kept.ToArray());
         }
 
         string RunDir(int layer) => Path.Combine(root, $"layer-{layer}");
@@ -342,7 +336,13 @@ public sealed record KlMethodSettings(int LastN, string Curve, string EarlyStop,
 
 /// <summary>kl's provenance (also what its run_key hashes, paths left out): teacher, stage 1, data, budget, seed, the resolved stage-2 config, the method's settings.</summary>
 public sealed record KlProvenance(ModelFingerprint Teacher, ModelFingerprint Stage1, TokenDataDescription Data, long BudgetTokens, long Seed,
-    JsonObject TrainConfig, KlMethodSettings Method, string Student);
+    OpaqueJson TrainConfig, KlMethodSettings Method, string Student);
+
+/// <summary>The part of a scoring job's provenance that tells a kl job's stopping rule: provenance.method (other methods have none).</summary>
+public sealed record KlJobView(KlMethodView? Method);
+
+/// <summary>provenance.method as <see cref="KlScorer.RuleOf"/> reads it: without min_fraction or stop_ks it records no stopping rule.</summary>
+public sealed record KlMethodView(double? MinFraction, int StableWindow, double MarginZ, int LastN, IReadOnlyList<int>? StopKs, bool FullBudget);
 
 /// <summary>kl's measurement of one candidate (late_kl: mean KL of the last points scored; full_late_kl: of the whole curve when it ran past the stop).</summary>
 public sealed record KlLayerMetrics(double LateKl, double FinalKl, double FirstKl, long TokensUsed, long BudgetTokens, bool EarlyStopped,
@@ -355,6 +355,9 @@ public sealed record LockStepRecord(int LockStepRounds, IReadOnlyList<int> StopK
 
 public sealed record LockStepRound(int Round, long Tokens, IReadOnlyDictionary<int, IReadOnlyList<int>> TopK, IReadOnlyDictionary<int, bool> Stops);
 
+/// <summary>The parts of a kl scores file's provenance that tell how its runs stopped: the lock-step record (without its rounds) and early stopping against the full budget.</summary>
+public sealed record KlStoppingView(LockStepRecord? EarlyStopping, KlCurves.EarlyStopReport? EarlyStopVsFull);
+
 /// <summary>kl-full's per-layer detail: scored from the whole curve.</summary>
 public sealed record FullBudgetDetail(double LateKl, double FinalKl, long TokensUsed);
 
@@ -365,7 +368,7 @@ public sealed record KlRunConfig(string? Teacher, int Layer, string RunKey);
 public sealed record KlCurveLine(long? Tokens, double? Kl, double? ValKl);
 
 /// <summary>The part of a stage-1 run's run_config.json kl reads: the recipe it ran with (a settings tree for <see cref="TrainConfig"/>).</summary>
-public sealed record StoredRunRecipe(JsonObject? Recipe);
+public sealed record StoredRunRecipe(OpaqueJson? Recipe);
 
 /// <summary>Which logged KL a kl scoring run is scored from: the training KL of every log line ("train", "kl") or the
 /// validation KL of evaluation lines ("val", "val_kl").</summary>

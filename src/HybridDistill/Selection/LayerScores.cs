@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 
@@ -30,20 +29,20 @@ public sealed record LayerScores
     /// <summary>K -> the softmax layers for that K, when a method's choices are not the top-K of one ranking (uniform).</summary>
     public IReadOnlyDictionary<int, IReadOnlyList<int>>? Layouts { get; init; }
     /// <summary>Per-layer measurements behind the score (index = layer); null entries for layers with none.</summary>
-    public IReadOnlyList<JsonObject?>? Details { get; init; }
+    public IReadOnlyList<OpaqueJson?>? Details { get; init; }
     /// <summary>Per-layer loss curves (layer -> points), for methods that train per candidate.</summary>
     public IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>>? Curves { get; init; }
-    public JsonObject Provenance { get; init; } = new();
+    public OpaqueJson Provenance { get; init; } = OpaqueJson.EmptyObject;
 
     /// <summary>Scores and ranking from per-layer scores: descending score, ties to the lower layer index.</summary>
-    public static LayerScores FromScores(string method, IReadOnlyList<double> scores, JsonObject? provenance = null)
+    public static LayerScores FromScores(string method, IReadOnlyList<double> scores, OpaqueJson? provenance = null)
     {
         if (scores.Count == 0) throw new ArgumentException("no layers to score", nameof(scores));
         if (scores.Any(double.IsNaN)) throw new InputException($"method {method} produced a NaN score: check the data and the teacher.");
         return new LayerScores
         {
             Method = method, NumLayers = scores.Count, Scores = scores.ToArray(), Ranking = RankingOf(scores),
-            Provenance = provenance ?? new JsonObject(),
+            Provenance = provenance ?? OpaqueJson.EmptyObject,
         };
     }
 
@@ -56,11 +55,12 @@ public sealed record LayerScores
     /// <summary>scores.json's content; the optional parts are left out when null.</summary>
     public LayerScoresFile ToFile() => new(Method, NumLayers, Scores, Ranking,
         Layouts is null ? null : new SortedDictionary<int, IReadOnlyList<int>>(Layouts.ToDictionary()),
-        Details?.Select(d => (JsonObject?)d?.DeepClone()).ToArray(),
+        Details?.ToArray(),
         Curves is null ? null : new SortedDictionary<int, IReadOnlyList<CurvePoint>>(Curves.ToDictionary()),
-        (JsonObject)Provenance.DeepClone());
+        Provenance);
 
-    public JsonObject ToJson() => ArtifactJson.ToNode(ToFile(), ArtifactJson.Types.LayerScoresFile);
+    /// <summary>scores.json's text, as <see cref="Save"/> writes it (the CLI's --json).</summary>
+    public string ToJsonText() => System.Text.Encoding.UTF8.GetString(ArtifactJson.Bytes(ToFile(), ArtifactJson.Types.LayerScoresFile));
 
     /// <summary>Writes the file atomically (PATH.tmp then rename).</summary>
     public void Save(string path) => ArtifactJson.Write(path, ToFile(), ArtifactJson.Types.LayerScoresFile);
@@ -102,19 +102,19 @@ public sealed record LayerScores
         return new LayerScores
         {
             Method = file.Method, NumLayers = numLayers, Scores = file.Scores.ToArray(), Ranking = ranking.ToArray(), Layouts = layouts,
-            Details = file.Details?.ToList(), Curves = file.Curves?.ToDictionary(), Provenance = file.Provenance ?? new JsonObject(),
+            Details = file.Details?.ToList(), Curves = file.Curves?.ToDictionary(), Provenance = file.Provenance ?? OpaqueJson.EmptyObject,
         };
     }
 }
 
 /// <summary>
 /// scores.json as stored (see <see cref="LayerScores"/>). details and provenance are each method's own measurements
-/// and inputs, kept as JSON objects.
+/// and inputs (its records, e.g. <see cref="KlLayerMetrics"/>, <see cref="KlProvenance"/>), carried as written.
 /// </summary>
 public sealed record LayerScoresFile(
     [property: JsonRequired] string Method, [property: JsonRequired] int NumLayers,
     [property: JsonRequired] IReadOnlyList<double> Scores, [property: JsonRequired] IReadOnlyList<int> Ranking,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<int, IReadOnlyList<int>>? Layouts,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<JsonObject?>? Details,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<OpaqueJson?>? Details,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<int, IReadOnlyList<CurvePoint>>? Curves,
-    JsonObject? Provenance);
+    OpaqueJson? Provenance);

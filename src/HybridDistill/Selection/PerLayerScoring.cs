@@ -1,14 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 
 namespace HybridDistill.Selection;
 
 /// <summary>One layer's measurement: its score (higher = keep softmax), what it was computed from, and an optional loss curve.</summary>
-public sealed record LayerResult(int Layer, double Score, JsonObject Metrics, IReadOnlyList<CurvePoint>? Curve = null);
+public sealed record LayerResult(int Layer, double Score, OpaqueJson Metrics, IReadOnlyList<CurvePoint>? Curve = null);
 
 /// <summary>
 /// What the per-layer runs of one scoring job share (the loaded teacher, the data, a baseline measurement).
@@ -19,7 +18,7 @@ public interface IPerLayerRun : IDisposable
 {
     int NumLayers { get; }
     /// <summary>Identifies the job (teacher, data, settings, seed, budget); results from another job are never mixed in.</summary>
-    JsonObject Provenance { get; }
+    OpaqueJson Provenance { get; }
     LayerResult ScoreLayer(int layer);
 }
 
@@ -104,27 +103,13 @@ public sealed class LayerResultStore(string outDir)
     public string PathOf(int layer) => Path.Combine(LayersDir, $"layer-{layer}.json");
 
     /// <summary>sha256 of the provenance without file locations, so a moved teacher or data file still resumes.</summary>
-    public static string RunKey(JsonObject provenance)
-    {
-        var copy = (JsonObject)provenance.DeepClone();
-        StripPaths(copy);
-        return Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(copy.ToJsonString())))[..16];
-    }
+    public static string RunKey(OpaqueJson provenance) =>
+        Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(provenance.WithoutKey("path").ToString())))[..16];
 
-    static void StripPaths(JsonNode? node)
+    public void Write(LayerResult result, string method, int numLayers, OpaqueJson provenance, string runKey, double seconds)
     {
-        if (node is JsonObject o)
-        {
-            o.Remove("path");
-            foreach (var (_, child) in o) StripPaths(child);
-        }
-        else if (node is JsonArray a) foreach (var child in a) StripPaths(child);
-    }
-
-    public void Write(LayerResult result, string method, int numLayers, JsonObject provenance, string runKey, double seconds)
-    {
-        var file = new LayerResultFile(method, numLayers, result.Layer, result.Score, (JsonObject)result.Metrics.DeepClone(), result.Curve,
-            Math.Round(seconds, 3), runKey, (JsonObject)provenance.DeepClone());
+        var file = new LayerResultFile(method, numLayers, result.Layer, result.Score, result.Metrics, result.Curve,
+            Math.Round(seconds, 3), runKey, provenance);
         ArtifactJson.Write(PathOf(result.Layer), file, ArtifactJson.Types.LayerResultFile);
     }
 
@@ -171,48 +156,42 @@ public sealed class LayerResultStore(string outDir)
     }
 
     /// <summary>Scores, ranking, details (metrics + seconds) and curves from every layer's result, in layer order.</summary>
-    public static LayerScores Combine(string method, IReadOnlyList<(LayerResult Result, double Seconds)> layers, JsonObject provenance, string runKey)
+    public static LayerScores Combine(string method, IReadOnlyList<(LayerResult Result, double Seconds)> layers, OpaqueJson provenance, string runKey)
     {
         var scores = LayerScores.FromScores(method, layers.Select(l => l.Result.Score).ToArray());
-        var details = layers.Select(l =>
-        {
-            var d = (JsonObject)l.Result.Metrics.DeepClone();
-            d["seconds"] = Math.Round(l.Seconds, 3);
-            return (JsonObject?)d;
-        }).ToArray();
+        var details = layers.Select(l => (OpaqueJson?)l.Result.Metrics.With("seconds", Math.Round(l.Seconds, 3), ArtifactJson.Types.Double)).ToArray();
         var curves = layers.Where(l => l.Result.Curve is not null).ToDictionary(l => l.Result.Layer, l => l.Result.Curve!);
-        var prov = (JsonObject)provenance.DeepClone();
-        prov["run_key"] = runKey;
+        var prov = provenance.With("run_key", runKey, ArtifactJson.Types.String);
         // kl: the stopping record (lock-step runs), and early stopping against the full budget for every K when
         // the curves reach it (full_budget=true, or early_stop=off)
-        if (details[0]?["lock_step"] is JsonObject lockStep)
-        {
-            var record = (JsonObject)lockStep.DeepClone();
-            record.Remove("rounds");
-            prov["early_stopping"] = record;
-        }
+        var first = details[0]!.As(ArtifactJson.Types.KlDetailView);
+        if (first.LockStep is { } lockStep)
+            prov = prov.With("early_stopping", lockStep.Without("rounds"));
         if (method == "kl" && curves.Count == layers.Count && KlScorer.RuleOf(provenance) is { } stop
-            && details[0]?["budget_tokens"] is JsonValue b && curves.Values.All(c => c.Count > 0 && c[^1].Tokens >= (long)b))
-            prov["early_stop_vs_full"] = KlCurves.CompareReport(curves, stop.Rule, stop.Ks, (long)b);
+            && first.BudgetTokens is long b && curves.Values.All(c => c.Count > 0 && c[^1].Tokens >= b))
+            prov = prov.With("early_stop_vs_full", KlCurves.CompareReport(curves, stop.Rule, stop.Ks, b), ArtifactJson.Types.EarlyStopReport);
         return scores with { Details = details, Curves = curves.Count > 0 ? curves : null, Provenance = prov };
     }
 
     static string Describe(LayerFile f) => $"{f.Method}, {f.NumLayers} layers, run_key {f.RunKey}";
 
-    sealed record LayerFile(string Path, string Method, int NumLayers, string RunKey, LayerResult Result, double Seconds, JsonObject Provenance);
+    sealed record LayerFile(string Path, string Method, int NumLayers, string RunKey, LayerResult Result, double Seconds, OpaqueJson Provenance);
 
     static LayerFile ReadFile(string path)
     {
         var file = ArtifactJson.Read(path, ArtifactJson.Types.LayerResultFile,
             "a layer result (needs method, num_layers, layer, score, run_key)", "delete it to score that layer again");
-        var result = new LayerResult(file.Layer, file.Score, file.Metrics ?? new JsonObject(), file.Curve);
-        return new LayerFile(path, file.Method, file.NumLayers, file.RunKey, result, file.Seconds, file.Provenance ?? new JsonObject());
+        var result = new LayerResult(file.Layer, file.Score, file.Metrics ?? OpaqueJson.EmptyObject, file.Curve);
+        return new LayerFile(path, file.Method, file.NumLayers, file.RunKey, result, file.Seconds, file.Provenance ?? OpaqueJson.EmptyObject);
     }
 }
 
 /// <summary>OUT/layers/layer-{l}.json: one layer's result of a per-layer scoring job (curve left out when there is none).</summary>
 public sealed record LayerResultFile(
     [property: JsonRequired] string Method, [property: JsonRequired] int NumLayers, [property: JsonRequired] int Layer,
-    [property: JsonRequired] double Score, JsonObject? Metrics,
+    [property: JsonRequired] double Score, OpaqueJson? Metrics,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<CurvePoint>? Curve,
-    double Seconds, [property: JsonRequired] string RunKey, JsonObject? Provenance);
+    double Seconds, [property: JsonRequired] string RunKey, OpaqueJson? Provenance);
+
+/// <summary>The parts of a layer's details that merging reads (kl's): the lock-step record and the budget per run.</summary>
+public sealed record KlDetailView(long? BudgetTokens, OpaqueJson? LockStep);

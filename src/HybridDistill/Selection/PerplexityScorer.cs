@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
@@ -36,25 +35,25 @@ public sealed class PerplexityScorer : PerLayerScorer
         if (window > config.MaxPositionEmbeddings)
             throw new InputException($"--set window={window} exceeds the teacher's context ({config.MaxPositionEmbeddings}); pick a window up to {config.MaxPositionEmbeddings}.");
         var windows = source.Open(teacherDir, window, budget);
-        var provenance = ArtifactJson.ToNode(new AblationProvenance(context.TeacherFingerprint(), windows.Describe(), budget, context.ResolvedSettings(),
+        var provenance = OpaqueJson.Of(new AblationProvenance(context.TeacherFingerprint(), windows.Describe(), budget, context.ResolvedSettings(),
             "attention output zeroed (residual skips it), one layer at a time"), ArtifactJson.Types.AblationProvenance);
         var teacher = HfCheckpoint.Load(teacherDir, context.Device.Torch);
         return new PplRun(teacher, windows, batch, provenance, context);
     }
 
-    sealed class PplRun(HybridCausalLM teacher, ITokenWindows windows, int batch, JsonObject provenance, ScoringContext context) : IPerLayerRun
+    sealed class PplRun(HybridCausalLM teacher, ITokenWindows windows, int batch, OpaqueJson provenance, ScoringContext context) : IPerLayerRun
     {
         private double? baseline;
 
         public int NumLayers => teacher.Config.NumHiddenLayers;
-        public JsonObject Provenance => provenance;
+        public OpaqueJson Provenance => provenance;
 
         public LayerResult ScoreLayer(int layer)
         {
             baseline ??= MeanNll(teacher, windows, null, batch, context.Cancellation);
             double nll = MeanNll(teacher, windows, new HashSet<int> { layer }, batch, context.Cancellation);
             var metrics = new PplLayerMetrics(nll, Math.Exp(nll), baseline.Value, Math.Exp(baseline.Value), (long)windows.Count * (windows.Length - 1));
-            return new LayerResult(layer, nll - baseline.Value, ArtifactJson.ToNode(metrics, ArtifactJson.Types.PplLayerMetrics));
+            return new LayerResult(layer, nll - baseline.Value, OpaqueJson.Of(metrics, ArtifactJson.Types.PplLayerMetrics));
         }
 
         public void Dispose() => teacher.Dispose();

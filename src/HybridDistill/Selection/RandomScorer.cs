@@ -20,7 +20,7 @@ public sealed class RandomScorer : ILayerScorer
         int numLayers = context.TeacherConfig().NumHiddenLayers;
         return Build(numLayers, seed) with
         {
-            Provenance = ArtifactJson.ToNode(new RuleProvenance(context.TeacherFingerprint(), seed, "Fisher-Yates with SplitMix64(seed)"), ArtifactJson.Types.RuleProvenance),
+            Provenance = OpaqueJson.Of(new RuleProvenance(context.TeacherFingerprint(), seed, "Fisher-Yates with SplitMix64(seed)"), ArtifactJson.Types.RuleProvenance),
         };
     }
 

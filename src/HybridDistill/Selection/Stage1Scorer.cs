@@ -3,7 +3,6 @@
 //   err_l = mean over tokens of ||o_teacher_l - Attn_student_l(n_l)||_2 / sqrt(d_model)      (Stage1Alignment)
 //   score(l) = err_l   (a layer the linear attention imitates worst is the one to keep softmax);
 // a layer that is already softmax in the stage-1 student scores 0 (it is the teacher's attention).
-using System.Text.Json.Nodes;
 using HybridDistill.Artifacts;
 using HybridDistill.Checkpoints;
 using HybridDistill.Config;
@@ -61,10 +60,10 @@ public sealed class Stage1Scorer : ILayerScorer
         var scores = new double[config.NumHiddenLayers];
         for (int i = 0; i < trained.Count; i++) scores[trained[i]] = sums[i] / weight;
         var details = Enumerable.Range(0, config.NumHiddenLayers).Select(l =>
-            (JsonObject?)ArtifactJson.ToNode(new Stage1LayerDetail(scores[l], student.Config.LayerTypes[l]), ArtifactJson.Types.Stage1LayerDetail)).ToArray();
+            (OpaqueJson?)OpaqueJson.Of(new Stage1LayerDetail(scores[l], student.Config.LayerTypes[l]), ArtifactJson.Types.Stage1LayerDetail)).ToArray();
         var provenance = new Stage1Provenance(context.TeacherFingerprint(), new Stage1Run(stage1Dir, student.Config.LayerTypes.ToArray()),
             windows.Describe(), budget, context.ResolvedSettings(), baseline / weight);
-        return LayerScores.FromScores(Name, scores, ArtifactJson.ToNode(provenance, ArtifactJson.Types.Stage1Provenance)) with { Details = details };
+        return LayerScores.FromScores(Name, scores, OpaqueJson.Of(provenance, ArtifactJson.Types.Stage1Provenance)) with { Details = details };
     }
 }
 

@@ -25,7 +25,7 @@ public sealed class UniformScorer : ILayerScorer
         var scores = Build(numLayers, anchor);
         return scores with
         {
-            Provenance = ArtifactJson.ToNode(new UniformProvenance(context.TeacherFingerprint(), anchor,
+            Provenance = OpaqueJson.Of(new UniformProvenance(context.TeacherFingerprint(), anchor,
                 anchor == Last ? "layers L-1-floor(i*L/K), i=0..K-1" : "layers floor(i*L/K), i=0..K-1"), ArtifactJson.Types.UniformProvenance),
         };
     }

@@ -122,7 +122,7 @@ public static class Pretraining
     public static (OpaqueJson Json, ModelConfig Model, long InitSeed, IReadOnlyList<PretrainPhase> Phases) LoadRecipe(string path, IReadOnlyList<string>? overrides = null)
     {
         var full = Path.GetFullPath(path);
-        var json = OpaqueJson.FromNode(SynthRecipe.LoadObject(full));
+        var json = OpaqueJson.Load(full, "recipe");
         PretrainRecipeFile recipe;
         try { recipe = json.As(ArtifactJson.Types.PretrainRecipeFile); }
         catch (JsonException e) { throw new InputException($"{full}: not a pretraining recipe ({e.Message}); see recipes/default-teacher.json.", e); }
@@ -164,7 +164,7 @@ public static class Pretraining
             if (seqLen > model.MaxPositionEmbeddings)
                 throw new InputException($"{where}: seq_len {seqLen} exceeds the model's max_position_embeddings ({model.MaxPositionEmbeddings}).");
             corpusJson = corpusJson.WithDefault("train_windows", (train.TrainTokens + seqLen - 1) / seqLen);
-            var corpus = SynthRecipe.FromJson(corpusJson.ToObject(), baseDir, where + " corpus");
+            var corpus = SynthRecipe.FromJson(corpusJson, baseDir, where + " corpus");
             phases.Add(new PretrainPhase(i, name, corpus, train));
         }
         return (json, model, initSeed, phases);
@@ -219,7 +219,7 @@ public static class Pretraining
         if (File.Exists(manifestPath))
         {
             var manifest = CorpusManifest.Load(dataDir);
-            if (manifest.Synthetic is null || !OpaqueJson.FromNode(manifest.Synthetic).Equals(OpaqueJson.Of(phase.Corpus.ToRecord(), ArtifactJson.Types.SynthRecipeRecord)))
+            if (manifest.Synthetic is null || !manifest.Synthetic.Equals(OpaqueJson.Of(phase.Corpus.ToRecord(), ArtifactJson.Types.SynthRecipeRecord)))
                 throw new InputException($"{dataDir}: holds a corpus made from another recipe. Delete it, or resume with the original recipe.");
             return;
         }

@@ -223,6 +223,26 @@ public sealed record TrainConfig
         return json;
     }
 
+    /// <summary>Defaults, then section <paramref name="section"/> of <paramref name="recipe"/> (a recipe's tree) when it has one, then <paramref name="overrides"/>.</summary>
+    public static TrainConfig ResolveSection(Stage stage, OpaqueJson recipe, string section, IEnumerable<string>? overrides, string? source) =>
+        Resolve(stage, recipe.ToObject()[section] as JsonObject, overrides, source);
+
+    /// <summary>
+    /// The stage-2 config of a scoring job's training runs (kl, removal): <paramref name="recipe"/>'s stage2 section with
+    /// the score section's keys over it, except the method's own (<paramref name="methodKeys"/>) and softmax_layers (each
+    /// candidate sets its own), then <paramref name="overrides"/>.
+    /// </summary>
+    public static TrainConfig ResolveScoring(OpaqueJson recipe, IReadOnlyCollection<string> methodKeys, IEnumerable<string>? overrides, string source)
+    {
+        var json = recipe.ToObject();
+        var train = json["stage2"] is JsonObject stage2 ? (JsonObject)stage2.DeepClone() : new JsonObject();
+        if (json["score"] is JsonObject score)
+            foreach (var (key, value) in score)
+                if (!methodKeys.Contains(key)) train[key] = value?.DeepClone();
+        train.Remove("softmax_layers");
+        return Resolve(Stage.Stage2, train, overrides, source);
+    }
+
     /// <summary>The resolved config as run_config.json and trainer_state.json record it: the stage's keys in table order.</summary>
     public OpaqueJson ToRecord(Stage stage) => OpaqueJson.FromNode(ToJson(stage));
 
@@ -233,13 +253,21 @@ public sealed record TrainConfig
     public static TrainConfig ResolvePhase(OpaqueJson section, int seqLen, IEnumerable<string>? overrides, string where)
     {
         var json = section.ToObject();
-        if (json["seq_len"] is JsonNode sl && Data.SynthRecipe.Number(sl) != seqLen)
+        if (json["seq_len"] is JsonNode sl && Number(sl) != seqLen)
             throw new InputException($"{where}: train.seq_len {sl} differs from corpus.seq_len {seqLen}; leave train.seq_len out.");
         json["seq_len"] = seqLen;
         var train = Resolve(Stage.Pretrain, json, overrides, where);
         if (train.SeqLen != seqLen) throw new InputException($"{where}: --set seq_len cannot change a phase's corpus length ({seqLen}).");
         return train;
     }
+
+    /// <summary>A JSON number of any stored type (parsed, or set from a long or an int in code), else null.</summary>
+    static double? Number(JsonNode? node) =>
+        node is not JsonValue v ? null
+        : v.TryGetValue<double>(out var d) ? d
+        : v.TryGetValue<long>(out var l) ? l
+        : v.TryGetValue<int>(out var i) ? i
+        : null;
 
     void Validate(Stage stage)
     {

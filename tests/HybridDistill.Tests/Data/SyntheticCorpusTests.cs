@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Data;
 using HybridDistill.Evaluation;
 using HybridDistill.Tokenization;
@@ -22,7 +23,7 @@ public class SyntheticCorpusTests
         ["mix"] = new JsonObject { ["story"] = 1, ["repeat"] = 1, ["copy"] = 1, ["passkey"] = 1, ["kv"] = 1, ["multihop"] = 1 },
     };
 
-    static SynthRecipe Recipe(JsonObject json) => SynthRecipe.FromJson(json, "/", "test-recipe.json");
+    static SynthRecipe Recipe(JsonObject json) => SynthRecipe.FromJson(OpaqueJson.FromNode(json), "/", "test-recipe.json");
 
     static (uint[] Ids, byte[] Classes) ReadSplit(string dir, string tokens, string classes)
     {

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Cli;
 using HybridDistill.Cli.Commands;
 using HybridDistill.Evaluation;
@@ -16,7 +17,7 @@ public class EvalReportTests
         var options = new EvalOptions { Tasks = ["ppl", "kv-recall", "copy", "mc"], DataPath = TestPaths.Assets("text", "tinystories_val_slice.txt"),
             McPaths = [TestPaths.Assets("eval", "copa.jsonl")], Lengths = [128, 256], Limit = 3, Window = 64 };
         var result = Evaluator.Run(name, "models/" + name, model, EvalTokenizers.Stories260K, null, null, options);
-        return result.ToJson();
+        return ArtifactJson.ToNode(result.ToFile(), ArtifactJson.Types.EvalFile);
     }
 
     [Fact]

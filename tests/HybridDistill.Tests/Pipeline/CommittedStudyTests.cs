@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Pipeline;
 
 namespace HybridDistill.Tests.Pipeline;
@@ -19,7 +20,7 @@ public class CommittedStudyTests
         foreach (var (_, _, model) in plan.Models())
             Assert.True(File.Exists(layout.EvalJson(model)), $"{layout.EvalJson(model)} is missing");
 
-        var recomputed = ComparisonSummary.Build(layout, plan).ToJson();
+        var recomputed = ArtifactJson.ToNode(ComparisonSummary.Build(layout, plan), ArtifactJson.Types.ComparisonSummary);
         var committed = JsonNode.Parse(File.ReadAllText(layout.Summary))!.AsObject();
         var a = recomputed["rows"]!.AsArray();
         var b = committed["rows"]!.AsArray();

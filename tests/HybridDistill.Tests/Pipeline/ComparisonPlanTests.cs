@@ -1,3 +1,4 @@
+using HybridDistill.Artifacts;
 using HybridDistill.Pipeline;
 
 namespace HybridDistill.Tests.Pipeline;
@@ -67,7 +68,7 @@ public class ComparisonPlanTests
         Assert.Equal(["all-linear-s0", "all-linear-s1", "softmax-3-s0", "softmax-3-s1", "softmax-7-s0", "softmax-7-s1", "softmax-3-5-s0", "softmax-3-5-s1"],
             plan.Models().Select(m => m.Model));
         var path = Path.Combine(TestPaths.NewTempDir("plan"), "selection.json");
-        File.WriteAllText(path, plan.ToJson().ToJsonString());
+        File.WriteAllText(path, OpaqueJson.Of(plan.ToFile(), ArtifactJson.Types.ComparisonPlanFile).ToString());
         var back = ComparisonPlan.Load(path);
         Assert.Equal(plan.Models().Select(m => m.Model), back.Models().Select(m => m.Model));
         Assert.Equal(plan.Selections.Select(s => (s.Method, s.Budget.K, string.Join(",", s.SoftmaxLayers))),

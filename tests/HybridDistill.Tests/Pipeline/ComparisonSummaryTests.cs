@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Evaluation;
 using HybridDistill.Pipeline;
 
@@ -73,7 +74,7 @@ public class ComparisonSummaryTests
         Assert.Equal(0.25, kl.Budget);
         Assert.Equal(512, summary.DecodeContext);
 
-        var json = summary.ToJson();
+        var json = ArtifactJson.ToNode(summary, ArtifactJson.Types.ComparisonSummary);
         Assert.Equal(kl.RecallAvg, json["rows"]![2]!["recall_avg"]!.GetValue<double>());
         Assert.Equal(0.5, json["rows"]![2]!["recall"]!["kv-recall"]!.GetValue<double>());
 

@@ -80,13 +80,13 @@ public class BaselineScorerTests
         var uniform = LayerScorers.Create("uniform").Score(context);
         Assert.Equal(8, uniform.NumLayers);
         Assert.Equal([0, 4], uniform.Layouts![2]);
-        Assert.Equal("first", uniform.Provenance["anchor"]!.GetValue<string>());
+        Assert.Equal("first", uniform.Provenance.ToObject()["anchor"]!.GetValue<string>());
         Assert.Contains("--teacher", context.Used);
         Assert.DoesNotContain("--data", context.Used);
 
         var random = LayerScorers.Create("random").Score(new ScoringContext { Method = "random", TeacherDir = teacher, Seed = 5 });
         Assert.Equal(RandomScorer.Permutation(8, 5), random.Ranking);
-        Assert.Equal(5, random.Provenance["seed"]!.GetValue<long>());
+        Assert.Equal(5, random.Provenance.ToObject()["seed"]!.GetValue<long>());
         Assert.Equal([0, 7, 1, 6, 2, 5, 3, 4], LayerScorers.Create("ends").Score(new ScoringContext { Method = "ends", TeacherDir = teacher }).Ranking);
     }
 

@@ -98,8 +98,8 @@ public class KlCurvesTests
         Assert.Equal((4, 4000L, true), (late.StopPoint!.Value, late.StopTokens, late.Same));
 
         var report = KlCurves.CompareReport(curves, eager with { MinFraction = 0.6 }, [1, 2])!;
-        Assert.Equal(4000L, (long)report["all_stop_tokens"]!);
-        Assert.Equal(0.3333, (double)report["saved_fraction"]!, 4);
+        Assert.Equal(4000L, report.AllStopTokens);
+        Assert.Equal(0.3333, report.SavedFraction, 4);
     }
 
     [Fact]

@@ -83,7 +83,7 @@ public class KlScorerTests
         Assert.Equal(9, scores.Curves[2].Count);                        // step 0 + 8 logged steps
         Assert.Equal(KlCurves.LateMeanScore(scores.Curves[1], 3), scores.Scores[1], 12);
         // the curves reach the full budget: early stopping is simulated on them for every K of 1..3
-        Assert.Equal([1, 2, 3], scores.Provenance["early_stop_vs_full"]!["by_k"]!.AsArray().Select(c => (int)c!["k"]!));
+        Assert.Equal([1, 2, 3], scores.Provenance.ToObject()["early_stop_vs_full"]!["by_k"]!.AsArray().Select(c => (int)c!["k"]!));
 
         var (teacher, _, _) = Fixture();
         foreach (var baseline in new[] { "uniform", "ends" })
@@ -99,13 +99,13 @@ public class KlScorerTests
         var full = new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-full"), budget: 68 * 12, extra: ("early_stop", "off"))).Scores!;
         var early = new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-lockstep"), budget: 68 * 12)).Scores!;
         Assert.Equal(2, early.Ranking[0]);
-        var details = early.Details![0]!;
+        var details = early.Details![0]!.ToObject();
         Assert.True((bool)details["early_stopped"]!);
         long used = (long)details["tokens_used"]!;
         Assert.True(used < 68 * 12, $"used {used}");
         Assert.True((double)details["lock_step"]!["tokens_saved_fraction"]! > 0);
         Assert.True(used >= 0.3 * 68 * 12, $"stopped at {used} tokens, before min_fraction 0.3 of {68 * 12}");
-        Assert.Equal(used, (long)early.Provenance["early_stopping"]!["stopped_at_tokens"]!);
+        Assert.Equal(used, (long)early.Provenance.ToObject()["early_stopping"]!["stopped_at_tokens"]!);
         // identical batches and bit-identical resumes: the lock-step curves are the first points of the uninterrupted runs
         for (int l = 0; l < 4; l++)
         {
@@ -126,17 +126,17 @@ public class KlScorerTests
         // 25% and 50% of 4 layers: K = 1 and K = 2 must both stop (set held for stable_window (2) rounds, margin above the noise)
         var scores = new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-budgets"), budget: 68 * 12,
             extra: [("stable_budgets", "25%, 50%"), ("margin_z", "0")])).Scores!;   // margin_z 0: the 2nd and 3rd layers are close
-        var lockStep = scores.Details![0]!["lock_step"]!;
+        var lockStep = scores.Details![0]!.ToObject()["lock_step"]!;
         Assert.Equal([1, 2], lockStep["stop_ks"]!.AsArray().Select(n => (int)n!));
         var rounds = lockStep["rounds"]!.AsArray().Select(r => r!["top_k"]!.AsObject()).ToArray();
         Assert.All(rounds, r => Assert.Equal(["1", "2"], r.Select(p => p.Key)));
-        Assert.True((bool)scores.Details[0]!["early_stopped"]!, "the planted teacher's top-1 and top-2 settle well inside the budget");
+        Assert.True((bool)scores.Details[0]!.ToObject()["early_stopped"]!, "the planted teacher's top-1 and top-2 settle well inside the budget");
         var last = lockStep["rounds"]!.AsArray()[^1]!["stops"]!.AsObject();
         Assert.True((bool)last["1"]! && (bool)last["2"]!);
         foreach (var k in new[] { "1", "2" })        // it stopped only once both sets held for the last stable_window rounds
             Assert.Single(rounds[^3..].Select(r => string.Join(",", r[k]!.AsArray().Select(x => (int)x!))).Distinct());
-        Assert.Equal([1, 2], scores.Provenance["early_stopping"]!["stop_ks"]!.AsArray().Select(k => (int)k!));
-        Assert.Equal([1, 2], scores.Provenance["method"]!["stop_ks"]!.AsArray().Select(k => (int)k!));
+        Assert.Equal([1, 2], scores.Provenance.ToObject()["early_stopping"]!["stop_ks"]!.AsArray().Select(k => (int)k!));
+        Assert.Equal([1, 2], scores.Provenance.ToObject()["method"]!["stop_ks"]!.AsArray().Select(k => (int)k!));
         // the same K as layer counts
         var asCounts = new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-budget-counts"), budget: 68 * 12, extra: [("stable_budgets", "1L,2L"), ("margin_z", "0")])).Scores!;
         Assert.Equal(scores.Scores, asCounts.Scores);
@@ -150,7 +150,7 @@ public class KlScorerTests
     {
         var off = new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-off"), budget: 68 * 12, extra: ("early_stop", "off"))).Scores!;
         var early = new KlScorer().Run(Context("kl", TestPaths.NewTempDir("kl-full-budget"), budget: 68 * 12, extra: ("full_budget", "true"))).Scores!;
-        var stop = early.Provenance["early_stopping"]!;
+        var stop = early.Provenance.ToObject()["early_stopping"]!;
         Assert.True((bool)stop["stopped_early"]!);
         long stopTokens = (long)stop["stopped_at_tokens"]!;
         Assert.True(stopTokens < 68 * 12);
@@ -161,7 +161,7 @@ public class KlScorerTests
             Assert.Equal(13, early.Curves![l].Count);
             var cut = early.Curves[l].Where(p => p.Tokens <= stopTokens).ToArray();
             Assert.Equal(KlCurves.LateMeanScore(cut, 3), early.Scores[l], 12);
-            Assert.Equal(stopTokens, (long)early.Details![l]!["tokens_used"]!);
+            Assert.Equal(stopTokens, (long)early.Details![l]!.ToObject()["tokens_used"]!);
         }
         var full = KlScorer.FullBudgetScores(early)!;
         Assert.Equal(KlScorer.FullMethod, full.Method);
@@ -169,7 +169,7 @@ public class KlScorerTests
             Assert.True(Math.Abs(full.Scores[l] - off.Scores[l]) <= 1e-5, $"layer {l}: {full.Scores[l]} vs {off.Scores[l]}");
         Assert.Equal(off.Ranking, full.Ranking);
         Assert.Null(KlScorer.FullBudgetScores(off));                    // not a full_budget job
-        var byK = early.Provenance["early_stop_vs_full"]!["by_k"]!.AsArray();
+        var byK = early.Provenance.ToObject()["early_stop_vs_full"]!["by_k"]!.AsArray();
         Assert.Equal(3, byK.Count);
         Assert.Equal(full.Ranking.Take(1).ToArray(), byK[0]!["full_top_k"]!.AsArray().Select(x => (int)x!));
         // round trip through the file select reads
@@ -192,7 +192,7 @@ public class KlScorerTests
         var second = new KlScorer().Run(Context("kl", outDir, budget: 68 * 4));
         Assert.Equal([2, 3], second.ComputedNow);
         Assert.Equal(123.0, second.Scores!.Scores[0]);
-        Assert.False((bool)second.Scores.Details![2]!["early_stopped"]!);
+        Assert.False((bool)second.Scores.Details![2]!.ToObject()["early_stopped"]!);
     }
 
     [Fact]

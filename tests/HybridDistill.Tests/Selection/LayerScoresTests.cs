@@ -1,14 +1,15 @@
 using System.Text.Json.Nodes;
+using HybridDistill.Artifacts;
 using HybridDistill.Selection;
 
 namespace HybridDistill.Tests.Selection;
 
 public class LayerScoresTests
 {
-    static LayerScores Full() => LayerScores.FromScores("kl", [-0.5, -0.25, -1.0], new JsonObject { ["seed"] = 3, ["data"] = new JsonObject { ["sha256"] = "ab" } }) with
+    static LayerScores Full() => LayerScores.FromScores("kl", [-0.5, -0.25, -1.0], OpaqueJson.FromNode(new JsonObject { ["seed"] = 3, ["data"] = new JsonObject { ["sha256"] = "ab" } })) with
     {
         Layouts = new Dictionary<int, IReadOnlyList<int>> { [1] = [2], [2] = [0, 2] },
-        Details = [new JsonObject { ["nll"] = 1.5 }, null, new JsonObject { ["nll"] = 2.5 }],
+        Details = [OpaqueJson.FromNode(new JsonObject { ["nll"] = 1.5 }), null, OpaqueJson.FromNode(new JsonObject { ["nll"] = 2.5 })],
         Curves = new Dictionary<int, IReadOnlyList<CurvePoint>> { [0] = [new(100, 2.0), new(200, 0.5)], [2] = [new(100, 3.0)] },
     };
 
@@ -20,12 +21,12 @@ public class LayerScoresTests
         var original = Full();
         original.Save(path);
         var back = LayerScores.Load(dir);                           // a directory means DIR/scores.json
-        Assert.Equal(original.ToJson().ToJsonString(), back.ToJson().ToJsonString());
+        Assert.Equal(original.ToJsonText(), back.ToJsonText());
         Assert.Equal([1, 0, 2], back.Ranking);
         Assert.Equal([0, 2], back.Layouts![2]);
         Assert.Null(back.Details![1]);
         Assert.Equal(new CurvePoint(200, 0.5), back.Curves![0][1]);
-        Assert.Equal(3, back.Provenance["seed"]!.GetValue<int>());
+        Assert.Equal(3, back.Provenance.ToObject()["seed"]!.GetValue<int>());
         Assert.False(File.Exists(path + ".tmp"));
     }
 

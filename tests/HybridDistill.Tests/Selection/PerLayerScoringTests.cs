@@ -44,11 +44,11 @@ public class PerLayerScoringTests
         Assert.Equal(0, second.Scores.Ranking[0]);          // the sentinel
         Assert.Equal(2, second.Scores.Ranking[1]);          // the planted layer
         Assert.Equal("ppl", second.Scores.Method);
-        Assert.NotNull(second.Scores.Provenance["run_key"]);
-        Assert.True(second.Scores.Details![3]!["seconds"]!.GetValue<double>() >= 0);
+        Assert.NotNull(second.Scores.Provenance.ToObject()["run_key"]);
+        Assert.True(second.Scores.Details![3]!.ToObject()["seconds"]!.GetValue<double>() >= 0);
 
         var merged = new LayerResultStore(outDir).Merge();
-        Assert.Equal(second.Scores.ToJson().ToJsonString(), merged.ToJson().ToJsonString());
+        Assert.Equal(second.Scores.ToJsonText(), merged.ToJsonText());
     }
 
     [Fact]

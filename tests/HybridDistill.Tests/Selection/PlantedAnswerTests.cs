@@ -66,6 +66,6 @@ public class PlantedAnswerTests
         double expected = 16.0 / 36 * Math.Log(25);
         Assert.Equal(expected, ppl.Scores[2], 0.02);
         foreach (int other in new[] { 0, 1, 3 }) Assert.InRange(ppl.Scores[other], -1e-3, 1e-3);
-        Assert.Equal(Math.Log(25) * 20 / 36, ppl.Details![2]!["base_nll"]!.GetValue<double>(), 0.02);
+        Assert.Equal(Math.Log(25) * 20 / 36, ppl.Details![2]!.ToObject()["base_nll"]!.GetValue<double>(), 0.02);
     }
 }

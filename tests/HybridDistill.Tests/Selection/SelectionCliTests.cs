@@ -49,7 +49,7 @@ public class SelectionCliTests
         var (code, stdout) = Run("score", "--method", "random", "--teacher", teacher, "--out", outDir, "--seed", "7", "--json", "--plot-budget", "50%");
         Assert.Equal(0, code);
         var scores = LayerScores.Load(outDir);
-        Assert.Equal(7, scores.Provenance["seed"]!.GetValue<long>());
+        Assert.Equal(7, scores.Provenance.ToObject()["seed"]!.GetValue<long>());
         Assert.Equal(RandomScorer.Permutation(6, 7), scores.Ranking);
         Assert.Contains("\"method\": \"random\"", stdout);
     }
@@ -76,7 +76,7 @@ public class SelectionCliTests
         var early = LayerScores.Load(Path.Combine(outDir, "scores.json"));
         var full = LayerScores.Load(Path.Combine(outDir, KlScorer.FullScoresFile));
         Assert.Equal(("kl", KlScorer.FullMethod), (early.Method, full.Method));
-        Assert.True((bool)early.Provenance["early_stopping"]!["stopped_early"]!);
+        Assert.True((bool)early.Provenance.ToObject()["early_stopping"]!["stopped_early"]!);
         Assert.True(File.Exists(Path.Combine(outDir, "scores-full.png")));
         foreach (var file in new[] { "scores.json", KlScorer.FullScoresFile })
         {

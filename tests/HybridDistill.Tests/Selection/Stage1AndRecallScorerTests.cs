@@ -28,7 +28,7 @@ public class Stage1AndRecallScorerTests
         Assert.Equal(2, scores.Ranking[0]);
         // the planted layer copies a whole value vector; the others' outputs are ~100x smaller
         foreach (int l in new[] { 0, 3 }) Assert.True(scores.Scores[2] > 10 * scores.Scores[l], $"layer {l}: {scores.Scores[l]} vs {scores.Scores[2]}");
-        Assert.Equal(scores.Scores[2], (double)scores.Details![2]!["alignment_error"]!);
+        Assert.Equal(scores.Scores[2], (double)scores.Details![2]!.ToObject()["alignment_error"]!);
     }
 
     [Theory]
@@ -49,11 +49,11 @@ public class Stage1AndRecallScorerTests
         for (int l = 0; l < 5; l++)
         {
             Assert.True(double.IsFinite(a.Scores[l]));
-            var d = a.Details![l]!;
+            var d = a.Details![l]!.ToObject();
             Assert.Equal((double)d["base_log_prob"]! - (double)d["log_prob"]!, a.Scores[l], 9);
             Assert.True((double)d["base_log_prob"]! <= 0);
         }
-        Assert.Equal(a.Provenance["task"]!.ToString(), method == "ar" ? "kv-recall" : "kv-multihop");
+        Assert.Equal(a.Provenance.ToObject()["task"]!.ToString(), method == "ar" ? "kv-recall" : "kv-multihop");
     }
 
     [Fact]
@@ -65,8 +65,8 @@ public class Stage1AndRecallScorerTests
             Method = "ar", TeacherDir = teacherDir,
             Set = new Dictionary<string, string> { ["prompts"] = "10", ["seq_len"] = "256" },
         });
-        Assert.Equal("accuracy", scores.Provenance["measure"]!.ToString());
-        Assert.Equal(256, (int)scores.Provenance["length"]!);
+        Assert.Equal("accuracy", scores.Provenance.ToObject()["measure"]!.ToString());
+        Assert.Equal(256, (int)scores.Provenance.ToObject()["length"]!);
 
         // the same prompts straight through the evaluation suite (RecallSuite + RecallScorer), intact and with layer 3 zeroed
         using var model = HfCheckpoint.Load(teacherDir);
@@ -77,7 +77,7 @@ public class Stage1AndRecallScorerTests
         var intact = Accuracy(null);
         var zeroed = Accuracy(new HashSet<int> { 3 });
 
-        var d = scores.Details![3]!;
+        var d = scores.Details![3]!.ToObject();
         Assert.Equal(intact.Count, (int)d["answers"]!);
         Assert.Equal(intact.Accuracy, (double)d["base_accuracy"]!, 12);
         Assert.Equal(zeroed.Accuracy, (double)d["accuracy"]!, 12);

@@ -64,8 +64,8 @@ public class TokenWindowsTests
         });
         Assert.Equal(5, scores.NumLayers);
         Assert.All(scores.Scores, s => Assert.True(s > 0, "ablating any stories260K layer should raise its NLL"));
-        Assert.Equal(4L * 127, scores.Details![0]!["tokens"]!.GetValue<long>());
-        Assert.Equal("tokens", scores.Provenance["data"]!["kind"]!.GetValue<string>());
+        Assert.Equal(4L * 127, scores.Details![0]!.ToObject()["tokens"]!.GetValue<long>());
+        Assert.Equal("tokens", scores.Provenance.ToObject()["data"]!["kind"]!.GetValue<string>());
     }
 
     [Fact]
