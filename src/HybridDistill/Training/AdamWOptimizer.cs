@@ -81,11 +81,17 @@ public sealed class AdamWOptimizer : IDisposable
     public bool Fused { get; set; }
 
     /// <summary>One update with every group's peak learning rate times <paramref name="lrScale"/>, the gradients multiplied
-    /// by <paramref name="gradScale"/> first (gradient clipping; exactly as grad.mul_(gradScale) before the step).</summary>
-    public void Step(double lrScale, double gradScale = 1.0)
+    /// by <paramref name="gradScale"/> first (gradient clipping; exactly as grad.mul_(gradScale) before the step).
+    /// With <paramref name="zeroGrads"/> every gradient is zero afterwards, as after <see cref="ZeroGrad"/>: the fused path
+    /// clears each gradient in the pass that reads it (one pass over the gradients fewer per step).</summary>
+    public void Step(double lrScale, double gradScale = 1.0, bool zeroGrads = false)
     {
-        if (Fused) StepFused(lrScale, gradScale);
-        else StepWithTensorOps(lrScale, gradScale);
+        if (Fused) StepFused(lrScale, gradScale, zeroGrads);
+        else
+        {
+            StepWithTensorOps(lrScale, gradScale);
+            if (zeroGrads) ZeroGrad();
+        }
     }
 
     /// <summary>The reference: the update as tensor operations (any device). Scales the gradients in place.</summary>
@@ -125,7 +131,7 @@ public sealed class AdamWOptimizer : IDisposable
         }
     }
 
-    void StepFused(double lrScale, double gradScale)
+    void StepFused(double lrScale, double gradScale, bool zeroGrads)
     {
         StepCount++;
         double bc1 = 1 - Math.Pow(Beta1, StepCount);
@@ -133,6 +139,7 @@ public sealed class AdamWOptimizer : IDisposable
         using var _ = no_grad();
         using var scope = NewDisposeScope();                                     // the .grad handles
         var work = new List<FusedAdamW.Slot>();
+        var relaid = new List<Tensor>();                                          // gradients the update read through a copy
         for (int gi = 0; gi < Groups.Count; gi++)
         {
             double lr = Groups[gi].Lr * lrScale;
@@ -149,6 +156,7 @@ public sealed class AdamWOptimizer : IDisposable
                 {
                     // a gradient laid out unlike its parameter (autograd normally matches them): give it the parameter's layout
                     var like = empty_like(p);
+                    relaid.Add(grad);
                     grad = like.copy_(grad);
                     if (!FusedAdamW.SameDenseLayout(p, grad, m, v))
                         throw new InvalidOperationException($"fused AdamW: parameter {name} and its state are not laid out alike.");
@@ -157,7 +165,8 @@ public sealed class AdamWOptimizer : IDisposable
                 work.Add(new FusedAdamW.Slot(p, grad, m, v, decay ? constants with { Decay = (float)(1 - lr * WeightDecay) } : constants));
             }
         }
-        FusedAdamW.Run(work, Math.Max(1, get_num_threads()));
+        FusedAdamW.Run(work, Math.Max(1, get_num_threads()), zeroGrads);
+        if (zeroGrads) foreach (var g in relaid) g.zero_();                      // the copies were cleared, not these
     }
 
     /// <summary>Writes m and v of every parameter (as "exp_avg.NAME", "exp_avg_sq.NAME") to a safetensors file.</summary>

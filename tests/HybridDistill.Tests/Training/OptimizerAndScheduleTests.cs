@@ -88,6 +88,46 @@ public class OptimizerAndScheduleTests
         Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "reference.safetensors")), File.ReadAllBytes(Path.Combine(dir, "fused.safetensors")));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Step_WithZeroGrads_EqualsStepThenZeroGrad(bool fusedPath)
+    {
+        // zero_grad folded into the update: the same parameters and moments to the bit, and every gradient zero after it,
+        // also one laid out unlike its parameter (a row-major gradient of a column-major weight: the fused path reads a copy)
+        manual_seed(1);
+        var init = new[] { randn(301, 517), randn(7), randn(33, 70).t().contiguous().t() };
+        Parameter[] Copy() => init.Select(t => new Parameter(t.clone())).ToArray();
+        var folded = Copy();
+        var separate = Copy();
+        AdamWOptimizer Make(Parameter[] p) => new([new ParameterGroup("a", [("w", p[0]), ("b", p[1]), ("column_major", p[2])], 3e-3)],
+            0.9, 0.95, 1e-8, weightDecay: 0.1, decay1d: false) { Fused = fusedPath };
+        using var foldedOpt = Make(folded);
+        using var separateOpt = Make(separate);
+        for (int step = 0; step < 3; step++)
+        {
+            manual_seed(200 + step);
+            for (int i = 0; i < init.Length; i++)
+            {
+                var g = randn(init[i].shape);
+                if (step == 0) { folded[i].grad = g.clone(); separate[i].grad = g.clone(); }
+                else { folded[i].grad!.add_(g); separate[i].grad!.add_(g); }      // accumulate as autograd does
+            }
+            foldedOpt.Step(1.0, 0.5, zeroGrads: true);
+            separateOpt.Step(1.0, 0.5);
+            separateOpt.ZeroGrad();
+            for (int i = 0; i < init.Length; i++)
+            {
+                Assert.True(TrainingFixtures.BitEqual(separate[i], folded[i]), $"step {step}, parameter {i}");
+                Assert.Equal(0, folded[i].grad!.count_nonzero().item<long>());
+            }
+        }
+        var dir = TestPaths.NewTempDir("adamw-zero-grads");
+        foldedOpt.Save(Path.Combine(dir, "folded.safetensors"));
+        separateOpt.Save(Path.Combine(dir, "separate.safetensors"));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "separate.safetensors")), File.ReadAllBytes(Path.Combine(dir, "folded.safetensors")));
+    }
+
     [Fact]
     public void AdamW_DecaysOnlyMatrices_ByDefault_AndStateRoundTripsExactly()
     {
