@@ -147,10 +147,13 @@ public sealed class Interrupt : IDisposable
 /// </summary>
 public static class TrainingProgressView
 {
+    /// <summary>stderr is a terminal that redraws: progress in place; otherwise (a file, a pipe) plain lines.</summary>
+    static bool LiveTerminal => !Console.IsErrorRedirected && CliRunner.Stderr.Profile.Capabilities.Interactive;
+
     public static T Run<T>(string title, Func<IProgress<TrainProgress>, T> work)
     {
         var console = CliRunner.Stderr;
-        if (Console.IsErrorRedirected || !console.Profile.Capabilities.Interactive)
+        if (!LiveTerminal)
             return work(new SyncProgress<TrainProgress>(p => Plain(title, p)));
 
         T result = default!;
@@ -182,7 +185,7 @@ public static class TrainingProgressView
     public static void InRun(string title, TrainProgress p)
     {
         var err = CliRunner.Stderr;
-        if (Console.IsErrorRedirected || !err.Profile.Capabilities.Interactive) { Plain(title, p); return; }
+        if (!LiveTerminal) { Plain(title, p); return; }
         string loss = p.Loss is double l ? $" loss {l:G4}" : "";
         string val = p.ValLoss is double v ? $" val {v:G4}" : "";
         int percent = p.TotalSteps > 0 ? (int)(100L * p.Step / p.TotalSteps) : 0;

@@ -218,9 +218,10 @@ public sealed class OpaqueJson : IEquatable<OpaqueJson>
 
     /// <summary>
     /// A JSON file read as it is written (comments and trailing commas allowed); a missing file, invalid JSON or
-    /// something other than an object is one <see cref="InputException"/> naming the file and <paramref name="what"/> ("recipe").
+    /// something other than an object is one <see cref="InputException"/> naming the file and <paramref name="what"/> ("recipe"),
+    /// followed by <paramref name="objectHint"/> ("with sections ...") when it is not an object.
     /// </summary>
-    public static OpaqueJson Load(string path, string what)
+    public static OpaqueJson Load(string path, string what, string? objectHint = null)
     {
         if (!File.Exists(path)) throw new InputException($"{path}: {what} not found.");
         JsonNode? node;
@@ -230,7 +231,8 @@ public sealed class OpaqueJson : IEquatable<OpaqueJson>
                 { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
         }
         catch (JsonException e) { throw new InputException($"{path}: not valid JSON ({e.Message}).", e); }
-        return node is JsonObject ? new(node) : throw new InputException($"{path}: a {what} is a JSON object.");
+        return node is JsonObject ? new(node)
+            : throw new InputException($"{path}: a {what} is a JSON object{(objectHint is null ? "" : " " + objectHint)}.");
     }
 
     /// <summary>Whether this is an object with <paramref name="key"/> (whatever its value).</summary>

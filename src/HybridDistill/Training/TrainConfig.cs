@@ -378,11 +378,7 @@ public sealed class Recipe
     public static Recipe Load(string path)
     {
         var full = System.IO.Path.GetFullPath(path);
-        if (!File.Exists(full)) throw new InputException($"{full}: recipe not found.");
-        JsonNode? node;
-        try { node = JsonNode.Parse(File.ReadAllText(full), documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
-        catch (JsonException e) { throw new InputException($"{full}: not valid JSON ({e.Message}).", e); }
-        if (node is not JsonObject obj) throw new InputException($"{full}: a recipe is a JSON object with sections {string.Join(", ", Sections)}.");
+        var obj = OpaqueJson.Load(full, "recipe", $"with sections {string.Join(", ", Sections)}").ToObject();
         foreach (var (key, value) in obj)
         {
             if (key == "description")
