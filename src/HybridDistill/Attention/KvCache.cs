@@ -1,3 +1,4 @@
+using HybridDistill.Modules;
 using static TorchSharp.torch;
 
 namespace HybridDistill.Attention;
@@ -36,6 +37,33 @@ public sealed class KvCache : LayerState
         }
         Length += t;
         return (keys.narrow(2, 0, Length), values.narrow(2, 0, Length));
+    }
+
+    /// <summary>The whole stores K, V [B, H_kv, capacity, D] (positions from <see cref="Length"/> on unwritten), for kernels
+    /// that read the cache in place (<see cref="SoftmaxAttention.AttendToken"/>).</summary>
+    internal (Tensor Keys, Tensor Values) Stores => (keys, values);
+
+    /// <summary>Whether <see cref="AppendToken"/> can take one token's k, v: fp32 CPU stores of at most 2^31 floats with a free position.</summary>
+    internal bool CanAppendToken => RawFloats.IsCpuFloat(keys) && Length < Capacity && keys.numel() <= int.MaxValue;
+
+    /// <summary>
+    /// <see cref="Append"/> for one token given as raw k, v [B, H_kv, D]: copies each head's row to position
+    /// <see cref="Length"/> of the stores (no libtorch call).
+    /// </summary>
+    internal void AppendToken(ReadOnlySpan<float> k, ReadOnlySpan<float> v)
+    {
+        if (Length >= Capacity)
+            throw new InvalidOperationException($"KV cache full: {Length} + 1 tokens exceed its capacity of {Capacity}.");
+        int d = (int)keys.shape[3], rows = (int)(keys.shape[0] * keys.shape[1]);
+        long cap = Capacity;
+        Span<float> ks = RawFloats.Of(keys), vs = RawFloats.Of(values);                 // [B*Hkv, capacity, D]
+        for (int r = 0; r < rows; r++)
+        {
+            int at = checked((int)((r * cap + Length) * d));
+            k.Slice(r * d, d).CopyTo(ks.Slice(at, d));
+            v.Slice(r * d, d).CopyTo(vs.Slice(at, d));
+        }
+        Length++;
     }
 
     public override void Dispose()

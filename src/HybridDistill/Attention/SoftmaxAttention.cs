@@ -13,7 +13,7 @@ namespace HybridDistill.Attention;
 ///   o_t = softmax(q_t K^T / sqrt(D)) V over positions <= t; query head h reads KV head h / (H / H_kv);
 ///   y = W_o o.
 /// </summary>
-public class SoftmaxAttention : AttentionLayer
+public partial class SoftmaxAttention : AttentionLayer
 {
     private readonly Linear q_proj;
     private readonly Linear k_proj;
@@ -117,6 +117,7 @@ public class SoftmaxAttention : AttentionLayer
     protected virtual Tensor AttendWithState(Tensor q, Tensor k, Tensor v, LayerState state)
     {
         if (state is not KvCache cache) throw new ArgumentException($"softmax attention needs a KvCache, got {state.GetType().Name}");
+        if (CanAttendToken(q, k, v, cache)) return AttendToken(q, k, v, cache);   // one decoding token: over the cache in place
         long start = cache.Length;
         var (keys, values) = cache.Append(k, v);
         return Attend(q, keys, values, start);

@@ -42,7 +42,7 @@ public static class DecodeKernels
     const int Block = 16384;
 
     /// <summary>Below this many multiply-adds (1 MB of weights) a call is not split between cores: the fork costs tens of us on a busy machine.</summary>
-    const long ParallelThreshold = 1L << 18;
+    internal const long ParallelThreshold = 1L << 18;
 
     /// <summary>
     /// Whether <see cref="Project(Tensor, Tensor[], Tensor?[])"/> can serve input <paramref name="x"/> [..., in] with these
@@ -174,7 +174,7 @@ public static class DecodeKernels
 
     /// <summary>acc += x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Add(Span<float> acc, ReadOnlySpan<float> x)
+    internal static void Add(Span<float> acc, ReadOnlySpan<float> x)
     {
         var accV = MemoryMarshal.Cast<float, Vector<float>>(acc);
         var xV = MemoryMarshal.Cast<float, Vector<float>>(x);
@@ -197,7 +197,7 @@ public static class DecodeKernels
 
     /// <summary>acc += a w.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void AddScaled(Span<float> acc, float a, ReadOnlySpan<float> w)
+    internal static void AddScaled(Span<float> acc, float a, ReadOnlySpan<float> w)
     {
         var accV = MemoryMarshal.Cast<float, Vector<float>>(acc);
         var wV = MemoryMarshal.Cast<float, Vector<float>>(w);
@@ -206,8 +206,9 @@ public static class DecodeKernels
         for (int i = accV.Length * Vector<float>.Count; i < acc.Length; i++) acc[i] = MathF.FusedMultiplyAdd(a, w[i], acc[i]);
     }
 
+    /// <summary>a . b (two SIMD accumulators).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         var aV = MemoryMarshal.Cast<float, Vector<float>>(a);
         var bV = MemoryMarshal.Cast<float, Vector<float>>(b);
