@@ -32,6 +32,7 @@ public abstract class AttentionLayer : nn.Module
     /// <summary>The layer_types name of this kind.</summary>
     public abstract string Kind { get; }
 
+    /// <summary>Output [B, T, d_model], a fresh tensor (its output projection's result) that the caller owns and may write into.</summary>
     public abstract Tensor forward(Tensor x, AttentionContext context, LayerState? state);
 
     /// <summary>A fresh, empty state for decoding <paramref name="capacity"/> tokens with batch size <paramref name="batch"/>.</summary>

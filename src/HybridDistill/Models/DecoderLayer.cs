@@ -33,9 +33,20 @@ public sealed class DecoderLayer : nn.Module
     {
         using var scope = NewDisposeScope();
         var attention = self_attn.forward(input_layernorm.forward(x), context, state);   // [B, T, d]
-        var h = ablateAttention ? x : x + attention;
-        var y = h + mlp.forward(post_attention_layernorm.forward(h));
+        var h = ablateAttention ? x : Residual(x, attention);
+        var y = Residual(h, mlp.forward(post_attention_layernorm.forward(h)));
         return scope.MoveToOuter(y);
+    }
+
+    /// <summary>
+    /// x + branch [B, T, d]. A decoding token's sum is written into <paramref name="branch"/>, which every attention kind
+    /// and the MLP return fresh (their output projection's result), instead of a libtorch add.
+    /// </summary>
+    static Tensor Residual(Tensor x, Tensor branch)
+    {
+        if (!DecodeKernels.CanAddInPlace(branch, x)) return x + branch;
+        DecodeKernels.Add(RawFloats.Of(branch), RawFloats.Of(x));
+        return branch;
     }
 
     /// <summary>The MLP half of the block, for callers that compute the attention half themselves (stage 1).</summary>

@@ -78,7 +78,7 @@ public static class DecodeKernels
     {
         using var scope = NewDisposeScope();
         int inDim = (int)x.shape[^1];
-        var input = x.contiguous();
+        var input = x.is_contiguous() ? x : x.contiguous();
         int rows = (int)(input.numel() / inDim);
         var lead = x.shape[..^1];
         var jobs = new Projection[weights.Length];
@@ -233,6 +233,12 @@ public static class DecodeKernels
         ReadOnlySpan<float> u = RawFloats.Of(up);
         for (int i = 0; i < g.Length; i++) g[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
     }
+
+    /// <summary>Whether <see cref="Add"/> can sum one token's x [B, 1, N] into acc of the same shape in place: both
+    /// contiguous fp32 CPU, no autograd (only decoding, as <see cref="CanNormalize"/>).</summary>
+    public static bool CanAddInPlace(Tensor acc, Tensor x) =>
+        !is_grad_enabled() && acc.dim() == 3 && acc.shape[1] == 1 && x.shape.SequenceEqual(acc.shape) && acc.numel() <= MaxNormElements
+        && RawFloats.IsCpuFloat(acc) && RawFloats.IsCpuFloat(x) && acc.is_contiguous() && x.is_contiguous();
 
     /// <summary>Elements up to which <see cref="RmsNorm"/> runs on raw memory (a decoding token's hidden state, or its heads).</summary>
     const long MaxNormElements = 1L << 16;
