@@ -41,9 +41,7 @@ public partial class SoftmaxAttention
         int pairs = batch * heads;
         long work = 2L * pairs * length * d;
         int parts = work >= DecodeKernels.ParallelThreshold ? Math.Clamp(get_num_threads(), 1, Math.Min(pairs, Environment.ProcessorCount)) : 1;
-        if (parts == 1) job.Run(0, pairs);
-        else Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
-            p => job.Run((int)((long)pairs * p / parts), (int)((long)pairs * (p + 1) / parts)));
+        ForkJoin.Run(parts, p => job.Run((int)((long)pairs * p / parts), (int)((long)pairs * (p + 1) / parts)));
         return o;
     }
 

@@ -46,7 +46,6 @@ public sealed class HybridCausalLM : nn.Module
         model = new DecoderStack(config);
         if (!config.TieWordEmbeddings) lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
         RegisterComponents();
-        WeightLayout.StoreLinearWeightsColumnMajor(this);
     }
 
     public ModelConfig Config { get; }

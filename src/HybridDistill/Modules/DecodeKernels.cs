@@ -19,14 +19,15 @@ namespace HybridDistill.Modules;
 // The loops are compiled fully optimised on first use (AggressiveOptimization): under tiered compilation their first
 // calls ran unoptimised code, and a short decode (bench forward's first 16 tokens) took 55 ms/token instead of ~20.
 //
-// Layouts: WeightLayout stores Linear weights W [out, in] column-major, i.e. W^T [in, out] row-major in memory;
-// then y[r, :] = sum_i x[r, i] W^T[i, :] is a run of axpys over contiguous rows of W^T. The cores split the input
-// channels, so each reads one contiguous stretch of every weight (whole rows of W^T: a split of the outputs would
-// read short runs of every row, 1 KB for a 512-wide o_proj, which streams from memory at a fraction of the rate);
-// each part sums into its own accumulators, added at the end. The split is fixed by the thread count, so results
-// do not depend on timing. A row-major W (tied embeddings as the LM head, modules built outside a model) takes
-// dot products, its output rows split between the cores. Anything else (other devices or dtypes, autograd, no
-// SIMD, many rows) takes the tensor path, which is the reference the tests compare this with.
+// Layout: Linear weights W [out, in] are row-major, so y[r, j] = W[j, :] . x[r, :] reads each weight row as one
+// contiguous run while x stays in L1. The cores split the output rows of every weight: each reads one contiguous
+// stretch of the weight's memory, one stream, and writes its own outputs (no partial sums to add). Measured on the
+// project's 2-core machine (scratch benchmark, interleaved rounds, medians; the LM head 32000 x 512 from DRAM): this
+// dot form streams at the rate of a plain read of the same bytes (27-31 GB/s against 28-30 in that run), where the
+// axpy form over a column-major W^T [in, out] (the layout before) reached 15-16 GB/s, and 19-25 with four input
+// channels per pass. The split is fixed by the thread count, so results do not depend on timing. Anything else (other
+// devices or dtypes, autograd, no SIMD, many rows, a strided weight) takes the tensor path, which is the reference the
+// tests compare this with.
 
 /// <summary>Matrix-vector products for one decoding token over raw fp32 CPU memory, several linears per pass.</summary>
 public static class DecodeKernels
@@ -34,20 +35,13 @@ public static class DecodeKernels
     /// <summary>Rows (batch x tokens) up to which the raw path runs; beyond it the weights are reused often enough for libtorch's GEMM.</summary>
     public const int MaxRows = 4;
 
-    /// <summary>
-    /// Outputs per block of the column-major kernel: whole rows of W^T up to 16384 outputs (every layer's weights of the
-    /// d=512 model), 64 KB runs of the LM head's. Under load, the LM head (32000 x 512) took 8 ms with 1024-output blocks
-    /// (4 KB runs) and 3.5-3.9 ms with 8192 or 16384 (best of 40, outputs split; before the split moved to the inputs).
-    /// </summary>
-    const int Block = 16384;
-
     /// <summary>Below this many multiply-adds (1 MB of weights) a call is not split between cores: the fork costs tens of us on a busy machine.</summary>
     internal const long ParallelThreshold = 1L << 18;
 
     /// <summary>
     /// Whether <see cref="Project(Tensor, Tensor[], Tensor?[])"/> can serve input <paramref name="x"/> [..., in] with these
     /// weights [out, in] (biases [out] or null): SIMD available, no autograd, fp32 CPU everywhere, at most
-    /// <see cref="MaxRows"/> rows, every weight contiguous row- or column-major.
+    /// <see cref="MaxRows"/> rows, every weight contiguous (row-major).
     /// </summary>
     public static bool CanProject(Tensor x, ReadOnlySpan<Tensor> weights, ReadOnlySpan<Tensor?> biases = default)
     {
@@ -55,7 +49,7 @@ public static class DecodeKernels
         long inDim = x.shape[^1];
         if (inDim == 0 || x.numel() / inDim > MaxRows) return false;
         foreach (var w in weights)
-            if (!RawFloats.IsCpuFloat(w) || w.dim() != 2 || w.shape[1] != inDim || w.numel() > int.MaxValue / sizeof(float) || LayoutOf(w) is null)
+            if (!RawFloats.IsCpuFloat(w) || w.dim() != 2 || w.shape[1] != inDim || w.numel() > int.MaxValue / sizeof(float) || !w.is_contiguous())
                 return false;
         foreach (var b in biases)
             if (b is not null && (!RawFloats.IsCpuFloat(b) || !b.is_contiguous())) return false;
@@ -71,8 +65,8 @@ public static class DecodeKernels
         Project(x, linears.Select(l => l.weight!).ToArray(), linears.Select(l => (Tensor?)l.bias).ToArray());
 
     /// <summary>
-    /// x [..., in] -> x W_m^T (+ b_m) [..., out_m] for each weight W_m [out_m, in], reading x once and splitting the
-    /// weights' memory between the cores. Callers check <see cref="CanProject(Tensor, ReadOnlySpan{Tensor}, ReadOnlySpan{Tensor?})"/> first.
+    /// x [..., in] -> x W_m^T (+ b_m) [..., out_m] for each weight W_m [out_m, in], reading x once and splitting every
+    /// weight's rows between the cores. Callers check <see cref="CanProject(Tensor, ReadOnlySpan{Tensor}, ReadOnlySpan{Tensor?})"/> first.
     /// </summary>
     public static Tensor[] Project(Tensor x, Tensor[] weights, Tensor?[]? biases = null)
     {
@@ -81,96 +75,32 @@ public static class DecodeKernels
         var input = x.is_contiguous() ? x : x.contiguous();
         int rows = (int)(input.numel() / inDim);
         var lead = x.shape[..^1];
-        var jobs = new Projection[weights.Length];
         var outputs = new Tensor[weights.Length];
-        int total = 0;
+        long total = 0;
         for (int m = 0; m < weights.Length; m++)
         {
-            var w = weights[m];
-            int outDim = (int)w.shape[0];
-            bool columnMajor = LayoutOf(w) == true;
-            outputs[m] = empty([.. lead, outDim]);                                           // [..., out_m]
-            jobs[m] = new Projection(columnMajor ? w.t() : w, columnMajor, outDim, biases?[m], outputs[m], total);
-            total += outDim;
+            outputs[m] = empty([.. lead, weights[m].shape[0]]);                                 // [..., out_m]
+            total += weights[m].shape[0];
         }
-        int parts = (long)total * inDim >= ParallelThreshold ? Math.Clamp(get_num_threads(), 1, Environment.ProcessorCount) : 1;
-        if (parts == 1) RunPart(jobs, input, rows, inDim, 0, 1, default);
-        else
+        int parts = total * inDim >= ParallelThreshold ? Math.Clamp(get_num_threads(), 1, Environment.ProcessorCount) : 1;
+        void RunPart(int p)
         {
-            // parts 1.. sum their input channels into scratch [rows, total] each; part 0 writes the outputs, which get the rest added
-            var scratch = new float[parts - 1][];
-            for (int p = 1; p < parts; p++) scratch[p - 1] = System.Buffers.ArrayPool<float>.Shared.Rent(rows * total);
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, p =>
-                RunPart(jobs, input, rows, inDim, p, parts, p == 0 ? default : scratch[p - 1].AsSpan(0, rows * total)));
-            foreach (var job in jobs)
+            ReadOnlySpan<float> xs = RawFloats.Of(input);                                               // [rows, in]
+            for (int m = 0; m < weights.Length; m++)
             {
-                if (!job.ColumnMajor) continue;
-                Span<float> y = RawFloats.Of(job.Output);                                           // [rows, out]
-                foreach (var partial in scratch)
-                    for (int r = 0; r < rows; r++)
-                        Add(y.Slice(r * job.OutDim, job.OutDim), partial.AsSpan(r * total + job.Offset, job.OutDim));
+                int outDim = (int)weights[m].shape[0];
+                var bias = biases?[m] is { } b ? RawFloats.Of(b) : default;
+                RowMajorRange(RawFloats.Of(weights[m]), xs, bias, RawFloats.Of(outputs[m]), rows, inDim, outDim,
+                    Split(outDim, parts, p), Split(outDim, parts, p + 1));
             }
-            foreach (var partial in scratch) System.Buffers.ArrayPool<float>.Shared.Return(partial);
         }
+        ForkJoin.Run(parts, RunPart);
         foreach (var o in outputs) scope.MoveToOuter(o);
         return outputs;
     }
 
-    /// <summary>One weight of a pass: its data (W^T [in, out] when column-major, else W [out, in]), bias, output and where its outputs start in the pass.</summary>
-    sealed record Projection(Tensor Data, bool ColumnMajor, int OutDim, Tensor? Bias, Tensor Output, int Offset);
-
-    /// <summary>Start of share <paramref name="p"/> of <paramref name="parts"/> over <paramref name="size"/> items, on a multiple of <paramref name="align"/>.</summary>
-    static int Split(int size, int parts, int p, int align) => p == parts ? size : (int)((long)size * p / parts / align * align);
-
-    /// <summary>
-    /// Share <paramref name="p"/> of <paramref name="parts"/> of a pass. Each part reads a contiguous share of every weight's
-    /// memory: of a column-major weight (W^T [in, out]) the rows of its share of input channels, summed into the outputs
-    /// (part 0, with the bias) or into <paramref name="partial"/> [rows, total outputs] (other parts); of a row-major weight
-    /// its share of output rows, written to the outputs.
-    /// </summary>
-    static void RunPart(Projection[] jobs, Tensor input, int rows, int inDim, int p, int parts, Span<float> partial)
-    {
-        ReadOnlySpan<float> x = RawFloats.Of(input);                                                // [rows, in]
-        int i0 = Split(inDim, parts, p, 4), i1 = Split(inDim, parts, p + 1, 4);
-        int total = jobs.Sum(j => j.OutDim);
-        foreach (var job in jobs)
-        {
-            ReadOnlySpan<float> w = RawFloats.Of(job.Data), bias = job.Bias is null ? default : RawFloats.Of(job.Bias);
-            Span<float> y = RawFloats.Of(job.Output);                                               // [rows, out]
-            if (job.ColumnMajor)
-            {
-                if (p == 0) ColumnMajorRows(w, x, bias, y, job.OutDim, rows, inDim, job.OutDim, i0, i1);
-                else ColumnMajorRows(w, x, default, partial.Slice(job.Offset), total, rows, inDim, job.OutDim, i0, i1);
-            }
-            else RowMajorRange(w, x, bias, y, rows, inDim, job.OutDim, Split(job.OutDim, parts, p, 1), Split(job.OutDim, parts, p + 1, 1));
-        }
-    }
-
-    /// <summary>
-    /// acc[r, :out] = b + sum over input channels i in [i0, i1) of x[r, i] W^T[i, :] with W^T [in, out] row-major (acc rows
-    /// <paramref name="accStride"/> apart): per block of outputs, one axpy per channel, so the weights are read in memory
-    /// order, one stream. (Four channels per pass, four streams, read the layers' weights at about half the rate: 0.3-0.5
-    /// against 0.14 ms for 1536 x 512 from DRAM, one thread, on the loaded machine.)
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void ColumnMajorRows(ReadOnlySpan<float> wt, ReadOnlySpan<float> x, ReadOnlySpan<float> bias, Span<float> acc,
-        int accStride, int rows, int inDim, int outDim, int i0, int i1)
-    {
-        for (int c0 = 0; c0 < outDim; c0 += Block)
-        {
-            int n = Math.Min(Block, outDim - c0);
-            for (int r = 0; r < rows; r++)
-            {
-                var a = acc.Slice(r * accStride + c0, n);
-                if (bias.IsEmpty) a.Clear(); else bias.Slice(c0, n).CopyTo(a);
-            }
-            for (int i = i0; i < i1; i++)
-            {
-                var wi = wt.Slice(i * outDim + c0, n);
-                for (int r = 0; r < rows; r++) AddScaled(acc.Slice(r * accStride + c0, n), x[r * inDim + i], wi);
-            }
-        }
-    }
+    /// <summary>Start of share <paramref name="p"/> of <paramref name="parts"/> over <paramref name="size"/> items.</summary>
+    static int Split(int size, int parts, int p) => p == parts ? size : (int)((long)size * p / parts);
 
     /// <summary>acc += x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -182,7 +112,7 @@ public static class DecodeKernels
         for (int i = accV.Length * Vector<float>.Count; i < acc.Length; i++) acc[i] += x[i];
     }
 
-    /// <summary>y[r, j] = W[j] . x[r] + b[j] for j in [j0, j1), W [out, in] row-major.</summary>
+    /// <summary>y[r, j] = W[j] . x[r] + b[j] for j in [j0, j1), W [out, in] row-major: each weight row read once, in memory order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RowMajorRange(ReadOnlySpan<float> w, ReadOnlySpan<float> x, ReadOnlySpan<float> bias, Span<float> y,
         int rows, int inDim, int outDim, int j0, int j1)
@@ -190,9 +120,31 @@ public static class DecodeKernels
         for (int j = j0; j < j1; j++)
         {
             var wj = w.Slice(j * inDim, inDim);
+            float b = bias.IsEmpty ? 0f : bias[j];
             for (int r = 0; r < rows; r++)
-                y[r * outDim + j] = Dot(wj, x.Slice(r * inDim, inDim)) + (bias.IsEmpty ? 0f : bias[j]);
+                y[r * outDim + j] = Dot(wj, x.Slice(r * inDim, inDim)) + b;
         }
+    }
+
+    /// <summary>a . b (four SIMD accumulators, so the loads do not wait on one chain of adds).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        var aV = MemoryMarshal.Cast<float, Vector<float>>(a);
+        var bV = MemoryMarshal.Cast<float, Vector<float>>(b.Slice(0, a.Length));
+        Vector<float> s0 = Vector<float>.Zero, s1 = Vector<float>.Zero, s2 = Vector<float>.Zero, s3 = Vector<float>.Zero;
+        int v = 0;
+        for (; v + 4 <= aV.Length; v += 4)
+        {
+            s0 = Vector.MultiplyAddEstimate(aV[v], bV[v], s0);
+            s1 = Vector.MultiplyAddEstimate(aV[v + 1], bV[v + 1], s1);
+            s2 = Vector.MultiplyAddEstimate(aV[v + 2], bV[v + 2], s2);
+            s3 = Vector.MultiplyAddEstimate(aV[v + 3], bV[v + 3], s3);
+        }
+        for (; v < aV.Length; v++) s0 = Vector.MultiplyAddEstimate(aV[v], bV[v], s0);
+        float sum = Vector.Sum((s0 + s1) + (s2 + s3));
+        for (int i = aV.Length * Vector<float>.Count; i < a.Length; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        return sum;
     }
 
     /// <summary>acc += a w.</summary>
@@ -204,25 +156,6 @@ public static class DecodeKernels
         var aV = new Vector<float>(a);
         for (int v = 0; v < accV.Length; v++) accV[v] = Vector.MultiplyAddEstimate(aV, wV[v], accV[v]);
         for (int i = accV.Length * Vector<float>.Count; i < acc.Length; i++) acc[i] = MathF.FusedMultiplyAdd(a, w[i], acc[i]);
-    }
-
-    /// <summary>a . b (two SIMD accumulators).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        var aV = MemoryMarshal.Cast<float, Vector<float>>(a);
-        var bV = MemoryMarshal.Cast<float, Vector<float>>(b);
-        Vector<float> s0 = Vector<float>.Zero, s1 = Vector<float>.Zero;
-        int v = 0;
-        for (; v + 2 <= aV.Length; v += 2)
-        {
-            s0 = Vector.MultiplyAddEstimate(aV[v], bV[v], s0);
-            s1 = Vector.MultiplyAddEstimate(aV[v + 1], bV[v + 1], s1);
-        }
-        if (v < aV.Length) s0 = Vector.MultiplyAddEstimate(aV[v], bV[v], s0);
-        float sum = Vector.Sum(s0 + s1);
-        for (int i = aV.Length * Vector<float>.Count; i < a.Length; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
-        return sum;
     }
 
     /// <summary>gate [..., I] &lt;- silu(gate) * up, in place (the SwiGLU between the MLP's projections).</summary>
@@ -294,9 +227,4 @@ public static class DecodeKernels
     public static bool CanRotateInPlace(Tensor x, RotaryTables tables) =>
         !is_grad_enabled() && RawFloats.IsCpuFloat(x) && x.is_contiguous() && tables.Cos.shape[0] == 1
         && RawFloats.IsCpuFloat(tables.Cos) && RawFloats.IsCpuFloat(tables.Sin) && tables.Cos.is_contiguous() && tables.Sin.is_contiguous();
-
-    /// <summary>True when W [out, in] is stored column-major (strides [1, out]), false when row-major, null otherwise.</summary>
-    static bool? LayoutOf(Tensor w) =>
-        w.is_contiguous() ? false : w.dim() == 2 && w.stride(0) == 1 && w.stride(1) == w.shape[0] ? true : null;
-
 }

@@ -12,13 +12,16 @@ internal static class RawFloats
 {
     public static bool IsCpuFloat(Tensor t) => t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU;
 
+    /// <summary>True when a matrix is stored column-major (its transpose is contiguous): dense, though not contiguous.</summary>
+    public static bool IsColumnMajor(Tensor matrix) => matrix.dim() == 2 && matrix.t().is_contiguous();
+
     /// <summary>The elements of a dense fp32 CPU tensor in memory order: a contiguous tensor, or a column-major matrix
     /// (through its contiguous transpose). Anything else is an <see cref="ArgumentException"/>.</summary>
     public static Span<float> Of(Tensor t)
     {
         if (!IsCpuFloat(t)) throw new ArgumentException("raw floats need an fp32 CPU tensor", nameof(t));
         if (t.is_contiguous()) return MemoryMarshal.Cast<byte, float>(t.bytes);
-        if (!WeightLayout.IsColumnMajor(t)) throw new ArgumentException("raw floats need a contiguous tensor or a column-major matrix", nameof(t));
+        if (!IsColumnMajor(t)) throw new ArgumentException("raw floats need a contiguous tensor or a column-major matrix", nameof(t));
         using var rowMajor = t.t();
         return MemoryMarshal.Cast<byte, float>(rowMajor.bytes);
     }

@@ -34,10 +34,10 @@ internal static class FusedAdamW
     public static bool Supported => Vector.IsHardwareAccelerated;
 
     /// <summary>Whether <paramref name="t"/> is fp32 on the CPU with its elements in one dense block: contiguous, or a
-    /// column-major matrix (the layers' linear weights are stored that way, see WeightLayout).</summary>
+    /// column-major matrix (a transposed copy, as a gradient may be).</summary>
     public static bool CanUse(Tensor t) =>
         RawFloats.IsCpuFloat(t) && t.numel() <= int.MaxValue / sizeof(float)
-        && (t.is_contiguous() || Modules.WeightLayout.IsColumnMajor(t));
+        && (t.is_contiguous() || Modules.RawFloats.IsColumnMajor(t));
 
     /// <summary>Whether the update can run element by element over the four tensors' raw memory: each one dense and all
     /// four laid out alike (element i of one is element i of the others).</summary>

@@ -43,7 +43,7 @@ public class OptimizerAndScheduleTests
         // Sizes: a matrix spanning several slices with a ragged end, a vector, and a length below one SIMD width; two
         // groups with different rates; the schedule changing lr between steps; a parameter without a gradient.
         manual_seed(0);
-        // the last one column-major, as the layers store their linear weights (WeightLayout); its gradient row-major
+        // the last one column-major (a dense layout other than contiguous); its gradient row-major
         var init = new[] { randn(301, 517), randn(517), randn(5), randn(3, 4), randn(33, 70).t().contiguous().t() };
         Parameter[] Copy() => init.Select(t => new Parameter(t.clone())).ToArray();
         var fused = Copy();
@@ -54,7 +54,7 @@ public class OptimizerAndScheduleTests
         using var fusedOpt = Make(fused);
         using var referenceOpt = Make(reference);
         Assert.True(fusedOpt.Fused);
-        Assert.True(HybridDistill.Modules.WeightLayout.IsColumnMajor(fused[4]));
+        Assert.True(HybridDistill.Modules.RawFloats.IsColumnMajor(fused[4]));
         referenceOpt.Fused = false;
         for (int step = 0; step < 6; step++)
         {
