@@ -105,7 +105,7 @@ public static class CliApp
             .WithDescription("Resident memory while generating N tokens: growth after warm-up vs the KV-cache bytes added.")
             .WithExample("bench", "memory", "--tokens", "2000");
         bench.AddCommand<BenchDecodeCommand>("decode")
-            .WithDescription("Decode ms/token and cache bytes vs context: a teacher and its hybrids, timings interleaved.")
+            .WithDescription("Decode ms/token (median step) and cache bytes vs context: a teacher and its hybrids, timings interleaved.")
             .WithExample("bench", "decode")
             .WithExample("bench", "decode", "--model", "out/teacher", "--model", "out/hybrid", "--contexts", "256,512", "--json", "out/");
     });

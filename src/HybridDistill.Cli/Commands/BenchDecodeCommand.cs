@@ -89,16 +89,16 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
     /// <summary>Table on stderr: each model's ms/token and cache, with speed-up and cache fraction against the reference and the bound implied by bytes read per token.</summary>
     private static void Render(IReadOnlyList<DecodeRow> rows, string reference, MachineLimits limits)
     {
-        var table = new Table().AddColumns("model", "context", "ms/token", "tokens/s", "cache MiB", "speed-up", "bytes bound", "cache fraction", "of bandwidth");
+        var table = new Table().AddColumns("model", "context", "ms/token", "tokens/s", "cache MiB", "speed-up", "bytes bound", "cache fraction", "of bandwidth", "weights of bandwidth");
         foreach (var r in rows)
         {
             var baseline = rows.First(x => x.Model == reference && x.Context == r.Context);
             table.AddRow(r.Model, r.Context.ToString(), $"{r.MsPerToken:F2}", $"{1000 / r.MsPerToken:F1}", $"{r.CacheBytes / 1048576.0:F1}",
                 $"{baseline.MsPerToken / r.MsPerToken:F2}x", $"{(double)baseline.BytesPerToken / r.BytesPerToken:F2}x",
                 baseline.CacheBytes == 0 ? "-" : $"{(double)r.CacheBytes / baseline.CacheBytes:P1}",
-                $"{limits.ReadMs(r.BytesPerToken) / r.MsPerToken:P0}");
+                $"{limits.ReadMs(r.BytesPerToken) / r.MsPerToken:P0}", $"{limits.ReadMs(r.WeightBytes) / r.MsPerToken:P0}");
         }
         CliRunner.Stderr.Write(table);
-        CliRunner.Stderr.WriteLine(MachineLimitsOutput.Line(limits) + "; \"of bandwidth\" = bytes read per token / read bandwidth / ms per token");
+        CliRunner.Stderr.WriteLine(MachineLimitsOutput.Line(limits) + "; ms/token = median step; \"of bandwidth\" = bytes read per token (weights and cache; \"weights of\": weights only) / read bandwidth / ms per token");
     }
 }

@@ -16,7 +16,9 @@ public sealed record DecodeRow(string Model, int Context, double MsPerToken, lon
 /// <summary>
 /// Decode latency and cache size against context length for several models at once. Each model keeps its
 /// own state; contexts are reached by prefilling further, and at each context the models' timings are
-/// interleaved (A B C A B C ...) so machine noise hits them alike.
+/// interleaved (A B C A B C ...) so machine noise hits them alike. Each step is timed on its own and a row reports the
+/// median step (rounds x steps of them): on the shared 2-core host a few steps take several times the others, and a
+/// mean would report those.
 /// </summary>
 public static class DecodeBenchmark
 {
@@ -56,7 +58,7 @@ public static class DecodeBenchmark
             using var token = tensor(new long[] { 1 }, device: device).unsqueeze(0);                  // [1, 1]
             foreach (int context in sorted)
             {
-                var times = new double[models.Count];
+                var steps = models.Select(_ => new List<double>()).ToArray();                        // ms of each timed step
                 for (int m = 0; m < models.Count; m++)
                 {
                     cancellation.ThrowIfCancellationRequested();
@@ -72,17 +74,17 @@ public static class DecodeBenchmark
                     {
                         cancellation.ThrowIfCancellationRequested();
                         Measure.Synchronize(device);                                             // item() below syncs each step
-                        var sw = Stopwatch.StartNew();
                         for (int i = 0; i < stepsPerRound; i++)
                         {
+                            var sw = Stopwatch.StartNew();
                             using var logits = models[m].Model.Forward(token, states[m]);
                             using var next = logits[0, -1].argmax();
                             _ = next.item<long>();
+                            steps[m].Add(sw.Elapsed.TotalMilliseconds);
                         }
-                        times[m] += sw.Elapsed.TotalMilliseconds;
                     }
                 for (int m = 0; m < models.Count; m++)
-                    rows.Add(new DecodeRow(models[m].Name, context, times[m] / (rounds * stepsPerRound), cacheBytes[m], WeightBytes(models[m].Model)));
+                    rows.Add(new DecodeRow(models[m].Name, context, Measure.Median(steps[m]), cacheBytes[m], WeightBytes(models[m].Model)));
             }
             return rows;
         }

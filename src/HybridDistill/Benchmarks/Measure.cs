@@ -19,8 +19,14 @@ public static class Measure
             Synchronize(device);
             times[i] = sw.Elapsed.TotalMilliseconds;
         }
-        Array.Sort(times);
-        return times[repeats / 2];
+        return Median(times);
+    }
+
+    /// <summary>The middle value of <paramref name="values"/> (the upper one of the two middle values for an even count).</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted[sorted.Length / 2];
     }
 
     /// <summary>
