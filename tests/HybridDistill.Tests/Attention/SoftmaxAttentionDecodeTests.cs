@@ -6,8 +6,9 @@ namespace HybridDistill.Tests.Attention;
 /// <summary>One decoding token's attention over the raw KV cache against the cache append and SDPA it replaces.</summary>
 public class SoftmaxAttentionDecodeTests
 {
-    // GQA 6:2 with a head size that is no multiple of the SIMD width, lengths 1 and odd; MHA 8 heads of 64 at a length that
-    // splits the heads between the cores (2 x 8 x 520 x 64 multiply-adds >= 2^18).
+    // GQA 6:2 with a head size that is no multiple of the SIMD width, lengths 1 and odd; MHA 8 heads of 64 (a register
+    // strip of eight vectors in the weighted sum of values) at a length that splits the heads between the cores (2 x 8 x 520 x 64
+    // multiply-adds >= 2^18).
     public static TheoryData<int, int, int, int, int> Shapes => new()
     {
         { 2, 6, 2, 12, 1 },
@@ -15,6 +16,8 @@ public class SoftmaxAttentionDecodeTests
         { 1, 6, 2, 12, 301 },
         { 1, 8, 8, 64, 520 },
         { 3, 4, 1, 20, 97 },
+        { 1, 4, 2, 40, 33 },                     // five 8-float vectors: a strip of four in registers, the fifth by rows
+        { 1, 2, 2, 104, 45 },                    // thirteen: strips of eight and four, the last by rows
     };
 
     [Theory]
