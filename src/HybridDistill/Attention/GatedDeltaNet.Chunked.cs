@@ -289,18 +289,4 @@ public sealed partial class GatedDeltaNet
             return [.. grads, null!];
         }
     }
-
-    /// <summary>
-    /// (I + M)^-1 for strictly lower-triangular M [..., c, c] (a unit-lower-triangular matrix), by
-    /// <c>torch.linalg.solve_triangular</c> against the identity, batched over all chunks. (Measured on this 2-core CPU
-    /// for [8, 128, 64, 64]: 28-40 ms, against 22-65 ms for a blocked product form and 75-118 ms for repeated squaring;
-    /// end to end within noise, so the exact LAPACK solve is the one kept.)
-    /// </summary>
-    internal static Tensor InvertUnitLower(Tensor m)
-    {
-        using var scope = NewDisposeScope();
-        long c = m.shape[^1];
-        var eye = torch.eye(c, dtype: m.dtype, device: m.device);              // [c, c]
-        return scope.MoveToOuter(linalg.solve_triangular(m + eye, eye.expand_as(m), upper: false, unitriangular: true));
-    }
 }

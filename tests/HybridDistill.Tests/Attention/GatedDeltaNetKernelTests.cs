@@ -270,6 +270,26 @@ public sealed class GatedDeltaNetKernelTests
         Assert.True((inverse.matmul(m + torch.eye(64)) - torch.eye(64)).abs().max().item<float>() < 1e-4);
     }
 
+    [Theory]
+    [InlineData(64)]
+    [InlineData(13)]
+    [InlineData(1)]
+    public void UnitLowerInverse_RawForwardSubstitution_EqualsTheTriangularSolve(int c)
+    {
+        // the raw path (contiguous fp32 CPU, outside autograd) against libtorch's solve, with and without zero entries
+        // (the padded tail of a last chunk has beta = 0), and (I + M) A = I
+        manual_seed(12);
+        var keys = nn.functional.normalize(randn(2, 3, c, 16), dim: -1);
+        var m = (rand(2, 3, c, 1) * keys.matmul(keys.transpose(-1, -2))).tril(-1);             // [2, 3, c, c]
+        m[0, 1] = m[0, 1] * (arange(c) < c / 2).to(float32).unsqueeze(-1);                    // rows past c/2: beta = 0
+        using var _ = no_grad();
+        var raw = GatedDeltaNet.InvertUnitLower(m);
+        var solved = GatedDeltaNet.InvertUnitLowerBySolve(m);
+        Assert.True((raw - solved).abs().max().item<float>() <= 1e-5f * Math.Max(1f, solved.abs().max().item<float>()));
+        Assert.True((raw.matmul(m + torch.eye(c)) - torch.eye(c)).abs().max().item<float>() < 1e-4);
+        Assert.True(raw.triu(1).eq(0).all().item<bool>(), "the inverse is lower triangular");
+    }
+
     /// <summary>Tensors created minus tensors disposed on this thread (TorchSharp counts both per thread). Unlike the
     /// process-wide Tensor.TotalCount, it does not move when the finalizer thread disposes earlier tests' unreachable
     /// tensors, so it changes only with what this test's thread makes and frees, whenever the GC runs (with
