@@ -46,6 +46,10 @@ public sealed class BenchDecodeCommand : Command<BenchDecodeCommand.Settings>
         [Description(CliParsing.BenchDeviceHelp)]
         [DefaultValue("cpu")]
         public string Device { get; init; } = "cpu";
+
+        public override ValidationResult Validate() =>
+            Steps < 1 || Rounds < 1 ? ValidationResult.Error("--steps and --rounds must be >= 1 (each row is the median of steps x rounds timed steps).")
+            : ValidationResult.Success();
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)

@@ -44,6 +44,8 @@ public static class DecodeBenchmark
     public static IReadOnlyList<DecodeRow> Run(IReadOnlyList<(string Name, HybridCausalLM Model)> models, IReadOnlyList<int> contexts,
         int stepsPerRound = 8, int rounds = 3, IProgress<string>? progress = null, CancellationToken cancellation = default)
     {
+        if (stepsPerRound < 1 || rounds < 1)
+            throw new ArgumentOutOfRangeException(stepsPerRound < 1 ? nameof(stepsPerRound) : nameof(rounds), "each row is the median of at least one timed step");
         int vocab = models.Min(m => m.Model.Config.VocabSize);
         var sorted = contexts.OrderBy(c => c).ToArray();
         long capacity = sorted[^1] + (long)sorted.Length * (stepsPerRound * rounds + 1) + 1;

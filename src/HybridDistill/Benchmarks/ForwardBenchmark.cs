@@ -83,9 +83,10 @@ public static class ForwardBenchmark
         return weights * sizeof(float);
     }
 
-    /// <summary>Prefills <paramref name="context"/> random tokens, then times one-token steps; returns ms/token and the cache bytes at that context.</summary>
+    /// <summary>Prefills <paramref name="context"/> random tokens, then times one-token steps; returns the median step's ms and the cache bytes at that context.</summary>
     public static (double MsPerToken, long CacheBytes) DecodeMsPerToken(HybridCausalLM model, int context, int steps)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
         using var inference = inference_mode();
         using var state = model.CreateState(1, context + steps + 1);
         var device = model.LmHeadWeight.device;
@@ -96,13 +97,15 @@ public static class ForwardBenchmark
         using var token = tensor(new long[] { 1 }, device: device).unsqueeze(0);                           // [1, 1]
         using (var _ = model.Forward(token, state)) { }                                                  // warm-up step
         Measure.Synchronize(device);                                                                     // item() below syncs each step
-        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var times = new double[steps];
         for (int i = 0; i < steps; i++)
         {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
             using var logits = model.Forward(token, state);
             using var next = logits[0, -1].argmax();
             _ = next.item<long>();
+            times[i] = sw.Elapsed.TotalMilliseconds;
         }
-        return (sw.Elapsed.TotalMilliseconds / steps, bytes);
+        return (Measure.Median(times), bytes);                                                           // as bench decode: the median step
     }
 }
