@@ -7,11 +7,13 @@ using static TorchSharp.torch;
 namespace HybridDistill.Attention;
 
 // Step 3 of the chunked form: A = (I + M)^-1 for every chunk's strictly lower-triangular M [c, c]. libtorch's batched
-// triangular solve (LAPACK trsm against the identity, one small call per matrix) took 23-27 ms for the 256 matrices of
-// 64 x 64 at T=2048 (B=1, H=8) on the 2-core machine, against 3.6 ms for one batched product of the same shapes: a
-// quarter of the whole chunked forward. Forward substitution over raw memory does the same arithmetic in one pass:
-// row i of A is e_i - sum_{k<i} M[i, k] (row k of A), where row k is zero beyond column k, so each step is an axpy over
-// the first k + 1 columns (rounded up to the SIMD width, still within the row's zeros); the cores split the matrices.
+// triangular solve (LAPACK trsm against the identity, one small call per matrix) took 3.4-4.3 ms for the 256 matrices of
+// 64 x 64 at T=2048 (B=1, H=8) on the quiet 2-core machine, and 23-27 ms with a `hybrid run` beside it. Forward
+// substitution over raw memory does the same arithmetic in one pass (1.4-2.7 ms quiet): row i of A is
+// e_i - sum_{k<i} M[i, k] (row k of A), where row k is zero beyond column k, so each step is an axpy over the first
+// k + 1 columns (rounded up to the SIMD width, still within the row's zeros); the cores split the matrices, through
+// Parallel.For rather than ForkJoin: this runs in training, between libtorch's OpenMP regions, where helpers spinning
+// after the job would take the cores those regions need.
 
 public sealed partial class GatedDeltaNet
 {
@@ -28,12 +30,13 @@ public sealed partial class GatedDeltaNet
         int c = (int)m.shape[^1];
         int count = c == 0 ? 0 : (int)(m.numel() / ((long)c * c));
         var inverse = zeros_like(m);                                                          // [..., c, c]
-        int parts = Math.Clamp(Math.Min(get_num_threads(), count), 1, Environment.ProcessorCount);
+        int parts = ForkJoin.PartsFor(count);
         void Part(int p)
         {
             ReadOnlySpan<float> ms = RawFloats.Of(m);
             Span<float> inv = RawFloats.Of(inverse);
-            for (int i = (int)((long)count * p / parts), end = (int)((long)count * (p + 1) / parts); i < end; i++)
+            var (first, end) = ForkJoin.Share(count, parts, p);
+            for (int i = first; i < end; i++)
                 InvertOne(ms.Slice(i * c * c, c * c), inv.Slice(i * c * c, c * c), c);
         }
         if (parts == 1) Part(0);

@@ -41,8 +41,8 @@ public partial class SoftmaxAttention
         var job = new TokenAttention(q, keys, values, o, heads, kvHeads, d, length, capacity);
         int pairs = batch * heads;
         long work = 2L * pairs * length * d;
-        int parts = work >= DecodeKernels.ParallelThreshold ? Math.Clamp(get_num_threads(), 1, Math.Min(pairs, Environment.ProcessorCount)) : 1;
-        ForkJoin.Run(parts, p => job.Run((int)((long)pairs * p / parts), (int)((long)pairs * (p + 1) / parts)));
+        int parts = work >= DecodeKernels.ParallelThreshold ? ForkJoin.PartsFor(pairs) : 1;
+        ForkJoin.Run(parts, p => job.Run(ForkJoin.Share(pairs, parts, p)));
         return o;
     }
 
@@ -118,8 +118,9 @@ public partial class SoftmaxAttention
     {
         /// <summary>The (batch, head) pairs [p0, p1): o = softmax(q K^T / sqrt(D)) V over the first <see cref="Length"/> positions.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // every decoding token's loop: no unoptimised first tier
-        public void Run(int p0, int p1)
+        public void Run((int Start, int End) pairs)
         {
+            var (p0, p1) = pairs;
             ReadOnlySpan<float> q = RawFloats.Of(Q), keys = RawFloats.Of(Keys), values = RawFloats.Of(Values);
             Span<float> o = RawFloats.Of(O);
             int groups = Heads / KvHeads;

@@ -75,15 +75,8 @@ public static class DecodeBenchmark
                     for (int m = 0; m < models.Count; m++)
                     {
                         cancellation.ThrowIfCancellationRequested();
-                        Measure.Synchronize(device);                                             // item() below syncs each step
-                        for (int i = 0; i < stepsPerRound; i++)
-                        {
-                            var sw = Stopwatch.StartNew();
-                            using var logits = models[m].Model.Forward(token, states[m]);
-                            using var next = logits[0, -1].argmax();
-                            _ = next.item<long>();
-                            steps[m].Add(sw.Elapsed.TotalMilliseconds);
-                        }
+                        Measure.Synchronize(device);                                             // then TimeStep's item() syncs each step
+                        for (int i = 0; i < stepsPerRound; i++) steps[m].Add(TimeStep(models[m].Model, token, states[m]));
                     }
                 for (int m = 0; m < models.Count; m++)
                     rows.Add(new DecodeRow(models[m].Name, context, Measure.Median(steps[m]), cacheBytes[m], WeightBytes(models[m].Model)));
@@ -94,6 +87,17 @@ public static class DecodeBenchmark
         {
             foreach (var s in states) s.Dispose();
         }
+    }
+
+    /// <summary>Milliseconds of one greedy decoding step: the forward of <paramref name="token"/> [1, 1] on <paramref name="state"/>,
+    /// the argmax of its logits, and the item() that waits for them (on CUDA too).</summary>
+    internal static double TimeStep(HybridCausalLM model, Tensor token, ModelState state)
+    {
+        var sw = Stopwatch.StartNew();
+        using var logits = model.Forward(token, state);
+        using var next = logits[0, -1].argmax();
+        _ = next.item<long>();
+        return sw.Elapsed.TotalMilliseconds;
     }
 
     /// <summary>Bytes of the weights a decode step reads: every parameter, except an untied embedding matrix (one row of it is read).</summary>

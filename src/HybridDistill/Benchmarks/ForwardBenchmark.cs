@@ -96,16 +96,8 @@ public static class ForwardBenchmark
         long bytes = state.CacheBytes;
         using var token = tensor(new long[] { 1 }, device: device).unsqueeze(0);                           // [1, 1]
         using (var _ = model.Forward(token, state)) { }                                                  // warm-up step
-        Measure.Synchronize(device);                                                                     // item() below syncs each step
-        var times = new double[steps];
-        for (int i = 0; i < steps; i++)
-        {
-            var sw = System.Diagnostics.Stopwatch.StartNew();
-            using var logits = model.Forward(token, state);
-            using var next = logits[0, -1].argmax();
-            _ = next.item<long>();
-            times[i] = sw.Elapsed.TotalMilliseconds;
-        }
+        Measure.Synchronize(device);                                                                     // then TimeStep's item() syncs each step
+        var times = Enumerable.Range(0, steps).Select(_ => DecodeBenchmark.TimeStep(model, token, state)).ToArray();
         return (Measure.Median(times), bytes);                                                           // as bench decode: the median step
     }
 }

@@ -82,7 +82,7 @@ public static class DecodeKernels
             outputs[m] = empty([.. lead, weights[m].shape[0]]);                                 // [..., out_m]
             total += weights[m].shape[0];
         }
-        int parts = total * inDim >= ParallelThreshold ? Math.Clamp(get_num_threads(), 1, Environment.ProcessorCount) : 1;
+        int parts = total * inDim >= ParallelThreshold ? ForkJoin.PartsFor(total) : 1;
         void RunPart(int p)
         {
             ReadOnlySpan<float> xs = RawFloats.Of(input);                                               // [rows, in]
@@ -90,17 +90,14 @@ public static class DecodeKernels
             {
                 int outDim = (int)weights[m].shape[0];
                 var bias = biases?[m] is { } b ? RawFloats.Of(b) : default;
-                RowMajorRange(RawFloats.Of(weights[m]), xs, bias, RawFloats.Of(outputs[m]), rows, inDim, outDim,
-                    Split(outDim, parts, p), Split(outDim, parts, p + 1));
+                var (j0, j1) = ForkJoin.Share(outDim, parts, p);
+                RowMajorRange(RawFloats.Of(weights[m]), xs, bias, RawFloats.Of(outputs[m]), rows, inDim, outDim, j0, j1);
             }
         }
         ForkJoin.Run(parts, RunPart);
         foreach (var o in outputs) scope.MoveToOuter(o);
         return outputs;
     }
-
-    /// <summary>Start of share <paramref name="p"/> of <paramref name="parts"/> over <paramref name="size"/> items.</summary>
-    static int Split(int size, int parts, int p) => p == parts ? size : (int)((long)size * p / parts);
 
     /// <summary>acc += x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

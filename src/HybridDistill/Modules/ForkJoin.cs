@@ -44,6 +44,14 @@ internal static class ForkJoin
         }
     }
 
+    /// <summary>Parts for a job of <paramref name="items"/> independent items: libtorch's thread count (the user's --threads),
+    /// at most the cores and the items, at least one.</summary>
+    public static int PartsFor(long items) => (int)Math.Clamp(Math.Min(TorchSharp.torch.get_num_threads(), items), 1, Environment.ProcessorCount);
+
+    /// <summary>The items [Start, End) of part <paramref name="p"/> of <paramref name="parts"/> over <paramref name="size"/> items:
+    /// contiguous, in order, fixed by the sizes alone (so results do not depend on which thread ran which part).</summary>
+    public static (int Start, int End) Share(int size, int parts, int p) => ((int)((long)size * p / parts), (int)((long)size * (p + 1) / parts));
+
     /// <summary>Runs <paramref name="body"/>(p) for p in [0, <paramref name="count"/>), part 0 on the calling thread; returns when all are done.</summary>
     public static void Run(int count, Action<int> body)
     {

@@ -18,6 +18,20 @@ public class ForkJoinTests
         }
     }
 
+    [Theory]
+    [InlineData(0, 2)]
+    [InlineData(1, 2)]
+    [InlineData(7, 2)]
+    [InlineData(32000, 3)]
+    public void Share_CoversEveryItemOnceInOrder(int size, int parts)
+    {
+        var shares = Enumerable.Range(0, parts).Select(p => ForkJoin.Share(size, parts, p)).ToArray();
+        Assert.Equal(0, shares[0].Start);
+        Assert.Equal(size, shares[^1].End);
+        for (int p = 1; p < parts; p++) Assert.Equal(shares[p - 1].End, shares[p].Start);
+        Assert.All(shares, s => Assert.InRange(s.End - s.Start, size / parts, (size + parts - 1) / parts));
+    }
+
     [Fact]
     public async Task Run_BackToBackJobs_EachSeesAllItsParts()
     {
