@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static HybridDistill.Modules.BatchedProducts;
 
 namespace HybridDistill.Attention;
 
@@ -42,15 +43,23 @@ public sealed partial class GatedDeltaNet
     // U = A (b V), W = A (b e^gamma K) of step 4, P = (Q K^T) * D and Kd = K * e^(gamma_last - gamma), step 5 is
     //   O_i     = P U + (Q e^gamma - P W) S_i                 = IntraOutput + QueryToState S_i
     //   S_{i+1} = (e^gamma_last I - Kd^T W) S_i + Kd^T U       = Transition_i S_i + Injection_i
-    // so everything but the S recurrence is batched over all chunks. The forward saves the matmul products
-    // (D, K K^T, Q K^T, A, U, W, QueryToState, Transition) and the chunk-start states S_i; the backward
-    // recomputes only elementwise terms. Memory per call: about 9 tensors the size of [B, H, T, 64].
+    // so everything but the S recurrence is batched over all chunks. U and W are kept side by side in one
+    // tensor UW [c, Dv + Dk], and so are the gradients that pair with them: every product that U and W (or
+    // their gradients) enter with the same left or right factor is one product over [U | W] instead of two
+    // (P [U | W], Kd^T [U | W], A [bV | b e^gamma K], [dO | -dQueryToState] [U | W]^T, ...), and products
+    // that are added to a term are added in place (Modules/BatchedProducts.cs, which on CPU also replaces
+    // MKL's batched sgemm for these shapes). Every fresh output costs page faults, on this CPU about as much as
+    // the 64 x 64 products that fill it, so the forward makes 5 fresh product outputs instead of 9 and the
+    // backward 7 instead of 18.
+    // The forward saves the products (D, K K^T, Q K^T, A, UW, QueryToState, Transition) and the chunk-start
+    // states S_i; the backward recomputes only elementwise terms. Memory per call: about 9 tensors the size
+    // of [B, H, T, 64].
     // ---------------------------------------------------------------------------------------------------------
 
     /// <summary>Chunked inputs and the state-free terms of steps 1-5, for all chunks at once (no autograd).</summary>
     sealed class ChunkTerms
     {
-        public required Tensor Q, K, V, Beta, Gamma, Decay, KeyKey, QueryKey, A, U, W, QueryToState, Transition;
+        public required Tensor Q, K, V, Beta, Gamma, Decay, KeyKey, QueryKey, A, UW, QueryToState, Transition;
         public Tensor? IntraOutput, Injection;                                // forward only
         public required long Length;
     }
@@ -80,30 +89,33 @@ public sealed partial class GatedDeltaNet
     static ChunkTerms ComputeChunkTerms(Tensor q, Tensor k, Tensor v, Tensor beta, Tensor g, long c)
     {
         var (qc, kc, vc, bc, gc) = ToChunks(q, k, v, beta, g, c);
+        long dk = kc.shape[^1], dv = vc.shape[^1];
         var gamma = gc.cumsum(-1);                                             // 1. [B, H, n, c]
         var expGamma = gamma.exp().unsqueeze(-1);                              // [B, H, n, c] -> [B, H, n, c, 1]
         var decay = DecayMatrix(gamma);                                        // 2. [B, H, n, c, c]
         var b = bc.unsqueeze(-1);                                              // [B, H, n, c] -> [B, H, n, c, 1]
         var kt = kc.transpose(-1, -2);                                         // [B, H, n, c, Dk] -> [B, H, n, Dk, c]
-        var keyKey = kc.matmul(kt);                                            // K K^T: [B, H, n, c, c]
+        var keyKey = Product(kc, kt);                                          // K K^T: [B, H, n, c, c]
         var m = (keyKey * b).mul_(decay).tril_(-1);                            // 3. M: [B, H, n, c, c]
-        var a = InvertUnitLower(m);                            // (I + M)^-1: [B, H, n, c, c]
-        var u = a.matmul(vc * b);                                              // 4. U: [B, H, n, c, Dv]
-        var w = a.matmul(kc * (b * expGamma));                                 //    W: [B, H, n, c, Dk]
-        var queryKey = qc.matmul(kt);                                          // Q K^T: [B, H, n, c, c]
+        var a = InvertUnitLower(m);                                            // (I + M)^-1: [B, H, n, c, c]
+        var scaled = cat([vc, kc], -1).mul_(b);                                // [b V | b K]: [B, H, n, c, Dv+Dk]
+        scaled.narrow(-1, dv, dk).mul_(expGamma);                              // [b V | b e^gamma K]
+        var uw = Product(a, scaled);                                           // 4. [U | W] = A [b V | b e^gamma K]
+        var queryKey = Product(qc, kt);                                        // Q K^T: [B, H, n, c, c]
         var p = queryKey * decay;                                              // 5. P: [B, H, n, c, c]
-        var intraOutput = p.matmul(u);                                         // P U: [B, H, n, c, Dv]
-        var queryToState = (qc * expGamma).sub_(p.matmul(w));                  // Q e^gamma - P W: [B, H, n, c, Dk]
+        var pUW = Product(p, uw);                                              // [P U | P W]: [B, H, n, c, Dv+Dk]
+        var intraOutput = pUW.narrow(-1, 0, dv);                               // P U: [B, H, n, c, Dv]
+        var queryToState = (qc * expGamma).sub_(pUW.narrow(-1, dv, dk));       // Q e^gamma - P W: [B, H, n, c, Dk]
         var (gammaLast, _, kd) = DecayedKeys(kc, gamma);                       // [B, H, n, 1], [B, H, n, c, Dk]
-        var kdt = kd.transpose(-1, -2);                                        // [B, H, n, c, Dk] -> [B, H, n, Dk, c]
-        var injection = kdt.matmul(u);                                         // Kd^T U: [B, H, n, Dk, Dv]
-        var transition = (torch.eye(kc.shape[^1], dtype: q.dtype, device: q.device) // [Dk, Dk]
+        var kdtUW = Product(kd.transpose(-1, -2), uw);                         // [Kd^T U | Kd^T W]: [B, H, n, Dk, Dv+Dk]
+        var injection = kdtUW.narrow(-1, 0, dv);                               // Kd^T U: [B, H, n, Dk, Dv]
+        var transition = (torch.eye(dk, dtype: q.dtype, device: q.device)     // [Dk, Dk]
                           * gammaLast.exp().unsqueeze(-1))                     // [B, H, n, 1] -> [B, H, n, 1, 1]
-                         .sub_(kdt.matmul(w));                                 // e^gamma_last I - Kd^T W: [B, H, n, Dk, Dk]
+                         .sub_(kdtUW.narrow(-1, dv, dk));                      // e^gamma_last I - Kd^T W: [B, H, n, Dk, Dk]
         return new ChunkTerms
         {
             Q = qc, K = kc, V = vc, Beta = bc, Gamma = gamma, Decay = decay, KeyKey = keyKey, QueryKey = queryKey, A = a,
-            U = u, W = w, QueryToState = queryToState, Transition = transition, IntraOutput = intraOutput, Injection = injection,
+            UW = uw, QueryToState = queryToState, Transition = transition, IntraOutput = intraOutput, Injection = injection,
             Length = q.shape[2],
         };
     }
@@ -130,7 +142,8 @@ public sealed partial class GatedDeltaNet
     {
         var t = ComputeChunkTerms(q, k, v, beta, g, chunkSize);
         var (statesBefore, finalState) = ScanForward(t.Transition, t.Injection!, state);
-        var output = FromChunks(t.IntraOutput!.add_(t.QueryToState.matmul(statesBefore)), t.Length); // [B, H, n, c, Dv] -> [B, H, T, Dv]
+        AddProduct(t.QueryToState, statesBefore, t.IntraOutput!);              // P U + QueryToState S_i: [B, H, n, c, Dv]
+        var output = FromChunks(t.IntraOutput!, t.Length);                     // [B, H, n, c, Dv] -> [B, H, T, Dv]
         return (output, finalState, statesBefore, t);
     }
 
@@ -191,19 +204,23 @@ public sealed partial class GatedDeltaNet
 
         // Step 5: O_i = P U + QueryToState S_i, S_{i+1} = Transition_i S_i + Kd^T U; the reverse scan gives
         // dInjection_i = dS_{i+1}. Minus signs are folded into nQ = -dQueryToState and nT = -dTransition.
-        var (dInjection, dInitialState) = ScanBackward(t.Transition, t.QueryToState.transpose(-1, -2).matmul(dO), dFinal); // [B, H, n, Dk, Dv]
+        var (dInjection, dInitialState) = ScanBackward(t.Transition, Product(t.QueryToState.transpose(-1, -2), dO), dFinal); // [B, H, n, Dk, Dv]
         var statesT = statesBefore.transpose(-1, -2);                          // [B, H, n, Dk, Dv] -> [B, H, n, Dv, Dk]
-        var nT = dInjection.matmul(statesT).neg_();                            // -dTransition: [B, H, n, Dk, Dk]
-        var nQ = dO.matmul(statesT).neg_();                                    // -dQueryToState: [B, H, n, c, Dk]
+        var nTQ = Product(cat([dInjection, dO], -2), statesT).neg_();          // [-dTransition; -dQueryToState]: [B, H, n, Dk+c, Dk]
+        var nT = nTQ.narrow(-2, 0, dk);                                        // -dTransition: [B, H, n, Dk, Dk]
+        var nQ = nTQ.narrow(-2, dk, c);                                        // -dQueryToState: [B, H, n, c, Dk]
         var dGammaLast = gammaLast.exp()                                       // from e^gamma_last I: [B, H, n, 1]
                          .mul_(nT.diagonal(0, -2, -1).sum(-1, keepdim: true)).neg_();
         var dQ = (nQ * expGamma).neg_();                                       // from Q e^gamma: [B, H, n, c, Dk]
         var dExpGamma = (nQ * t.Q).sum(-1, keepdim: true).neg_();              // [B, H, n, c, 1]
         var pt = p.transpose(-1, -2);                                          // [B, H, n, c, c]
-        var dP = dO.matmul(t.U.transpose(-1, -2)).add_(nQ.matmul(t.W.transpose(-1, -2))); // [B, H, n, c, c]
-        var dU = pt.matmul(dO).add_(kd.matmul(dInjection));                    // [B, H, n, c, Dv]
-        var dW = pt.matmul(nQ).add_(kd.matmul(nT));                            // [B, H, n, c, Dk]
-        var dKd = t.U.matmul(dInjection.transpose(-1, -2)).add_(t.W.matmul(nT.transpose(-1, -2))); // [B, H, n, c, Dk]
+        var uwT = t.UW.transpose(-1, -2);                                      // [B, H, n, Dv+Dk, c]
+        var dOnQ = cat([dO, nQ], -1);                                          // [dO | nQ]: [B, H, n, c, Dv+Dk]
+        var dInjnT = cat([dInjection, nT], -1);                                // [dInjection | nT]: [B, H, n, Dk, Dv+Dk]
+        var dP = Product(dOnQ, uwT);                                           // dO U^T + nQ W^T: [B, H, n, c, c]
+        var dUW = Product(pt, dOnQ);                                           // [dU | dW]: [B, H, n, c, Dv+Dk]
+        AddProduct(kd, dInjnT, dUW);
+        var dKd = Product(t.UW, dInjnT.transpose(-1, -2));                     // U dInjection^T + W nT^T: [B, H, n, c, Dk]
         var dKeyDecayLog = (dKd * kd).sum(-1);                                 // d(gamma_last - gamma): [B, H, n, c]
         var dK = dKd.mul_(keyDecay);                                           // [B, H, n, c, Dk]
         dGammaLast.add_(dKeyDecayLog.sum(-1, keepdim: true));
@@ -212,27 +229,27 @@ public sealed partial class GatedDeltaNet
         // P = (Q K^T) * D.
         var dQueryKey = dP.mul_(t.Decay);                                      // [B, H, n, c, c]
         var dLogDecay = dQueryKey * t.QueryKey;                                // d(gamma_i - gamma_j) = dD * D: [B, H, n, c, c]
-        dQ.add_(dQueryKey.matmul(t.K));
-        dK.add_(dQueryKey.transpose(-1, -2).matmul(t.Q));
+        AddProduct(dQueryKey, t.K, dQ);
+        AddProduct(dQueryKey.transpose(-1, -2), t.Q, dK);
 
-        // Step 4: U = A (b V), W = A (b e^gamma K), so d(b V) = A^T dU and d(b e^gamma K) = A^T dW.
-        var at = t.A.transpose(-1, -2);                                        // [B, H, n, c, c]
-        var dBV = at.matmul(dU);                                               // [B, H, n, c, Dv]
-        var dBK = at.matmul(dW);                                               // [B, H, n, c, Dk]
+        // Step 4: U = A (b V), W = A (b e^gamma K), so [d(b V) | d(b e^gamma K)] = A^T [dU | dW].
+        var dBVK = Product(t.A.transpose(-1, -2), dUW);                        // [B, H, n, c, Dv+Dk]
+        var dBV = dBVK.narrow(-1, 0, dv);                                      // d(b V): [B, H, n, c, Dv]
+        var dBK = dBVK.narrow(-1, dv, dk);                                     // d(b e^gamma K): [B, H, n, c, Dk]
         var dV = dBV * b;                                                      // [B, H, n, c, Dv]
         var dBKK = (dBK * t.K).sum(-1, keepdim: true);                         // [B, H, n, c, 1]
         var dBeta = (dBV * t.V).sum(-1, keepdim: true).add_(dBKK * expGamma);  // [B, H, n, c, 1]
         dK.add_(dBK * (b * expGamma));
         dExpGamma.add_(dBKK.mul_(b));
         // Step 3: A = (I + M)^-1 gives dM = -A^T dA A^T = -(d(b V) U^T + d(b e^gamma K) W^T), strictly lower.
-        var dM = dBV.matmul(t.U.transpose(-1, -2)).add_(dBK.matmul(t.W.transpose(-1, -2))).neg_().tril_(-1); // [B, H, n, c, c]
+        var dM = Product(dBVK, uwT).neg_().tril_(-1);                          // [B, H, n, c, c]
         // M = b_i (K K^T)_ij D_ij.
         var dMDecay = dM.mul_(t.Decay);                                        // dM * D: [B, H, n, c, c]
         var dMTerm = dMDecay * t.KeyKey;                                       // dM * D * K K^T
         dBeta.add_(dMTerm.sum(-1, keepdim: true));
         dLogDecay.addcmul_(dMTerm, b, 1);
         var dKeyKey = dMDecay.mul_(b);                                         // [B, H, n, c, c]
-        dK.add_(dKeyKey.add(dKeyKey.transpose(-1, -2)).matmul(t.K));
+        AddProduct(dKeyKey.add(dKeyKey.transpose(-1, -2)), t.K, dK);
 
         // Step 2: D_ij = exp(gamma_i - gamma_j); step 1: gamma = cumsum(g), so dg is a reverse cumulative sum.
         dGamma.add_(dLogDecay.sum(-1)).sub_(dLogDecay.sum(-2));
@@ -259,10 +276,11 @@ public sealed partial class GatedDeltaNet
         {
             var (q, k, v, beta, g, state) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3], (Tensor)vars[4], (Tensor)vars[5]);
             using var scope = NewDisposeScope();
+            using var noGrad = no_grad();                                      // the node is the graph: nothing inside is recorded
             var (output, finalState, statesBefore, t) = ChunkedForward(q, k, v, beta, g, state, (int)vars[6]);
             var saved = new List<Tensor>
             {
-                t.Q, t.K, t.V, t.Beta, t.Gamma, t.Decay, t.KeyKey, t.QueryKey, t.A, t.U, t.W, t.QueryToState, t.Transition, statesBefore,
+                t.Q, t.K, t.V, t.Beta, t.Gamma, t.Decay, t.KeyKey, t.QueryKey, t.A, t.UW, t.QueryToState, t.Transition, statesBefore,
             };
             ctx.save_for_backward(saved);
             ctx.save_data("length", t.Length);
@@ -277,14 +295,15 @@ public sealed partial class GatedDeltaNet
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)
         {
             using var scope = NewDisposeScope();
+            using var noGrad = no_grad();                                      // the hand-written backward is not differentiated again
             var s = ctx.get_saved_variables();
             var terms = new ChunkTerms
             {
                 Q = s[0], K = s[1], V = s[2], Beta = s[3], Gamma = s[4], Decay = s[5], KeyKey = s[6], QueryKey = s[7],
-                A = s[8], U = s[9], W = s[10], QueryToState = s[11], Transition = s[12], Length = (long)ctx.get_data("length"),
+                A = s[8], UW = s[9], QueryToState = s[10], Transition = s[11], Length = (long)ctx.get_data("length"),
             };
             static Tensor? Defined(Tensor grad) => grad is null || grad.IsInvalid ? null : grad;
-            var grads = ChunkedBackward(terms, s[13], Defined(gradOutputs[0]), Defined(gradOutputs[1]));
+            var grads = ChunkedBackward(terms, s[12], Defined(gradOutputs[0]), Defined(gradOutputs[1]));
             scope.MoveToOuter(grads);
             return [.. grads, null!];
         }

@@ -133,6 +133,24 @@ public sealed class GatedDeltaNetKernelTests
     }
 
     [Theory]
+    [InlineData(48, 40, 64)]   // [U | W] is 88 wide: one full 64-column panel of the CPU products and a part
+    [InlineData(8, 72, 13)]
+    public void ChunkedWithKeyAndValueWidthsApart_MatchesNaive(int dk, int dv, int chunkSize)
+    {
+        // The chunked form keeps U [c, Dv] and W [c, Dk] side by side; distinct widths catch a swapped split.
+        manual_seed(21);
+        long length = 150;
+        var x = new Inputs(
+            nn.functional.normalize(randn(B, H, length, dk, dtype: float64), dim: -1) * Math.Pow(dk, -0.5),
+            nn.functional.normalize(randn(B, H, length, dk, dtype: float64), dim: -1),
+            randn(B, H, length, dv, dtype: float64),
+            sigmoid(randn(B, H, length, dtype: float64)),
+            -0.3 * rand(B, H, length, dtype: float64),
+            randn(B, H, dk, dv, dtype: float64));
+        AssertClose(Run(Naive, x, float32), Run(ChunkedKernel(chunkSize), x, float32), $"chunked Dk={dk} Dv={dv} c={chunkSize}");
+    }
+
+    [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public void ChunkedGradientsWhenOnlyOneResultIsUsed_MatchNaive(bool useOutput)
