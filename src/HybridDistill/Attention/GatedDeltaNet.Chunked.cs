@@ -147,43 +147,31 @@ public sealed partial class GatedDeltaNet
         return (output, finalState, statesBefore, t);
     }
 
-    // S_{i+1} = Transition_i S_i + Injection_i, one batched matmul-add per chunk. Returns every S_i (i < n) and S_n.
-    // (Not torch.baddbmm: in TorchSharp 0.107 it computes batch2 + input @ batch1.)
+    // S_{i+1} = Transition_i S_i + Injection_i, one batched product added in place per chunk, into one buffer
+    // [B, H, n+1, Dk, Dv] that starts as [S_0, Injection_0, ..., Injection_{n-1}]. Returns every S_i (i < n), a
+    // view of that buffer, and S_n (a copy, so a kept final state does not hold every chunk's state).
     static (Tensor StatesBefore, Tensor FinalState) ScanForward(Tensor transition, Tensor injection, Tensor state)
     {
-        long batch = transition.shape[0], heads = transition.shape[1], n = transition.shape[2], dk = transition.shape[3], dv = injection.shape[4];
-        var transitions = transition.permute(2, 0, 1, 3, 4).reshape(n, batch * heads, dk, dk).unbind(0); // [B, H, n, Dk, Dk] -> n x [B*H, Dk, Dk]
-        var injections = injection.permute(2, 0, 1, 3, 4).reshape(n, batch * heads, dk, dv).unbind(0);   // [B, H, n, Dk, Dv] -> n x [B*H, Dk, Dv]
-        var s = state.reshape(batch * heads, dk, dv);                          // [B, H, Dk, Dv] -> [B*H, Dk, Dv]
-        var states = new Tensor[n];
+        long n = transition.shape[2];
+        var states = empty([.. injection.shape.Take(2), n + 1, .. injection.shape.Skip(3)], dtype: injection.dtype, device: injection.device); // [B, H, n+1, Dk, Dv]
+        states.select(2, 0).copy_(state);
+        states.narrow(2, 1, n).copy_(injection);
         for (long i = 0; i < n; i++)
-        {
-            states[i] = s;
-            s = transitions[i].bmm(s).add_(injections[i]);                     // [B*H, Dk, Dv]
-        }
-        var statesBefore = stack(states, 0)                                    // n x [B*H, Dk, Dv] -> [n, B*H, Dk, Dv]
-                           .reshape(n, batch, heads, dk, dv)                   // [n, B*H, Dk, Dv] -> [n, B, H, Dk, Dv]
-                           .permute(1, 2, 0, 3, 4).contiguous();               // [n, B, H, Dk, Dv] -> [B, H, n, Dk, Dv]
-        return (statesBefore, s.reshape(batch, heads, dk, dv));                // [B*H, Dk, Dv] -> [B, H, Dk, Dv]
+            AddProduct(transition.select(2, i), states.select(2, i), states.select(2, i + 1)); // S_{i+1} += Transition_i S_i: [B, H, Dk, Dv]
+        return (states.narrow(2, 0, n), states.select(2, n).clone());
     }
 
-    // Reverse of ScanForward: G_n = dS_n; dInjection_i = G_{i+1}; G_i = Transition_i^T G_{i+1} + dStatesBefore_i.
+    // Reverse of ScanForward: G_n = dS_n; dInjection_i = G_{i+1}; G_i = Transition_i^T G_{i+1} + dStatesBefore_i,
+    // in one buffer [B, H, n+1, Dk, Dv] that starts as [dStatesBefore_0, ..., dStatesBefore_{n-1}, dS_n].
     static (Tensor DInjection, Tensor DInitialState) ScanBackward(Tensor transition, Tensor dStatesBefore, Tensor dFinalState)
     {
-        long batch = transition.shape[0], heads = transition.shape[1], n = transition.shape[2], dk = transition.shape[3], dv = dStatesBefore.shape[4];
-        var transitions = transition.permute(2, 0, 1, 3, 4).reshape(n, batch * heads, dk, dk).unbind(0);     // [B, H, n, Dk, Dk] -> n x [B*H, Dk, Dk]
-        var fromOutput = dStatesBefore.permute(2, 0, 1, 3, 4).reshape(n, batch * heads, dk, dv).unbind(0); // [B, H, n, Dk, Dv] -> n x [B*H, Dk, Dv]
-        var grad = dFinalState.reshape(batch * heads, dk, dv);                 // [B, H, Dk, Dv] -> [B*H, Dk, Dv]
-        var dInjection = new Tensor[n];
+        long n = transition.shape[2];
+        var grads = empty([.. dStatesBefore.shape.Take(2), n + 1, .. dStatesBefore.shape.Skip(3)], dtype: dStatesBefore.dtype, device: dStatesBefore.device); // [B, H, n+1, Dk, Dv]
+        grads.narrow(2, 0, n).copy_(dStatesBefore);
+        grads.select(2, n).copy_(dFinalState);
         for (long i = n - 1; i >= 0; i--)
-        {
-            dInjection[i] = grad;
-            grad = transitions[i].transpose(1, 2).bmm(grad).add_(fromOutput[i]); // [B*H, Dk, Dv]
-        }
-        var stacked = stack(dInjection, 0)                                     // n x [B*H, Dk, Dv] -> [n, B*H, Dk, Dv]
-                      .reshape(n, batch, heads, dk, dv)                        // [n, B*H, Dk, Dv] -> [n, B, H, Dk, Dv]
-                      .permute(1, 2, 0, 3, 4).contiguous();                    // [n, B, H, Dk, Dv] -> [B, H, n, Dk, Dv]
-        return (stacked, grad.reshape(batch, heads, dk, dv));                  // [B*H, Dk, Dv] -> [B, H, Dk, Dv]
+            AddProduct(transition.select(2, i).transpose(-1, -2), grads.select(2, i + 1), grads.select(2, i)); // G_i += Transition_i^T G_{i+1}
+        return (grads.narrow(2, 1, n), grads.select(2, 0));
     }
 
     /// <summary>
