@@ -147,31 +147,35 @@ public sealed partial class GatedDeltaNet
         return (output, finalState, statesBefore, t);
     }
 
-    // S_{i+1} = Transition_i S_i + Injection_i, one batched product added in place per chunk, into one buffer
-    // [B, H, n+1, Dk, Dv] that starts as [S_0, Injection_0, ..., Injection_{n-1}]. Returns every S_i (i < n), a
-    // view of that buffer, and S_n (a copy, so a kept final state does not hold every chunk's state).
+    // S_{i+1} = Transition_i S_i + Injection_i, one batched product added in place per chunk. The chunk-start
+    // states are written into one [B, H, n, Dk, Dv] tensor that starts as [S_0, Injection_0, ..., Injection_{n-2}]
+    // (no per-chunk outputs, no stacked copy); S_n is its own tensor, so a kept final state holds nothing else.
     static (Tensor StatesBefore, Tensor FinalState) ScanForward(Tensor transition, Tensor injection, Tensor state)
     {
         long n = transition.shape[2];
-        var states = empty([.. injection.shape.Take(2), n + 1, .. injection.shape.Skip(3)], dtype: injection.dtype, device: injection.device); // [B, H, n+1, Dk, Dv]
-        states.select(2, 0).copy_(state);
-        states.narrow(2, 1, n).copy_(injection);
-        for (long i = 0; i < n; i++)
-            AddProduct(transition.select(2, i), states.select(2, i), states.select(2, i + 1)); // S_{i+1} += Transition_i S_i: [B, H, Dk, Dv]
-        return (states.narrow(2, 0, n), states.select(2, n).clone());
+        var statesBefore = empty(injection.shape, dtype: injection.dtype, device: injection.device); // [B, H, n, Dk, Dv]
+        statesBefore.select(2, 0).copy_(state);
+        statesBefore.narrow(2, 1, n - 1).copy_(injection.narrow(2, 0, n - 1));
+        for (long i = 0; i < n - 1; i++)
+            AddProduct(transition.select(2, i), statesBefore.select(2, i), statesBefore.select(2, i + 1)); // S_{i+1} += Transition_i S_i
+        var finalState = injection.select(2, n - 1).clone();                  // [B, H, Dk, Dv]
+        AddProduct(transition.select(2, n - 1), statesBefore.select(2, n - 1), finalState);
+        return (statesBefore, finalState);
     }
 
     // Reverse of ScanForward: G_n = dS_n; dInjection_i = G_{i+1}; G_i = Transition_i^T G_{i+1} + dStatesBefore_i,
-    // in one buffer [B, H, n+1, Dk, Dv] that starts as [dStatesBefore_0, ..., dStatesBefore_{n-1}, dS_n].
+    // the G_i (i >= 1) written into dInjection, which starts as [dStatesBefore_1, ..., dStatesBefore_{n-1}, dS_n].
     static (Tensor DInjection, Tensor DInitialState) ScanBackward(Tensor transition, Tensor dStatesBefore, Tensor dFinalState)
     {
         long n = transition.shape[2];
-        var grads = empty([.. dStatesBefore.shape.Take(2), n + 1, .. dStatesBefore.shape.Skip(3)], dtype: dStatesBefore.dtype, device: dStatesBefore.device); // [B, H, n+1, Dk, Dv]
-        grads.narrow(2, 0, n).copy_(dStatesBefore);
-        grads.select(2, n).copy_(dFinalState);
-        for (long i = n - 1; i >= 0; i--)
-            AddProduct(transition.select(2, i).transpose(-1, -2), grads.select(2, i + 1), grads.select(2, i)); // G_i += Transition_i^T G_{i+1}
-        return (grads.narrow(2, 1, n), grads.select(2, 0));
+        var dInjection = empty(dStatesBefore.shape, dtype: dStatesBefore.dtype, device: dStatesBefore.device); // [B, H, n, Dk, Dv]
+        dInjection.narrow(2, 0, n - 1).copy_(dStatesBefore.narrow(2, 1, n - 1));
+        dInjection.select(2, n - 1).copy_(dFinalState);
+        for (long i = n - 1; i >= 1; i--)
+            AddProduct(transition.select(2, i).transpose(-1, -2), dInjection.select(2, i), dInjection.select(2, i - 1)); // G_i += Transition_i^T G_{i+1}
+        var dInitialState = dStatesBefore.select(2, 0).clone();               // [B, H, Dk, Dv]
+        AddProduct(transition.select(2, 0).transpose(-1, -2), dInjection.select(2, 0), dInitialState);
+        return (dInjection, dInitialState);
     }
 
     /// <summary>
