@@ -51,7 +51,7 @@ public sealed partial class GatedDeltaNet
     // MKL's batched sgemm for these shapes). Every fresh output costs page faults, on this CPU about as much as
     // the 64 x 64 products that fill it, so the forward makes 5 fresh product outputs instead of 9 and the
     // backward 7 instead of 18.
-    // The forward saves the products (D, K K^T, Q K^T, A, UW, QueryToState, Transition) and the chunk-start
+    // The forward saves the products (D, K K^T, P, A, UW, QueryToState, Transition) and the chunk-start
     // states S_i; the backward recomputes only elementwise terms. Memory per call: about 9 tensors the size
     // of [B, H, T, 64].
     // ---------------------------------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ public sealed partial class GatedDeltaNet
     /// <summary>Chunked inputs and the state-free terms of steps 1-5, for all chunks at once (no autograd).</summary>
     sealed class ChunkTerms
     {
-        public required Tensor Q, K, V, Beta, Gamma, Decay, KeyKey, QueryKey, A, UW, QueryToState, Transition;
+        public required Tensor Q, K, V, Beta, Gamma, Decay, KeyKey, P, A, UW, QueryToState, Transition;
         public Tensor? IntraOutput, Injection;                                // forward only
         public required long Length;
     }
@@ -101,8 +101,7 @@ public sealed partial class GatedDeltaNet
         var scaled = cat([vc, kc], -1).mul_(b);                                // [b V | b K]: [B, H, n, c, Dv+Dk]
         scaled.narrow(-1, dv, dk).mul_(expGamma);                              // [b V | b e^gamma K]
         var uw = Product(a, scaled);                                           // 4. [U | W] = A [b V | b e^gamma K]
-        var queryKey = Product(qc, kt);                                        // Q K^T: [B, H, n, c, c]
-        var p = queryKey * decay;                                              // 5. P: [B, H, n, c, c]
+        var p = Product(qc, kt).mul_(decay);                                   // 5. P = (Q K^T) * D: [B, H, n, c, c]
         var pUW = Product(p, uw);                                              // [P U | P W]: [B, H, n, c, Dv+Dk]
         var intraOutput = pUW.narrow(-1, 0, dv);                               // P U: [B, H, n, c, Dv]
         var queryToState = (qc * expGamma).sub_(pUW.narrow(-1, dv, dk));       // Q e^gamma - P W: [B, H, n, c, Dk]
@@ -114,7 +113,7 @@ public sealed partial class GatedDeltaNet
                          .sub_(kdtUW.narrow(-1, dv, dk));                      // e^gamma_last I - Kd^T W: [B, H, n, Dk, Dk]
         return new ChunkTerms
         {
-            Q = qc, K = kc, V = vc, Beta = bc, Gamma = gamma, Decay = decay, KeyKey = keyKey, QueryKey = queryKey, A = a,
+            Q = qc, K = kc, V = vc, Beta = bc, Gamma = gamma, Decay = decay, KeyKey = keyKey, P = p, A = a,
             UW = uw, QueryToState = queryToState, Transition = transition, IntraOutput = intraOutput, Injection = injection,
             Length = q.shape[2],
         };
@@ -163,19 +162,16 @@ public sealed partial class GatedDeltaNet
         return (statesBefore, finalState);
     }
 
-    // Reverse of ScanForward: G_n = dS_n; dInjection_i = G_{i+1}; G_i = Transition_i^T G_{i+1} + dStatesBefore_i,
-    // the G_i (i >= 1) written into dInjection, which starts as [dStatesBefore_1, ..., dStatesBefore_{n-1}, dS_n].
-    static (Tensor DInjection, Tensor DInitialState) ScanBackward(Tensor transition, Tensor dStatesBefore, Tensor dFinalState)
+    // Reverse of ScanForward: G_n = dS_n; dInjection_i = G_{i+1}; G_i = Transition_i^T G_{i+1} + dStatesBefore_i.
+    // dInjection [B, H, n, Dk, Dv] (a view whose rows are contiguous) comes holding [dStatesBefore_1, ...,
+    // dStatesBefore_{n-1}, dS_n] and initialState holding dStatesBefore_0; both are completed in place, G_i (i >= 1)
+    // into dInjection_{i-1} and G_0 into initialState.
+    static void ScanBackward(Tensor transition, Tensor dInjection, Tensor dInitialState)
     {
         long n = transition.shape[2];
-        var dInjection = empty(dStatesBefore.shape, dtype: dStatesBefore.dtype, device: dStatesBefore.device); // [B, H, n, Dk, Dv]
-        dInjection.narrow(2, 0, n - 1).copy_(dStatesBefore.narrow(2, 1, n - 1));
-        dInjection.select(2, n - 1).copy_(dFinalState);
         for (long i = n - 1; i >= 1; i--)
             AddProduct(transition.select(2, i).transpose(-1, -2), dInjection.select(2, i), dInjection.select(2, i - 1)); // G_i += Transition_i^T G_{i+1}
-        var dInitialState = dStatesBefore.select(2, 0).clone();               // [B, H, Dk, Dv]
         AddProduct(transition.select(2, 0).transpose(-1, -2), dInjection.select(2, 0), dInitialState);
-        return (dInjection, dInitialState);
     }
 
     /// <summary>
@@ -192,23 +188,34 @@ public sealed partial class GatedDeltaNet
         var expGamma = t.Gamma.exp().unsqueeze(-1);                            // [B, H, n, c] -> [B, H, n, c, 1]
         var b = t.Beta.unsqueeze(-1);                                          // [B, H, n, c] -> [B, H, n, c, 1]
         var (gammaLast, keyDecay, kd) = DecayedKeys(t.K, t.Gamma);             // [B, H, n, 1], [B, H, n, c, 1], [B, H, n, c, Dk]
-        var p = t.QueryKey * t.Decay;                                          // [B, H, n, c, c]
 
         // Step 5: O_i = P U + QueryToState S_i, S_{i+1} = Transition_i S_i + Kd^T U; the reverse scan gives
         // dInjection_i = dS_{i+1}. Minus signs are folded into nQ = -dQueryToState and nT = -dTransition.
-        var (dInjection, dInitialState) = ScanBackward(t.Transition, Product(t.QueryToState.transpose(-1, -2), dO), dFinal); // [B, H, n, Dk, Dv]
+        // [dInjection | nT] and [dO | nQ] are filled in place (each product written into its half) because the
+        // products below take them whole.
+        var dInjnT = empty([batch, heads, n, dk, dv + dk], dtype: dO.dtype, device: dO.device); // [dInjection | nT]: [B, H, n, Dk, Dv+Dk]
+        var dInjection = dInjnT.narrow(-1, 0, dv);                             // [B, H, n, Dk, Dv]
+        var queryToStateT = t.QueryToState.transpose(-1, -2);                  // [B, H, n, Dk, c]
+        // dStatesBefore_i = QueryToState_i^T dO_i, written where the scan wants it: chunk i >= 1 at dInjection_{i-1}.
+        ProductInto(queryToStateT.narrow(2, 1, n - 1), dO.narrow(2, 1, n - 1), dInjection.narrow(2, 0, n - 1));
+        dInjection.select(2, n - 1).copy_(dFinal);
+        var dInitialState = Product(queryToStateT.select(2, 0), dO.select(2, 0)); // [B, H, Dk, Dv]
+        ScanBackward(t.Transition, dInjection, dInitialState);
         var statesT = statesBefore.transpose(-1, -2);                          // [B, H, n, Dk, Dv] -> [B, H, n, Dv, Dk]
-        var nTQ = Product(cat([dInjection, dO], -2), statesT).neg_();          // [-dTransition; -dQueryToState]: [B, H, n, Dk+c, Dk]
-        var nT = nTQ.narrow(-2, 0, dk);                                        // -dTransition: [B, H, n, Dk, Dk]
-        var nQ = nTQ.narrow(-2, dk, c);                                        // -dQueryToState: [B, H, n, c, Dk]
+        var nT = dInjnT.narrow(-1, dv, dk);                                    // -dTransition: [B, H, n, Dk, Dk]
+        ProductInto(dInjection, statesT, nT);
+        nT.neg_();
+        var dOnQ = empty([batch, heads, n, c, dv + dk], dtype: dO.dtype, device: dO.device); // [dO | nQ]: [B, H, n, c, Dv+Dk]
+        dOnQ.narrow(-1, 0, dv).copy_(dO);
+        var nQ = dOnQ.narrow(-1, dv, dk);                                      // -dQueryToState: [B, H, n, c, Dk]
+        ProductInto(dO, statesT, nQ);
+        nQ.neg_();
         var dGammaLast = gammaLast.exp()                                       // from e^gamma_last I: [B, H, n, 1]
                          .mul_(nT.diagonal(0, -2, -1).sum(-1, keepdim: true)).neg_();
         var dQ = (nQ * expGamma).neg_();                                       // from Q e^gamma: [B, H, n, c, Dk]
         var dExpGamma = (nQ * t.Q).sum(-1, keepdim: true).neg_();              // [B, H, n, c, 1]
-        var pt = p.transpose(-1, -2);                                          // [B, H, n, c, c]
+        var pt = t.P.transpose(-1, -2);                                        // [B, H, n, c, c]
         var uwT = t.UW.transpose(-1, -2);                                      // [B, H, n, Dv+Dk, c]
-        var dOnQ = cat([dO, nQ], -1);                                          // [dO | nQ]: [B, H, n, c, Dv+Dk]
-        var dInjnT = cat([dInjection, nT], -1);                                // [dInjection | nT]: [B, H, n, Dk, Dv+Dk]
         var dP = Product(dOnQ, uwT);                                           // dO U^T + nQ W^T: [B, H, n, c, c]
         var dUW = Product(pt, dOnQ);                                           // [dU | dW]: [B, H, n, c, Dv+Dk]
         AddProduct(kd, dInjnT, dUW);
@@ -219,8 +226,8 @@ public sealed partial class GatedDeltaNet
         var dGamma = dKeyDecayLog.neg_();                                      // [B, H, n, c]
 
         // P = (Q K^T) * D.
+        var dLogDecay = dP * t.P;                                              // d(gamma_i - gamma_j) = dD * D = dP * (Q K^T) * D: [B, H, n, c, c]
         var dQueryKey = dP.mul_(t.Decay);                                      // [B, H, n, c, c]
-        var dLogDecay = dQueryKey * t.QueryKey;                                // d(gamma_i - gamma_j) = dD * D: [B, H, n, c, c]
         AddProduct(dQueryKey, t.K, dQ);
         AddProduct(dQueryKey.transpose(-1, -2), t.Q, dK);
 
@@ -272,7 +279,7 @@ public sealed partial class GatedDeltaNet
             var (output, finalState, statesBefore, t) = ChunkedForward(q, k, v, beta, g, state, (int)vars[6]);
             var saved = new List<Tensor>
             {
-                t.Q, t.K, t.V, t.Beta, t.Gamma, t.Decay, t.KeyKey, t.QueryKey, t.A, t.UW, t.QueryToState, t.Transition, statesBefore,
+                t.Q, t.K, t.V, t.Beta, t.Gamma, t.Decay, t.KeyKey, t.P, t.A, t.UW, t.QueryToState, t.Transition, statesBefore,
             };
             ctx.save_for_backward(saved);
             ctx.save_data("length", t.Length);
@@ -291,7 +298,7 @@ public sealed partial class GatedDeltaNet
             var s = ctx.get_saved_variables();
             var terms = new ChunkTerms
             {
-                Q = s[0], K = s[1], V = s[2], Beta = s[3], Gamma = s[4], Decay = s[5], KeyKey = s[6], QueryKey = s[7],
+                Q = s[0], K = s[1], V = s[2], Beta = s[3], Gamma = s[4], Decay = s[5], KeyKey = s[6], P = s[7],
                 A = s[8], UW = s[9], QueryToState = s[10], Transition = s[11], Length = (long)ctx.get_data("length"),
             };
             static Tensor? Defined(Tensor grad) => grad is null || grad.IsInvalid ? null : grad;

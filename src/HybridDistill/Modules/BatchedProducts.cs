@@ -36,14 +36,25 @@ internal static class BatchedProducts
         return c;
     }
 
-    /// <summary>C += A [.., M, K] @ B [.., K, N], in place; C [.., M, N] may be a view whose rows are contiguous.</summary>
+    /// <summary>C += A [.., M, K] @ B [.., K, N], in place; C [.., M, N] may be a view whose rows are contiguous, and
+    /// must not share memory with A or B.</summary>
     public static void AddProduct(Tensor a, Tensor b, Tensor c)
     {
-        bool fits = Fits(a, b) && !(is_grad_enabled() && c.requires_grad) && c.dtype == ScalarType.Float32 && c.device_type == DeviceType.CPU && c.stride(-1) == 1
-                    && c.shape.SequenceEqual(a.shape.SkipLast(1).Append(b.shape[^1]));
-        if (fits) Run(a, b, c, accumulate: true);
+        if (FitsInto(a, b, c)) Run(a, b, c, accumulate: true);
         else c.add_(a.matmul(b));
     }
+
+    /// <summary>C = A [.., M, K] @ B [.., K, N], written into C [.., M, N] (a view whose rows are contiguous, not
+    /// sharing memory with A or B): one product into part of a wider tensor instead of a fresh output and a copy.</summary>
+    public static void ProductInto(Tensor a, Tensor b, Tensor c)
+    {
+        if (FitsInto(a, b, c)) Run(a, b, c, accumulate: false);
+        else c.copy_(a.matmul(b));
+    }
+
+    static bool FitsInto(Tensor a, Tensor b, Tensor c) =>
+        Fits(a, b) && !(is_grad_enabled() && c.requires_grad) && c.dtype == ScalarType.Float32 && c.device_type == DeviceType.CPU
+        && c.stride(-1) == 1 && c.shape.SequenceEqual(a.shape.SkipLast(1).Append(b.shape[^1]));
 
     /// <summary>Whether A B runs in this kernel (otherwise torch.matmul). The raw-memory product records no
     /// autograd history, so it only runs where none is wanted.</summary>

@@ -85,4 +85,24 @@ public class BatchedProductsTests
         BatchedProducts.AddProduct(a, b, c);
         KernelAssert.Close(c, expected, "column-major accumulator", tolerance: 1e-5);
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ProductInto_OverwritesItsHalfOfAWiderTensor(bool rowContiguous)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var generator = new Generator(6);
+        var a = randn([2, 3, 64, 32], generator: generator);
+        var b = randn([2, 3, 32, 70], generator: generator);
+        // Row-contiguous: the right half of [.., 64, 70 + 9]; otherwise a column-major view (torch.matmul fallback).
+        var wide = rowContiguous ? randn([2, 3, 64, 79], generator: generator) : randn([2, 3, 79, 64], generator: generator).transpose(-1, -2);
+        var before = wide.clone();
+        var into = wide.narrow(-1, 9, 70);
+        Assert.Equal(rowContiguous, into.stride(-1) == 1);
+        BatchedProducts.ProductInto(a, b, into);
+        KernelAssert.Close(into, a.matmul(b), "written", tolerance: 1e-5);
+        Assert.True(wide.narrow(-1, 0, 9).eq(before.narrow(-1, 0, 9)).all().item<bool>(), "the other half changed");
+    }
 }
