@@ -98,15 +98,18 @@ public sealed partial class GatedDeltaNet
         var keyKey = Product(kc, kt);                                          // K K^T: [B, H, n, c, c]
         var m = (keyKey * b).mul_(decay).tril_(-1);                            // 3. M: [B, H, n, c, c]
         var a = InvertUnitLower(m);                                            // (I + M)^-1: [B, H, n, c, c]
+        m.Dispose();
         var scaled = cat([vc, kc], -1).mul_(b);                                // [b V | b K]: [B, H, n, c, Dv+Dk]
         scaled.narrow(-1, dv, dk).mul_(expGamma);                              // [b V | b e^gamma K]
         var uw = Product(a, scaled);                                           // 4. [U | W] = A [b V | b e^gamma K]
+        scaled.Dispose();
         var p = Product(qc, kt).mul_(decay);                                   // 5. P = (Q K^T) * D: [B, H, n, c, c]
         var pUW = Product(p, uw);                                              // [P U | P W]: [B, H, n, c, Dv+Dk]
         var intraOutput = pUW.narrow(-1, 0, dv);                               // P U: [B, H, n, c, Dv]
         var queryToState = (qc * expGamma).sub_(pUW.narrow(-1, dv, dk));       // Q e^gamma - P W: [B, H, n, c, Dk]
         var (gammaLast, _, kd) = DecayedKeys(kc, gamma);                       // [B, H, n, 1], [B, H, n, c, Dk]
         var kdtUW = Product(kd.transpose(-1, -2), uw);                         // [Kd^T U | Kd^T W]: [B, H, n, Dk, Dv+Dk]
+        kd.Dispose();
         var injection = kdtUW.narrow(-1, 0, dv);                               // Kd^T U: [B, H, n, Dk, Dv]
         var transition = (torch.eye(dk, dtype: q.dtype, device: q.device)     // [Dk, Dk]
                           * gammaLast.exp().unsqueeze(-1))                     // [B, H, n, 1] -> [B, H, n, 1, 1]
@@ -209,18 +212,21 @@ public sealed partial class GatedDeltaNet
         dOnQ.narrow(-1, 0, dv).copy_(dO);
         var nQ = dOnQ.narrow(-1, dv, dk);                                      // -dQueryToState: [B, H, n, c, Dk]
         ProductInto(dO, statesT, nQ);
+        dO.Dispose();                                                          // from here on it is the left half of dOnQ
         nQ.neg_();
         var dGammaLast = gammaLast.exp()                                       // from e^gamma_last I: [B, H, n, 1]
                          .mul_(nT.diagonal(0, -2, -1).sum(-1, keepdim: true)).neg_();
         var dQ = (nQ * expGamma).neg_();                                       // from Q e^gamma: [B, H, n, c, Dk]
-        var dExpGamma = (nQ * t.Q).sum(-1, keepdim: true).neg_();              // [B, H, n, c, 1]
+        var dExpGamma = SumOfProduct(nQ, t.Q).neg_();                          // [B, H, n, c, 1]
         var pt = t.P.transpose(-1, -2);                                        // [B, H, n, c, c]
         var uwT = t.UW.transpose(-1, -2);                                      // [B, H, n, Dv+Dk, c]
         var dP = Product(dOnQ, uwT);                                           // dO U^T + nQ W^T: [B, H, n, c, c]
         var dUW = Product(pt, dOnQ);                                           // [dU | dW]: [B, H, n, c, Dv+Dk]
+        dOnQ.Dispose();
         AddProduct(kd, dInjnT, dUW);
         var dKd = Product(t.UW, dInjnT.transpose(-1, -2));                     // U dInjection^T + W nT^T: [B, H, n, c, Dk]
-        var dKeyDecayLog = (dKd * kd).sum(-1);                                 // d(gamma_last - gamma): [B, H, n, c]
+        dInjnT.Dispose();
+        var dKeyDecayLog = SumOfProduct(dKd, kd).squeeze(-1);                  // d(gamma_last - gamma): [B, H, n, c]
         var dK = dKd.mul_(keyDecay);                                           // [B, H, n, c, Dk]
         dGammaLast.add_(dKeyDecayLog.sum(-1, keepdim: true));
         var dGamma = dKeyDecayLog.neg_();                                      // [B, H, n, c]
@@ -230,28 +236,36 @@ public sealed partial class GatedDeltaNet
         var dQueryKey = dP.mul_(t.Decay);                                      // [B, H, n, c, c]
         AddProduct(dQueryKey, t.K, dQ);
         AddProduct(dQueryKey.transpose(-1, -2), t.Q, dK);
+        dQueryKey.Dispose();
 
         // Step 4: U = A (b V), W = A (b e^gamma K), so [d(b V) | d(b e^gamma K)] = A^T [dU | dW].
         var dBVK = Product(t.A.transpose(-1, -2), dUW);                        // [B, H, n, c, Dv+Dk]
+        dUW.Dispose();
         var dBV = dBVK.narrow(-1, 0, dv);                                      // d(b V): [B, H, n, c, Dv]
         var dBK = dBVK.narrow(-1, dv, dk);                                     // d(b e^gamma K): [B, H, n, c, Dk]
         var dV = dBV * b;                                                      // [B, H, n, c, Dv]
-        var dBKK = (dBK * t.K).sum(-1, keepdim: true);                         // [B, H, n, c, 1]
-        var dBeta = (dBV * t.V).sum(-1, keepdim: true).add_(dBKK * expGamma);  // [B, H, n, c, 1]
-        dK.add_(dBK * (b * expGamma));
+        var dBKK = SumOfProduct(dBK, t.K);                                     // [B, H, n, c, 1]
+        var dBeta = SumOfProduct(dBV, t.V).add_(dBKK * expGamma);              // [B, H, n, c, 1]
+        dK.addcmul_(dBK, b * expGamma, 1);
         dExpGamma.add_(dBKK.mul_(b));
         // Step 3: A = (I + M)^-1 gives dM = -A^T dA A^T = -(d(b V) U^T + d(b e^gamma K) W^T), strictly lower.
         var dM = Product(dBVK, uwT).neg_().tril_(-1);                          // [B, H, n, c, c]
+        dBVK.Dispose();
         // M = b_i (K K^T)_ij D_ij.
         var dMDecay = dM.mul_(t.Decay);                                        // dM * D: [B, H, n, c, c]
-        var dMTerm = dMDecay * t.KeyKey;                                       // dM * D * K K^T
-        dBeta.add_(dMTerm.sum(-1, keepdim: true));
-        dLogDecay.addcmul_(dMTerm, b, 1);
+        using (var dMTerm = dMDecay * t.KeyKey)                                // dM * D * K K^T
+        {
+            dBeta.add_(dMTerm.sum(-1, keepdim: true));
+            dLogDecay.addcmul_(dMTerm, b, 1);
+        }
         var dKeyKey = dMDecay.mul_(b);                                         // [B, H, n, c, c]
-        AddProduct(dKeyKey.add(dKeyKey.transpose(-1, -2)), t.K, dK);
+        using (var symmetric = dKeyKey.add(dKeyKey.transpose(-1, -2)))         // K K^T enters through both of its factors
+            AddProduct(symmetric, t.K, dK);
+        dKeyKey.Dispose();
 
         // Step 2: D_ij = exp(gamma_i - gamma_j); step 1: gamma = cumsum(g), so dg is a reverse cumulative sum.
         dGamma.add_(dLogDecay.sum(-1)).sub_(dLogDecay.sum(-2));
+        dLogDecay.Dispose();
         dGamma.add_(dExpGamma.mul_(expGamma).squeeze(-1));
         dGamma.narrow(-1, c - 1, 1).add_(dGammaLast);
         var dG = dGamma.flip(-1).cumsum(-1).flip(-1);                          // [B, H, n, c]
@@ -263,6 +277,13 @@ public sealed partial class GatedDeltaNet
             FromChunks(dG.unsqueeze(-1), t.Length).squeeze(-1),                // [B, H, n, c] -> [B, H, T]
             dInitialState,
         ];
+    }
+
+    // sum(x * y, -1, keepdim) [.., 1] without keeping the product [.., D] past the sum.
+    static Tensor SumOfProduct(Tensor x, Tensor y)
+    {
+        using var product = x * y;
+        return product.sum(-1, keepdim: true);
     }
 
     /// <summary>Autograd node for <see cref="Chunked"/>: forward and hand-written backward.</summary>
