@@ -2,9 +2,10 @@ using HybridDistill.Cli;
 using HybridDistill.Cli.Commands;
 using Spectre.Console.Cli;
 
-// Both read once by native code, so before the first TorchSharp call of any command: see each for the measurements.
+// Before the first TorchSharp call of any command (OpenMP reads its variables once, when it loads; the allocator policy
+// should hold for every tensor): see each for the measurements.
 HybridDistill.Models.CpuThreading.PreferShortSpinning();
-NativeMemory.UseHugePagesForLargeTensors();
+HybridDistill.Models.ProcessMemory.KeepFreedMemory();
 return CliRunner.Run(CliApp.Create(), args);
 
 /// <summary>The command tree.</summary>
