@@ -29,13 +29,14 @@ public static class ProcessMemory
     /// at T=8192 one GDN forward+backward took 16-17K faults and 344-700 ms (scratch trace, 12 calls), with this policy
     /// 0-70 faults and 257-293 ms. Resident memory then stays at the run's high-water mark rather than following each
     /// step's ups and downs (flat over a training run). Threads other than the main one allocate from glibc arenas
-    /// whose heaps hold at most 64 MiB, and glibc still maps a block larger than that for them. Linux with glibc only; a no-op elsewhere, and when the user set
-    /// glibc's own variables (MALLOC_MMAP_MAX_, MALLOC_TRIM_THRESHOLD_ or a GLIBC_TUNABLES malloc setting), which win.
-    /// Returns what is in effect, for logs.
+    /// whose heaps hold at most 64 MiB, and glibc still maps a block larger than that for them. Linux with glibc only;
+    /// a no-op elsewhere, and when the user set glibc's own variables (MALLOC_MMAP_MAX_, MALLOC_TRIM_THRESHOLD_ or a
+    /// GLIBC_TUNABLES malloc setting), which win. Returns what is in effect, for logs.
     /// </summary>
     public static string KeepFreedMemory()
     {
-        if (!OperatingSystem.IsLinux()) return "the platform's allocator defaults";
+        const string defaults = "the platform's allocator defaults";
+        if (!OperatingSystem.IsLinux()) return defaults;
         if (Environment.GetEnvironmentVariable("MALLOC_MMAP_MAX_") is not null
             || Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_") is not null
             || (Environment.GetEnvironmentVariable("GLIBC_TUNABLES")?.Contains("glibc.malloc.") ?? false))
@@ -47,7 +48,7 @@ public static class ProcessMemory
         }
         catch (DllNotFoundException) { }
         catch (EntryPointNotFoundException) { }
-        return "the platform's allocator defaults";
+        return defaults;
     }
 
     [DllImport("libc", EntryPoint = "mallopt")]

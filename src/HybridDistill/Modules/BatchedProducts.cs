@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -117,15 +116,7 @@ internal static class BatchedProducts
         return offsets;
     }
 
-    // The address of t's first element (its storage offset included). Not through t.storage<float>(): TorchSharp's
-    // Storage holds an alias of the tensor that its Dispose does not release, so every operand's memory stayed
-    // allocated until the enclosing dispose scope ended (or, outside one, until the GC finalised the alias), and the
-    // allocator, seeing no freed blocks to reuse, mapped fresh memory for the next outputs: a scratch loop of
-    // empty [256, 64, 64] + product + dispose mapped a new 4 MB block per call (23 mmaps in 20 calls, 4 without the alias).
-    static unsafe float* Address(Tensor t) => (float*)TensorData(t.Handle);
-
-    [DllImport("LibTorchSharp", EntryPoint = "THSTensor_data")]
-    static extern IntPtr TensorData(IntPtr tensor);
+    static unsafe float* Address(Tensor t) => (float*)RawFloats.Address(t);
 
     // B (K x N, strides bRow, bCol) -> panels [N/64][K][64], the columns past N zero.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -1,14 +1,12 @@
 using System.Runtime.InteropServices;
 using HybridDistill.Models;
+using HybridDistill.Modules;
 using static TorchSharp.torch;
 
 namespace HybridDistill.Tests.Models;
 
 public class ProcessMemoryTests
 {
-    [DllImport("LibTorchSharp", EntryPoint = "THSTensor_data")]
-    static extern IntPtr TensorData(IntPtr tensor);
-
     // glibc (malloc.c) keeps a block's size in the word before the address it hands out, with flags in the low bits:
     // IS_MMAPPED (0x2) marks a block that has its own mapping, unmapped again when freed.
     const long IsMmapped = 0x2, FlagBits = 0x7;
@@ -29,7 +27,7 @@ public class ProcessMemoryTests
         const long bytes = 48L << 20;
         using var big = empty(bytes / sizeof(float));
         big.fill_(1f);
-        long header = Marshal.ReadInt64(TensorData(big.Handle) - sizeof(long));
+        long header = Marshal.ReadInt64(RawFloats.Address(big) - sizeof(long));
         Assert.InRange(header & ~FlagBits, bytes, bytes + (1L << 20));        // it is the header of this block
         Assert.True((header & IsMmapped) == 0, $"the 48 MiB tensor has its own mapping (block header 0x{header:x})");
         Assert.Equal(bytes / sizeof(float), big.sum().item<float>());
