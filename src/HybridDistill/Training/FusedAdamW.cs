@@ -44,9 +44,7 @@ internal static class FusedAdamW
     public static bool SameDenseLayout(Tensor p, Tensor g, Tensor m, Tensor v) =>
         new[] { p, g, m, v }.All(CanUse) && new[] { g, m, v }.All(t => t.stride().SequenceEqual(p.stride()));
 
-    /// <param name="zeroGrads">also set every gradient to zero in the same pass (optimizer.zero_grad folded into the update:
-    /// the gradient's cache lines are already loaded, so the separate pass over them is saved)</param>
-    public static void Run(IReadOnlyList<Slot> slots, int threads, bool zeroGrads = false)
+    public static void Run(IReadOnlyList<Slot> slots, int threads)
     {
         var slices = new List<(int Slot, int From, int Length)>();
         for (int i = 0; i < slots.Count; i++)
@@ -59,7 +57,7 @@ internal static class FusedAdamW
             var (slot, from, length) = slices[index];
             var s = slots[slot];
             Update(RawFloats.Of(s.Parameter).Slice(from, length), RawFloats.Of(s.Grad).Slice(from, length),
-                RawFloats.Of(s.M).Slice(from, length), RawFloats.Of(s.V).Slice(from, length), s.C, zeroGrads);
+                RawFloats.Of(s.M).Slice(from, length), RawFloats.Of(s.V).Slice(from, length), s.C);
         }
         if (threads <= 1 || slices.Count == 1)
             for (int i = 0; i < slices.Count; i++) UpdateSlice(i);
@@ -67,9 +65,8 @@ internal static class FusedAdamW
             Parallel.For(0, slices.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, UpdateSlice);
     }
 
-    /// <summary>The update of one slice, in place on <paramref name="p"/>, <paramref name="m"/> and <paramref name="v"/>;
-    /// <paramref name="g"/> is set to zero after it is read when <paramref name="zeroGrad"/>.</summary>
-    public static void Update(Span<float> p, Span<float> g, Span<float> m, Span<float> v, Constants c, bool zeroGrad = false)
+    /// <summary>The update of one slice, in place on <paramref name="p"/>, <paramref name="m"/> and <paramref name="v"/>.</summary>
+    public static void Update(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, Constants c)
     {
         int i = 0;
         if (Vector.IsHardwareAccelerated)
@@ -88,7 +85,6 @@ internal static class FusedAdamW
             for (int k = 0; k < pv.Length; k++)
             {
                 var gk = gv[k] * gradScale;
-                if (zeroGrad) gv[k] = Vector<float>.Zero;
                 var mk = Vector.FusedMultiplyAdd(mixing, gk - mv[k], mv[k]);
                 var vk = Vector.FusedMultiplyAdd(squareWeight * gk, gk, vv[k] * beta2);
                 mv[k] = mk;
@@ -100,7 +96,6 @@ internal static class FusedAdamW
         for (; i < p.Length; i++)
         {
             float gi = g[i] * c.GradScale;
-            if (zeroGrad) g[i] = 0f;
             float mk = MathF.FusedMultiplyAdd(c.Mixing, gi - m[i], m[i]);
             float vk = MathF.FusedMultiplyAdd(c.SquareWeight * gi, gi, v[i] * c.Beta2);
             m[i] = mk;

@@ -59,7 +59,7 @@ public sealed class Trainer : IDisposable
     MetricSums sums = new();
     long? savedStep;                 // the step whose checkpoint is on disk (saved or resumed from)
     bool loggedStepZero;
-    bool gradsAreZero;               // the last Step's update cleared the gradients: the next Step need not
+    bool gradsCleared;               // the last Step dropped the gradients: the next Step need not
     Stopwatch clock = Stopwatch.StartNew();
     long intervalStartTokens;        // tokens and clock time at the last metrics line: tokens_per_s is over the interval
     double intervalStart;
@@ -169,10 +169,10 @@ public sealed class Trainer : IDisposable
         if (StepNumber >= TotalSteps) throw new InvalidOperationException($"the budget of {TotalSteps} steps is trained.");
         StepNumber++;
         double scale = LrSchedule.Scale(config.LrSchedule, StepNumber, TotalSteps, config.WarmupSteps, config.MinLrRatio);
-        if (!gradsAreZero)
+        if (!gradsCleared)
             using (Phases.Time(PhaseTimes.Optimizer))
-                optimizer.ZeroGrad();
-        gradsAreZero = false;
+                optimizer.ClearGrads();
+        gradsCleared = false;
         double stepLoss = 0;
         for (int a = 0; a < config.GradAccum; a++)
         {
@@ -189,8 +189,9 @@ public sealed class Trainer : IDisposable
             var (norm, clip) = GradientNorm(trainable, config.GradClip);
             sums.GradNorm += norm;
             sums.Steps++;
-            optimizer.Step(scale, gradScale: clip, zeroGrads: true);      // the clipping scale applied inside the update; the
-            gradsAreZero = true;                                          // gradients cleared in the same pass (the next step's zero_grad)
+            optimizer.Step(scale, gradScale: clip);                       // the clipping scale applied inside the update
+            optimizer.ClearGrads();                                       // the next step's zero_grad, done now: the gradients'
+            gradsCleared = true;                                          // memory is free during the next forward
         }
         return stepLoss;
     }

@@ -91,41 +91,51 @@ public class OptimizerAndScheduleTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void Step_WithZeroGrads_EqualsStepThenZeroGrad(bool fusedPath)
+    public void ClearGrads_ThenBackward_EqualsZeroedGradients(bool fusedPath)
     {
-        // zero_grad folded into the update: the same parameters and moments to the bit, and every gradient zero after it,
-        // also one laid out unlike its parameter (a row-major gradient of a column-major weight: the fused path reads a copy)
+        // Dropping the gradients (set to none) instead of zeroing them: autograd then hands over fresh gradients rather than
+        // adding into zeros. Over three steps of two accumulated micro-batches each, through real backward passes, the
+        // parameters and moments must come out equal to the bit, also for a column-major weight (its fresh gradient must
+        // be given the weight's layout); after ClearGrads no gradient is left.
         manual_seed(1);
-        var init = new[] { randn(301, 517), randn(7), randn(33, 70).t().contiguous().t() };
+        var init = new[] { randn(24, 16), randn(24), randn(16, 24).t().contiguous().t() };        // w [24, 16], b [24], column-major u [16, 24]
         Parameter[] Copy() => init.Select(t => new Parameter(t.clone())).ToArray();
-        var folded = Copy();
-        var separate = Copy();
-        AdamWOptimizer Make(Parameter[] p) => new([new ParameterGroup("a", [("w", p[0]), ("b", p[1]), ("column_major", p[2])], 3e-3)],
+        var cleared = Copy();
+        var zeroed = Copy();
+        AdamWOptimizer Make(Parameter[] p) => new([new ParameterGroup("a", [("w", p[0]), ("b", p[1]), ("u", p[2])], 3e-3)],
             0.9, 0.95, 1e-8, weightDecay: 0.1, decay1d: false) { Fused = fusedPath };
-        using var foldedOpt = Make(folded);
-        using var separateOpt = Make(separate);
+        using var clearedOpt = Make(cleared);
+        using var zeroedOpt = Make(zeroed);
+        static void Backward(Parameter[] p, Tensor x)
+        {
+            using var scope = NewDisposeScope();
+            var h = nn.functional.linear(x, p[0], p[1]).tanh();                                 // [4, 24]
+            nn.functional.linear(h, p[2]).square().mean().backward();                           // [4, 16] -> scalar
+        }
         for (int step = 0; step < 3; step++)
         {
-            manual_seed(200 + step);
-            for (int i = 0; i < init.Length; i++)
+            for (int micro = 0; micro < 2; micro++)
             {
-                var g = randn(init[i].shape);
-                if (step == 0) { folded[i].grad = g.clone(); separate[i].grad = g.clone(); }
-                else { folded[i].grad!.add_(g); separate[i].grad!.add_(g); }      // accumulate as autograd does
+                manual_seed(100 + 10 * step + micro);
+                using var x = randn(4, 16);
+                Backward(cleared, x);
+                Backward(zeroed, x);
             }
-            foldedOpt.Step(1.0, 0.5, zeroGrads: true);
-            separateOpt.Step(1.0, 0.5);
-            separateOpt.ZeroGrad();
+            Assert.True(cleared[2].grad!.t().is_contiguous(), "the column-major weight's gradient keeps its layout");
+            clearedOpt.Step(1.0, 0.5);
+            zeroedOpt.Step(1.0, 0.5);
+            clearedOpt.ClearGrads();
+            foreach (var p in zeroed) p.grad!.zero_();
             for (int i = 0; i < init.Length; i++)
             {
-                Assert.True(TrainingFixtures.BitEqual(separate[i], folded[i]), $"step {step}, parameter {i}");
-                Assert.Equal(0, folded[i].grad!.count_nonzero().item<long>());
+                Assert.True(TrainingFixtures.BitEqual(zeroed[i], cleared[i]), $"step {step}, parameter {i}");
+                Assert.Null(cleared[i].grad);
             }
         }
-        var dir = TestPaths.NewTempDir("adamw-zero-grads");
-        foldedOpt.Save(Path.Combine(dir, "folded.safetensors"));
-        separateOpt.Save(Path.Combine(dir, "separate.safetensors"));
-        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "separate.safetensors")), File.ReadAllBytes(Path.Combine(dir, "folded.safetensors")));
+        var dir = TestPaths.NewTempDir("adamw-clear-grads");
+        clearedOpt.Save(Path.Combine(dir, "cleared.safetensors"));
+        zeroedOpt.Save(Path.Combine(dir, "zeroed.safetensors"));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "zeroed.safetensors")), File.ReadAllBytes(Path.Combine(dir, "cleared.safetensors")));
     }
 
     [Fact]
