@@ -84,6 +84,8 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
                 ["read_bandwidth_gbps"] = r.Limits.ReadBandwidthGBps,
                 ["achieved_fraction_of_sgemm_peak"] = r.FractionOfSgemmPeak,
                 ["optimizer_fraction_of_step"] = r.OptimizerFraction,
+                ["optimizer_bytes"] = r.OptimizerBytes,
+                ["optimizer_floor_ms"] = r.OptimizerFloorMs,
             };
             CliRunner.Stdout.WriteLine(json.ToJsonString(JsonOptions.Indented));
             return 0;
@@ -94,6 +96,7 @@ public sealed class BenchTrainCommand : Command<BenchTrainCommand.Settings>
         table.AddRow("tokens/s", $"{r.TokensPerSecond:F0}");
         foreach (var (phase, ms) in r.PhaseMs) table.AddRow($"  {phase} ms", $"{ms:F0}");
         table.AddRow("  optimizer share of the step", $"{r.OptimizerFraction:P1}");
+        table.AddRow("  optimizer floor ms (bytes / read bandwidth)", $"{r.OptimizerFloorMs:F0} ({r.OptimizerBytes / 1e9:F2} GB)");
         table.AddRow("GFLOP/token teacher fwd / student fwd", $"{r.TeacherGflopPerToken:F4} / {r.StudentForwardGflopPerToken:F4}");
         MachineLimitsOutput.AddThroughputRows(table, r.AchievedGflops, r.MatmulGflops, r.Limits);
         AnsiConsole.Write(table);

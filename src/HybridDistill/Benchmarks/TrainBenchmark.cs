@@ -17,13 +17,20 @@ namespace HybridDistill.Benchmarks;
 public sealed record TrainBenchmarkResult(
     int Stage, int Seq, int Batch, IReadOnlyList<string> LayerTypes, int Steps, double StepMs, double TokensPerSecond,
     IReadOnlyDictionary<string, double> PhaseMs, double TeacherGflopPerToken, double StudentForwardGflopPerToken,
-    double AchievedGflops, double MatmulGflops, MachineLimits Limits)
+    double AchievedGflops, double MatmulGflops, MachineLimits Limits, long OptimizerBytes)
 {
     /// <summary>Step GFLOP/s over the same run's sgemm peak.</summary>
     public double FractionOfSgemmPeak => AchievedGflops / Limits.SgemmPeakGflops;
 
-    /// <summary>The optimizer phase's share of the step (zeroing the gradients, their norm and clipping, the AdamW update).</summary>
+    /// <summary>The optimizer phase's share of the step (dropping the gradients, their norm and clipping, the AdamW update).</summary>
     public double OptimizerFraction => PhaseMs.GetValueOrDefault(PhaseTimes.Optimizer) / StepMs;
+
+    /// <summary>The least time the optimizer phase can take on this machine: <see cref="OptimizerBytes"/> at the same run's read bandwidth.</summary>
+    public double OptimizerFloorMs => Limits.ReadMs(OptimizerBytes);
+
+    /// <summary>Bytes the optimizer phase moves at least per trainable fp32 element (<see cref="OptimizerBytes"/> over the
+    /// element count): the gradient norm reads g (4); the update reads g, p, m, v (16) and writes p, m, v (12).</summary>
+    public const int OptimizerBytesPerElement = 32;
 }
 
 public static class TrainBenchmark
@@ -98,7 +105,8 @@ public static class TrainBenchmark
         double stepFlops = (double)batch * seq * (teacherFlops + 3 * studentFlops);
         double achieved = stepFlops / (stepMs * 1e-3) / 1e9;
         return new TrainBenchmarkResult(stage, seq, batch, layerTypes, steps, stepMs, batch * seq / (stepMs * 1e-3), phases,
-            teacherFlops / 1e9, studentFlops / 1e9, achieved, matmul, limits);
+            teacherFlops / 1e9, studentFlops / 1e9, achieved, matmul, limits,
+            OptimizerBytes: trainer.TrainableElements * TrainBenchmarkResult.OptimizerBytesPerElement);
     }
 
     /// <summary>Forward FLOPs per token of a hybrid: 2 x (non-embedding + lm_head params) + 2 x softmax layers x d x T.</summary>

@@ -96,8 +96,11 @@ public sealed class Trainer : IDisposable
         new(objective, config, batches);
 
     /// <summary>The phase hook: when set, told the wall time of every step's phases (the objective's forward and
-    /// backward phases, and the optimizer's: zeroing the gradients, the norm and clipping, the AdamW update).</summary>
+    /// backward phases, and the optimizer's: dropping the gradients, the norm and clipping, the AdamW update).</summary>
     public ITrainPhaseObserver? Phases { get; set; }
+
+    /// <summary>Elements of the trained parameters (what each optimizer step reads and updates).</summary>
+    public long TrainableElements => trainable.Sum(p => p.numel());
 
     /// <summary>Optimizer steps taken.</summary>
     public long StepNumber { get; private set; }

@@ -42,6 +42,13 @@ public class TrainBenchmarkTests
             Assert.True(r.AchievedGflops > 0 && r.MatmulGflops > 0);
             Assert.Equal(r.AchievedGflops / 200, r.FractionOfSgemmPeak, 12);
             Assert.Equal(r.PhaseMs[PhaseTimes.Optimizer] / r.StepMs, r.OptimizerFraction, 12);
+            // the optimizer's floor: 32 bytes per trained element (stage 1: the GDN layers' attention; stage 2: the whole
+            // student) at the given 30 GB/s
+            using var teacher = new HybridCausalLM(config);
+            using var student = StudentBuilder.Build(teacher, stage == 1 ? Enumerable.Repeat("gdn", 4).ToArray() : BenchmarkLayouts.QuarterHybrid(4), null, 0);
+            long trained = stage == 1 ? student.Layers.Sum(l => l.Attention.parameters().Sum(p => p.numel())) : student.parameters().Sum(p => p.numel());
+            Assert.Equal(32 * trained, r.OptimizerBytes);
+            Assert.Equal(32.0 * trained / 30e9 * 1e3, r.OptimizerFloorMs, 9);
         }
     }
 }
