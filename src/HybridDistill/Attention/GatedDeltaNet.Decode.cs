@@ -25,10 +25,10 @@ public sealed partial class GatedDeltaNet
     {
         CheckStepShapes(q, k, v, beta, g, state);
         RequireRawFp32(state, nameof(state));
-        int batchHeads = checked((int)(q.shape[0] * q.shape[1])), dk = (int)q.shape[2], dv = (int)v.shape[2];
+        int batchHeads = checked((int)(q.size(0) * q.size(1))), dk = (int)q.size(2), dv = (int)v.size(2);
         using var qc = q.contiguous(); using var kc = k.contiguous(); using var vc = v.contiguous();
         using var betac = beta.contiguous(); using var alpha = g.exp();
-        var output = empty(q.shape[0], q.shape[1], dv);
+        var output = empty(q.size(0), q.size(1), dv);
         ReadOnlySpan<float> qs = Floats(qc), ks = Floats(kc), vs = Floats(vc), bs = Floats(betac), al = Floats(alpha);
         Span<float> s = Floats(state), o = Floats(output);
         Span<float> scratch = stackalloc float[dv];
@@ -68,7 +68,7 @@ public sealed partial class GatedDeltaNet
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     Tensor DecodeProjected(Tensor qRaw, Tensor kRaw, Tensor vRaw, Tensor gateRaw, Tensor aRaw, Tensor bRaw, RecurrentState state)
     {
-        int batch = (int)qRaw.shape[0], d = headDim, channels = heads * headDim;
+        int batch = (int)qRaw.size(0), d = headDim, channels = heads * headDim;
         int kernel = q_conv1d?.KernelSize ?? 1, taps = kernel - 1;
         var y = empty(batch, 1, channels);
         ReadOnlySpan<float> qs = Floats(qRaw), ks = Floats(kRaw), vs = Floats(vRaw), gs = Floats(gateRaw), As = Floats(aRaw), bs = Floats(bRaw);

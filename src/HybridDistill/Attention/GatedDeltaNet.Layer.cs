@@ -78,7 +78,7 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
         var gdnState = state as RecurrentState;
         if (state is not null && gdnState is null)
             throw new ArgumentException($"Gated DeltaNet needs a RecurrentState, got {state.GetType().Name}");
-        long b = x.shape[0], t = x.shape[1];
+        long b = x.size(0), t = x.size(1);
         if (gdnState is not null && t == 1 && !is_grad_enabled() && CanDecodeInPlace(x, gdnState))
             return scope.MoveToOuter(DecodeToken(x, gdnState));
 
@@ -111,7 +111,7 @@ public sealed partial class GatedDeltaNet : AttentionLayer, ITeacherInitialized
     /// </summary>
     private Tensor DecodeToken(Tensor x, RecurrentState state)
     {
-        long b = x.shape[0];
+        long b = x.size(0);
         var x2 = x.reshape(b, -1);                                                                 // [B, 1, d] -> [B, d]
         Linear[] projections = [q_proj, k_proj, v_proj, g_proj, a_proj, b_proj];
         var p = DecodeKernels.CanProject(x2, projections)

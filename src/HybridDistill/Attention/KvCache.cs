@@ -27,7 +27,7 @@ public sealed class KvCache : LayerState
     /// <summary>Appends k, v [B, H_kv, T, D] and returns views of all cached keys and values [B, H_kv, Length, D].</summary>
     public (Tensor Keys, Tensor Values) Append(Tensor k, Tensor v)
     {
-        long t = k.shape[2];
+        long t = k.size(2);
         if (Length + t > Capacity)
             throw new InvalidOperationException($"KV cache full: {Length} + {t} tokens exceed its capacity of {Capacity}.");
         using (no_grad())
@@ -54,7 +54,7 @@ public sealed class KvCache : LayerState
     {
         if (Length >= Capacity)
             throw new InvalidOperationException($"KV cache full: {Length} + 1 tokens exceed its capacity of {Capacity}.");
-        int d = (int)keys.shape[3], rows = (int)(keys.shape[0] * keys.shape[1]);
+        int d = (int)keys.size(3), rows = (int)(keys.size(0) * keys.size(1));
         long cap = Capacity;
         Span<float> ks = RawFloats.Of(keys), vs = RawFloats.Of(values);                 // [B*Hkv, capacity, D]
         for (int r = 0; r < rows; r++)

@@ -22,7 +22,7 @@ public partial class SoftmaxAttention
     /// SIMD available, no autograd, contiguous fp32 CPU tensors, a free cache position.
     /// </summary>
     internal static bool CanAttendToken(Tensor q, Tensor k, Tensor v, KvCache cache) =>
-        Vector.IsHardwareAccelerated && !is_grad_enabled() && q.shape[2] == 1 && k.shape[2] == 1 && cache.CanAppendToken
+        Vector.IsHardwareAccelerated && !is_grad_enabled() && q.size(2) == 1 && k.size(2) == 1 && cache.CanAppendToken
         && RawFloats.IsCpuFloat(q) && RawFloats.IsCpuFloat(k) && RawFloats.IsCpuFloat(v)
         && q.is_contiguous() && k.is_contiguous() && v.is_contiguous();
 
@@ -34,9 +34,9 @@ public partial class SoftmaxAttention
     internal static Tensor AttendToken(Tensor q, Tensor k, Tensor v, KvCache cache)
     {
         cache.AppendToken(RawFloats.Of(k), RawFloats.Of(v));
-        int batch = (int)q.shape[0], heads = (int)q.shape[1], d = (int)q.shape[3];
-        int kvHeads = (int)k.shape[1], length = checked((int)cache.Length), capacity = checked((int)cache.Capacity);
-        var o = empty(q.shape);                                                                // [B, H, 1, D]
+        int batch = (int)q.size(0), heads = (int)q.size(1), d = (int)q.size(3);
+        int kvHeads = (int)k.size(1), length = checked((int)cache.Length), capacity = checked((int)cache.Capacity);
+        var o = empty(batch, heads, 1, d);                                                     // [B, H, 1, D]
         var (keys, values) = cache.Stores;                                                     // [B, Hkv, capacity, D] each
         var job = new TokenAttention(q, keys, values, o, heads, kvHeads, d, length, capacity);
         int pairs = batch * heads;

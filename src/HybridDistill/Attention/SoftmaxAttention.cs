@@ -72,7 +72,7 @@ public partial class SoftmaxAttention : AttentionLayer
     public (Tensor Q, Tensor K, Tensor V) ProjectQkv(Tensor x, AttentionContext context)
     {
         using var scope = NewDisposeScope();
-        long b = x.shape[0], t = x.shape[1];
+        long b = x.size(0), t = x.size(1);
         bool decoding = t == 1 && DecodeKernels.CanProject(x, q_proj, k_proj, v_proj);
         Tensor[] qkv = decoding
             ? DecodeKernels.Project(x, q_proj, k_proj, v_proj)     // one decoding token: one pass over the three weights
@@ -105,7 +105,7 @@ public partial class SoftmaxAttention : AttentionLayer
     public Tensor Output(Tensor o)
     {
         using var scope = NewDisposeScope();
-        long b = o.shape[0], t = o.shape[2];
+        long b = o.size(0), t = o.size(2);
         var merged = o.transpose(1, 2).reshape(b, t, heads * headDim); // [B, H, T, D] -> [B, T, H*D]
         return scope.MoveToOuter(t == 1 && DecodeKernels.CanProject(merged, o_proj) ? DecodeKernels.Project(merged, o_proj)[0] : o_proj.forward(merged));
     }

@@ -71,7 +71,7 @@ public sealed class HybridCausalLM : nn.Module
     public Tensor Hidden(Tensor ids, ModelState? state, ISet<int>? ablatedLayers = null)
     {
         using var scope = NewDisposeScope();
-        long t = ids.shape[1];
+        long t = ids.size(1);
         long start = state?.Position ?? 0;
         if (state is not null && start + t > state.Capacity)
             throw new InvalidOperationException($"decoding state holds {state.Capacity} positions; {start} + {t} exceed it.");
@@ -88,7 +88,7 @@ public sealed class HybridCausalLM : nn.Module
     public Tensor Logits(Tensor hidden)
     {
         var weight = LmHeadWeight;
-        return hidden.dim() == 3 && hidden.shape[1] == 1 && DecodeKernels.CanProject(hidden, [weight]) ? DecodeKernels.Project(hidden, [weight])[0] : nn.functional.linear(hidden, weight);
+        return hidden.dim() == 3 && hidden.size(1) == 1 && DecodeKernels.CanProject(hidden, [weight]) ? DecodeKernels.Project(hidden, [weight])[0] : nn.functional.linear(hidden, weight);
     }
 
     /// <summary>An empty decoding state for up to <paramref name="capacity"/> positions (default: the model's context).</summary>

@@ -58,7 +58,7 @@ public sealed class Rotary
     public static Tensor Apply(Tensor x, RotaryTables tables)
     {
         using var scope = NewDisposeScope();
-        long half = x.shape[^1] / 2;
+        long half = x.size(-1) / 2;
         var x1 = x.narrow(-1, 0, half);
         var x2 = x.narrow(-1, half, half);
         var rotated = cat([-x2, x1], -1);                                                  // [B, H, T, D]

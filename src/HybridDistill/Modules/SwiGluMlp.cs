@@ -22,7 +22,7 @@ public sealed class SwiGluMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        if (x.dim() == 3 && x.shape[1] == 1 && DecodeKernels.CanProject(x, gate_proj, up_proj))
+        if (x.dim() == 3 && x.size(1) == 1 && DecodeKernels.CanProject(x, gate_proj, up_proj))
         {
             // one decoding token: gate and up in one pass over their weights, the SwiGLU in place, then down
             var projected = DecodeKernels.Project(x, gate_proj, up_proj);                      // 2 x [B, 1, I]
