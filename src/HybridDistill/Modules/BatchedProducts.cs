@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,9 +15,12 @@ namespace HybridDistill.Modules;
 /// zeros and allocates a fresh output per call. Measured here with 2 threads, [256, 64, 64] x [64, 64]: 82-87 GFLOP/s
 /// through torch.matmul, 200 GFLOP/s (the machine's sgemm peak) for this kernel's loop into a preallocated output;
 /// x [64, 128]: 63-79 against 102-126 GFLOP/s.
-/// Each core takes a contiguous share of the batch. Per batch the kernel packs B into column panels of 64
-/// ([N/64][K][64], zero-padded), then streams rows of A four at a time against a panel, holding the 4 x 64 block of
-/// C in 16 vector registers (AVX-512). The loops are compiled fully optimised on first use (AggressiveOptimization):
+/// Each core takes a contiguous share of the batch. Per batch the kernel streams rows of A four at a time against a
+/// column panel of 64 of B, holding the 4 x 64 block of C in 16 vector registers (AVX-512). A row-major B whose columns
+/// fill whole panels is read in place (each panel row is 64 contiguous floats); any other B is first packed into panels
+/// ([N/64][K][64], zero-padded), a transposed view (B = X^T with X row-major, as the backward's products take) through
+/// 8 x 8 register transposes. Packing every B was a third of the products' time in the GDN forward+backward at T=2048 (perf: FourRows
+/// 40%, packing 17% of the samples, two thirds of it the transposed gather). The loops are compiled fully optimised on first use (AggressiveOptimization):
 /// under tiered compilation their first calls ran unoptimised code, and a GDN forward timed over 5 calls took 3x
 /// longer. Where the shapes, dtype or device do not fit (fp64, CUDA, no 512-bit SIMD, autograd wanted, batch dims
 /// that broadcast) it is torch.matmul, which the tests use as the reference.
@@ -73,6 +77,7 @@ internal static class BatchedProducts
         float* pa = Address(a), pb = Address(b), pc = Address(c);
         long aRow = a.stride(-2), aCol = a.stride(-1), bRow = b.stride(-2), bCol = b.stride(-1), cRow = c.stride(-2);
         int panels = (n + Panel - 1) / Panel, batches = aAt.Length;
+        bool inPlace = bCol == 1 && n % Panel == 0;                             // B's panel rows are already contiguous
         int parts = ForkJoin.PartsFor(batches);
         // Parallel.For, not ForkJoin: these products alternate with libtorch's own parallel ops, and ForkJoin's
         // helper spinning after each job competes with libtorch's OpenMP threads for the same cores (GDN no-grad
@@ -80,6 +85,12 @@ internal static class BatchedProducts
         Parallel.For(0, parts, p =>
         {
             var (start, end) = ForkJoin.Share(batches, parts, p);
+            if (inPlace)
+            {
+                for (int i = start; i < end; i++)
+                    Multiply(pa + aAt[i], aRow, aCol, pb + bAt[i], Panel, bRow, m, k, n, pc + cAt[i], cRow, accumulate);
+                return;
+            }
             var packed = ArrayPool<float>.Shared.Rent(panels * k * Panel);
             try
             {
@@ -87,7 +98,7 @@ internal static class BatchedProducts
                     for (int i = start; i < end; i++)
                     {
                         PackB(pb + bAt[i], bRow, bCol, k, n, bp);
-                        Multiply(pa + aAt[i], aRow, aCol, bp, m, k, n, pc + cAt[i], cRow, accumulate);
+                        Multiply(pa + aAt[i], aRow, aCol, bp, (long)k * Panel, Panel, m, k, n, pc + cAt[i], cRow, accumulate);
                     }
             }
             finally { ArrayPool<float>.Shared.Return(packed); }
@@ -126,6 +137,13 @@ internal static class BatchedProducts
         {
             int width = Math.Min(Panel, n - j0);
             float* dst = packed + (long)panel * k * Panel;
+            if (bRow == 1 && k % 8 == 0 && width % 8 == 0 && Avx.IsSupported)
+            {
+                PackTransposed(b + j0 * bCol, bCol, k, width, dst);
+                if (width < Panel)
+                    for (int p = 0; p < k; p++) new Span<float>(dst + p * Panel + width, Panel - width).Clear();
+                continue;
+            }
             for (int p = 0; p < k; p++, dst += Panel)
             {
                 float* src = b + p * bRow + j0 * bCol;
@@ -136,27 +154,65 @@ internal static class BatchedProducts
         }
     }
 
-    // C (M x N, row stride cRow) (+)= A (M x K, strides aRow, aCol) times packed B.
+    // One panel of a transposed B: B[p, j] = x[j * xRow + p] for the rows x_j of X = B^T (each contiguous over p), into
+    // dst[p * 64 + j], p < k, j < width (both multiples of 8): 8 x 8 blocks, each loaded as 8 rows of X, transposed in
+    // registers (unpack, shuffle, swap of 128-bit halves) and stored as 8 rows of the panel.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void Multiply(float* a, long aRow, long aCol, float* packed, int m, int k, int n, float* c, long cRow, bool accumulate)
+    static unsafe void PackTransposed(float* x, long xRow, int k, int width, float* dst)
+    {
+        for (int j = 0; j < width; j += 8)
+            for (int p = 0; p < k; p += 8)
+            {
+                float* src = x + j * xRow + p;
+                var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + xRow);
+                var r2 = Avx.LoadVector256(src + 2 * xRow); var r3 = Avx.LoadVector256(src + 3 * xRow);
+                var r4 = Avx.LoadVector256(src + 4 * xRow); var r5 = Avx.LoadVector256(src + 5 * xRow);
+                var r6 = Avx.LoadVector256(src + 6 * xRow); var r7 = Avx.LoadVector256(src + 7 * xRow);
+                // pairs of rows interleaved: t0 = (r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5]), ...
+                var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+                var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+                var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+                var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+                // quadruples: u0 = (r0[0] r1[0] r2[0] r3[0] | r0[4] r1[4] r2[4] r3[4]), ...
+                var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+                var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+                var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+                var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+                // columns 0-3 from the low halves, 4-7 from the high halves
+                float* d = dst + (long)p * Panel + j;
+                Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
+                Avx.Store(d + Panel, Avx.Permute2x128(u1, u5, 0x20));
+                Avx.Store(d + 2 * Panel, Avx.Permute2x128(u2, u6, 0x20));
+                Avx.Store(d + 3 * Panel, Avx.Permute2x128(u3, u7, 0x20));
+                Avx.Store(d + 4 * Panel, Avx.Permute2x128(u0, u4, 0x31));
+                Avx.Store(d + 5 * Panel, Avx.Permute2x128(u1, u5, 0x31));
+                Avx.Store(d + 6 * Panel, Avx.Permute2x128(u2, u6, 0x31));
+                Avx.Store(d + 7 * Panel, Avx.Permute2x128(u3, u7, 0x31));
+            }
+    }
+
+    // C (M x N, row stride cRow) (+)= A (M x K, strides aRow, aCol) times B in panels: panel q's row p at
+    // b + q * panelStride + p * rowStep (packed: panelStride K * 64, rowStep 64; in place: 64 and B's row stride).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void Multiply(float* a, long aRow, long aCol, float* b, long panelStride, long rowStep, int m, int k, int n, float* c, long cRow, bool accumulate)
     {
         float* spill = stackalloc float[4 * Panel];
         for (int j0 = 0, panel = 0; j0 < n; j0 += Panel, panel++)
         {
             int width = Math.Min(Panel, n - j0);
-            float* bp = packed + (long)panel * k * Panel;
+            float* bp = b + panel * panelStride;
             int r = 0;
             for (; r + 4 <= m; r += 4)
             {
                 float* rows = width == Panel ? c + r * cRow + j0 : spill;
                 long rowStride = width == Panel ? cRow : Panel;
-                FourRows(a + r * aRow, aRow, aCol, bp, k, rows, rowStride, accumulate && width == Panel);
+                FourRows(a + r * aRow, aRow, aCol, bp, rowStep, k, rows, rowStride, accumulate && width == Panel);
                 if (width < Panel) Unspill(spill, 4, width, c + r * cRow + j0, cRow, accumulate);
             }
             for (; r < m; r++)
             {
                 float* row = width == Panel ? c + r * cRow + j0 : spill;
-                OneRow(a + r * aRow, aCol, bp, k, row, accumulate && width == Panel);
+                OneRow(a + r * aRow, aCol, bp, rowStep, k, row, accumulate && width == Panel);
                 if (width < Panel) Unspill(spill, 1, width, c + r * cRow + j0, cRow, accumulate);
             }
         }
@@ -174,14 +230,14 @@ internal static class BatchedProducts
 
     // Rows r..r+3 of C against one 64-column panel: 16 accumulators, one broadcast of A per row and step of K.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void FourRows(float* a, long aRow, long aCol, float* bp, int k, float* c, long cRow, bool accumulate)
+    static unsafe void FourRows(float* a, long aRow, long aCol, float* bp, long bStep, int k, float* c, long cRow, bool accumulate)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
         Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
         Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
         float* a0 = a, a1 = a + aRow, a2 = a1 + aRow, a3 = a2 + aRow;
-        for (int p = 0; p < k; p++, bp += Panel)
+        for (int p = 0; p < k; p++, bp += bStep)
         {
             var b0 = Vector512.Load(bp); var b1 = Vector512.Load(bp + 16); var b2 = Vector512.Load(bp + 32); var b3 = Vector512.Load(bp + 48);
             long at = p * aCol;
@@ -205,10 +261,10 @@ internal static class BatchedProducts
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void OneRow(float* a, long aCol, float* bp, int k, float* c, bool accumulate)
+    static unsafe void OneRow(float* a, long aCol, float* bp, long bStep, int k, float* c, bool accumulate)
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
-        for (int p = 0; p < k; p++, bp += Panel)
+        for (int p = 0; p < k; p++, bp += bStep)
         {
             var x = Vector512.Create(a[p * aCol]);
             c0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(bp), c0);

@@ -18,6 +18,7 @@ public class BatchedProductsTests
         { [2, 2], 6, 129, 65 },
         { [1], 3, 64, 200 },
         { [4], 5, 0, 3 },
+        { [2], 4, 16, 70 },                      // a transposed B: 8 x 8 blocks for the full panel, the 6-column one by elements
     };
 
     [Theory]
