@@ -56,7 +56,7 @@ public sealed partial class GatedLinearAttention : AttentionLayer, ITeacherIniti
         var recurrent = state as RecurrentState;
         if (state is not null && recurrent is null)
             throw new ArgumentException($"gated linear attention needs a RecurrentState, got {state.GetType().Name}");
-        long b = x.shape[0], t = x.shape[1];
+        long b = x.size(0), t = x.size(1);
         var (qRaw, kRaw, vRaw, gkRaw, gRaw) = Projections(x, t);                                       // [B, T, H*D] each
         var q = qRaw.view(b, t, heads, headDim).transpose(1, 2) * Math.Pow(headDim, -0.5);            // [B, T, H*D] -> [B, H, T, D]
         var k = kRaw.view(b, t, heads, headDim).transpose(1, 2);

@@ -57,7 +57,7 @@ public sealed partial class SlidingWindowAttention : SoftmaxAttention
         }
         // Continuing: token by token, each attending to the ring (no mask needed for one query; key order is irrelevant).
         var outputs = new List<Tensor>();
-        for (long i = 0; i < q.shape[2]; i++)
+        for (long i = 0, tokens = q.size(2); i < tokens; i++)
         {
             cache.Append(k.narrow(2, i, 1), v.narrow(2, i, 1));
             var (keys, values) = cache.Valid();
