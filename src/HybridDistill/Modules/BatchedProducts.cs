@@ -19,10 +19,10 @@ namespace HybridDistill.Modules;
 /// column panel of 64 of B, holding the 4 x 64 block of C in 16 vector registers (AVX-512). A row-major B whose columns
 /// fill whole panels is read in place (each panel row is 64 contiguous floats); any other B is first packed into panels
 /// ([N/64][K][64], zero-padded), a transposed view (B = X^T with X row-major, as the backward's products take) through
-/// 8 x 8 register transposes. Packing every B was a third of the products' time in the GDN forward+backward at T=2048 (perf: FourRows
-/// 40%, packing 17% of the samples, two thirds of it the transposed gather). The loops are compiled fully optimised on first use (AggressiveOptimization):
-/// under tiered compilation their first calls ran unoptimised code, and a GDN forward timed over 5 calls took 3x
-/// longer. Where the shapes, dtype or device do not fit (fp64, CUDA, no 512-bit SIMD, autograd wanted, batch dims
+/// 8 x 8 register transposes. Packing every B was a third of the products' time in the GDN forward+backward at
+/// T=2048 (perf: FourRows 40%, packing 17% of the samples, two thirds of it the transposed gather). The loops are
+/// compiled fully optimised on first use (AggressiveOptimization): under tiered compilation their first calls ran
+/// unoptimised code, and a GDN forward timed over 5 calls took 3x longer. Where the shapes, dtype or device do not fit (fp64, CUDA, no 512-bit SIMD, autograd wanted, batch dims
 /// that broadcast) it is torch.matmul, which the tests use as the reference.
 /// </summary>
 internal static class BatchedProducts
